@@ -1,0 +1,115 @@
+"""The `selftaught` command: judge your own pairs, print the report, verify a rebuild."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from .errors import InputError, ParamError
+
+console = Console(stderr=True)
+
+
+def cmd_judge(args) -> int:
+    from . import config
+    from .backends import Sampling, make_backend
+    from .evaluation import evaluate_all, summarise
+    from .io import read_jsonl, write_json, write_jsonl
+    from .judging import judge_pairs
+    from .report import print_eval
+    from .schemas import Pair
+
+    params = config.load(args.params)
+    e, g = params["evaluate"], dict(params["generation"])
+    if args.backend:
+        g["backend"] = args.backend
+    mode = args.mode or e["modes"][0]
+    pairs = read_jsonl(args.pairs, Pair)
+    pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
+             for p in pairs]
+    backend = make_backend(args.model, g, params["seed"]["trust_remote_code"])
+    sampling = Sampling(args.max_new_tokens or e["max_new_tokens"],
+                        e["temperature"] if args.temperature is None else args.temperature, e["top_p"])
+    js = judge_pairs(backend, pairs, [mode], 1, sampling, e["seed"], e["calibrate"], g["max_judged_chars"])[mode]
+    by_id = {p.id: p for p in pairs}
+    records = []
+    for j in js:
+        p = by_id[j.pair_id]
+        rec = {**j.to_dict(), "first_is": "A" if j.order == 0 else "B"}
+        if args.labelled:
+            rec["correct"] = j.correct
+        records.append(rec)
+    write_jsonl(args.out, records)
+    if args.labelled:
+        m = evaluate_all(js, pairs)
+        metrics = {"mode": mode, **{k: m[k] for k in ("accuracy", "accuracy_stderr", "parse_rate", "position_consistency", "a_share")},
+                   "subsets": {s: v["accuracy"] for b in m["benchmarks"].values() for s, v in b["subsets"].items()},
+                   "modes": {mode: m}}
+        print_eval(metrics, Console())
+        if args.metrics:
+            write_json(args.metrics, {k: v for k, v in metrics.items() if k != "modes"})
+    else:
+        s = summarise(js, by_id, labelled=False)
+        console.print(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; position consistency {s['position_consistency']:.3f}")
+        if args.metrics:
+            write_json(args.metrics, {"mode": mode, **s})
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import config, paths
+    from .report import print_table, write_report
+
+    params = config.load(args.params)
+    files = [paths.eval_metrics(k) for k in [0, *sorted(params["iterations"])] if paths.eval_metrics(k).exists()]
+    if not files:
+        raise InputError(paths.METRICS, "no metrics/iter_<k>.json yet: run `dvc repro` first")
+    print_table(write_report(files, out_dir=args.out, primary=params["evaluate"]["modes"][0]), Console())
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    return verify(args.iteration, jobs=args.jobs, params_overrides=args.set, keep=args.keep)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="selftaught", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    j = sub.add_parser("judge", help="judge your own pairs (benchmark schema) with any checkpoint")
+    j.add_argument("--model", required=True)
+    j.add_argument("--pairs", required=True, help="JSONL with id, instruction, chosen, rejected (optional source, subset)")
+    j.add_argument("--out", required=True)
+    j.add_argument("--metrics", help="write accuracy/parse rate/position consistency here (JSON)")
+    j.add_argument("--unlabelled", dest="labelled", action="store_false",
+                   help="chosen/rejected are only 'first'/'second': no accuracy")
+    j.add_argument("--mode", choices=["free", "constrained"])
+    j.add_argument("--backend", choices=["transformers", "vllm"])
+    j.add_argument("--temperature", type=float)
+    j.add_argument("--max-new-tokens", type=int)
+    j.add_argument("--params", default="params.yaml")
+    j.set_defaults(func=cmd_judge)
+    r = sub.add_parser("report", help="table, markdown and plot data of every evaluated iteration")
+    r.add_argument("--params", default="params.yaml")
+    r.add_argument("--out", default="reports")
+    r.set_defaults(func=cmd_report)
+    v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty cache; compare with dvc.lock")
+    v.add_argument("--iteration", type=int, required=True)
+    v.add_argument("--jobs", type=int, default=1)
+    v.add_argument("--set", action="append", default=[], help="params override key=value for the rebuild (e.g. a tiny profile)")
+    v.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    v.set_defaults(func=cmd_verify)
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, ParamError) as e:
+        console.print(f"[bold red]error:[/] {e}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The record types that flow between stages. One type per kind of record, validated on read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from .errors import InputError
+
+
+def _take(d: dict, name: str, kind, path, line, required=True, nonempty=True):
+    if name not in d or d[name] is None:
+        if required:
+            raise InputError(path, "missing", line=line, field=name)
+        return None
+    v = d[name]
+    if kind is int and isinstance(v, bool) or not isinstance(v, kind):
+        want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise InputError(path, f"expected {want}, got {type(v).__name__}", line=line, field=name)
+    if nonempty and isinstance(v, str) and not v.strip():
+        raise InputError(path, "empty", line=line, field=name)
+    return v
+
+
+class Record:
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Instruction(Record):
+    id: str
+    instruction: str
+    source: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, d, path="<memory>", line=None):
+        return cls(id=_take(d, "id", str, path, line), instruction=_take(d, "instruction", str, path, line),
+                   source=_take(d, "source", str, path, line, required=False))
+
+
+@dataclass(frozen=True)
+class Pair(Record):
+    """A benchmark pair (gold label) or a user's pair: `chosen` is the better response when labelled.
+
+    For unlabelled user pairs, `chosen`/`rejected` only mean "first" and "second".
+    """
+    id: str
+    instruction: str
+    chosen: str
+    rejected: str
+    source: Optional[str] = None
+    subset: Optional[str] = None
+    benchmark: Optional[str] = None   # set by the data stage: the benchmark file's name
+
+    @classmethod
+    def from_dict(cls, d, path="<memory>", line=None):
+        t = lambda n, **kw: _take(d, n, str, path, line, **kw)  # noqa: E731
+        return cls(id=t("id"), instruction=t("instruction"), chosen=t("chosen"), rejected=t("rejected"),
+                   source=t("source", required=False), subset=t("subset", required=False),
+                   benchmark=t("benchmark", required=False))
+
+
+@dataclass(frozen=True)
+class SyntheticPair(Record):
+    """A synthesized pair: `chosen` answers `instruction`, `rejected` answers `negative_instruction`."""
+    id: str
+    instruction: str
+    chosen: str
+    rejected: str
+    negative_instruction: str
+    negative_source: str          # "modified" (the paper's x') or "neighbour" (fallback: another pool item)
+    generator: str                # model directory that wrote the responses
+    seed: int
+
+    @classmethod
+    def from_dict(cls, d, path="<memory>", line=None):
+        kw = {}
+        for f in fields(cls):
+            kw[f.name] = _take(d, f.name, int if f.type == "int" else str, path, line)
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Judgment(Record):
+    """One sampled judgment of one pair in one order.
+
+    order 0: A = chosen, B = rejected; order 1: A = rejected, B = chosen. `verdict` is "A", "B" or None
+    (unparseable). `margin` is log p(A) - log p(B) of the verdict in constrained mode (None in free mode).
+    """
+    pair_id: str
+    order: int
+    sample: int
+    text: str
+    verdict: Optional[str]
+    mode: str
+    margin: Optional[float] = None
+    raw_margin: Optional[float] = None
+
+    @property
+    def winner(self) -> Optional[str]:
+        """'A' or 'B' that is the known better response in this order (pair's `chosen`)."""
+        return "A" if self.order == 0 else "B"
+
+    @property
+    def correct(self) -> Optional[bool]:
+        return None if self.verdict is None else self.verdict == self.winner
+
+    @classmethod
+    def from_dict(cls, d, path="<memory>", line=None):
+        return cls(pair_id=_take(d, "pair_id", str, path, line), order=_take(d, "order", int, path, line),
+                   sample=_take(d, "sample", int, path, line), text=_take(d, "text", str, path, line, nonempty=False),
+                   verdict=_take(d, "verdict", str, path, line, required=False), mode=_take(d, "mode", str, path, line),
+                   margin=_take(d, "margin", (int, float), path, line, required=False),
+                   raw_margin=_take(d, "raw_margin", (int, float), path, line, required=False))

