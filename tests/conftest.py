@@ -23,7 +23,8 @@ TINY = {
 
 
 def run(cmd, cwd, check=True):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com", "DVC_NO_ANALYTICS": "1"}
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str))
     if check and p.returncode != 0:
         raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
@@ -48,7 +49,7 @@ def make_repo(dest: Path, seed_dir: Path, overrides=TINY) -> Path:
     for section, values in overrides.items():
         params[section].update(values)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm init", dest)
+    run("git init -q && git add -A && git commit -qm init", dest)
     return dest
 
 

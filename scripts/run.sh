@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up, then run the default pipeline (seed + 2 iterations on SmolLM2-135M, CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --seed
+.venv/bin/dvc repro "$@"
+.venv/bin/dvc metrics show

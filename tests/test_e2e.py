@@ -1,0 +1,70 @@
+"""The real DVC pipeline on a tiny random model: every stage, caching, partial reruns, experiments."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import make_repo, run
+
+pytestmark = pytest.mark.e2e
+
+
+def ran(output: str) -> set:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def cache_has(repo: Path, md5: str) -> bool:
+    return (repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).exists()
+
+
+FIRST_RUN = {}
+
+
+@pytest.fixture(scope="module")
+def repo(tiny_model, tmp_path_factory):
+    repo = make_repo(tmp_path_factory.mktemp("pipeline"), tiny_model)
+    FIRST_RUN["out"] = run(["dvc", "repro"], repo).stdout
+    return repo
+
+
+def test_every_stage_ran_and_outputs_are_cached(repo):
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    stages = set(lock["stages"])
+    assert stages == ran(FIRST_RUN["out"])
+    assert {"seed", "data", "synthesize@1", "judge@2", "filter@2", "train@2", "evaluate_seed", "evaluate@2", "summary"} <= stages
+    for name, st in lock["stages"].items():
+        for out in st.get("outs", []):
+            if out["path"].startswith(("metrics/", "reports/")):
+                continue                          # small files kept in git (cache: false)
+            assert "md5" in out, (name, out["path"])
+            assert cache_has(repo, out["md5"]), (name, out["path"])
+    for k in (0, 1, 2):
+        m = json.loads((repo / f"metrics/iter_{k}.json").read_text())
+        assert {"accuracy", "parse_rate", "position_consistency"} <= set(m)
+        assert set(m["benchmarks"] if "benchmarks" in m else m["modes"]["free"]["benchmarks"]) == {"evalbiasbench", "hhh_alignment", "llmbar"}
+    assert run(["dvc", "status"], repo).stdout.strip() in ("", "Data and pipelines are up to date.")
+
+
+def test_second_repro_does_nothing(repo):
+    out = run(["dvc", "repro"], repo).stdout
+    assert ran(out) == set(), out
+
+
+def test_train_param_reruns_only_train_and_downstream(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["learning_rate"] = params["train"]["learning_rate"] * 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], repo).stdout
+    assert ran(out) == {"train@1", "evaluate@1", "judge@2", "filter@2", "train@2", "evaluate@2", "summary"}, out
+    run("git checkout params.yaml && dvc checkout -q", repo)      # back to the committed params
+
+
+def test_exp_run_records_an_experiment_with_metrics(repo):
+    run("git add -A && git commit -qm lock", repo)
+    run(["dvc", "exp", "run", "-n", "lr-test", "-S", "train.learning_rate=0.001"], repo)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    names = json.dumps(shown)
+    assert "lr-test" in names and '"accuracy"' in names and '"position_consistency"' in names
