@@ -1,4 +1,4 @@
-"""The `selftaught` command: judge your own pairs, print the report, verify a rebuild."""
+"""The `selftaught` command: judge your own pairs, print the report."""
 
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ def cmd_judge(args) -> int:
     by_id = {p.id: p for p in pairs}
     records = []
     for j in js:
-        p = by_id[j.pair_id]
         rec = {**j.to_dict(), "first_is": "A" if j.order == 0 else "B"}
         if args.labelled:
             rec["correct"] = j.correct
@@ -71,12 +70,6 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_verify(args) -> int:
-    from .verify import verify
-
-    return verify(args.iteration, jobs=args.jobs, params_overrides=args.set, keep=args.keep)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="selftaught", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -97,12 +90,6 @@ def main(argv=None) -> int:
     r.add_argument("--params", default="params.yaml")
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
-    v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty cache; compare with dvc.lock")
-    v.add_argument("--iteration", type=int, required=True)
-    v.add_argument("--jobs", type=int, default=1)
-    v.add_argument("--set", action="append", default=[], help="params override key=value for the rebuild (e.g. a tiny profile)")
-    v.add_argument("--keep", action="store_true", help="keep the temporary clone")
-    v.set_defaults(func=cmd_verify)
     args = ap.parse_args(argv)
     try:
         return args.func(args)
