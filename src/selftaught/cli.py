@@ -1,4 +1,4 @@
-"""The `selftaught` command: judge your own pairs, print the report."""
+"""The `selftaught` command: judge your own pairs, print the report, verify a rebuild."""
 
 from __future__ import annotations
 
@@ -70,6 +70,12 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    return verify(args.iteration, repo=args.repo, keep=args.keep)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="selftaught", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -90,6 +96,12 @@ def main(argv=None) -> int:
     r.add_argument("--params", default="params.yaml")
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
+    v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty DVC cache and compare "
+                                      "every output's md5 with the committed dvc.lock (exit 1 on a mismatch)")
+    v.add_argument("--iteration", type=int, required=True, help="K: rebuild train@K and its ancestry (0: the seed)")
+    v.add_argument("--repo", default=".", help="the repository whose current commit is verified (default: .)")
+    v.add_argument("--keep", action="store_true", help="keep the temporary clone, its cache and repro.log")
+    v.set_defaults(func=cmd_verify)
     args = ap.parse_args(argv)
     try:
         return args.func(args)
