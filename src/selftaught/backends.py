@@ -1,8 +1,17 @@
-"""Generation backends: transformers (CPU/GPU, the default) and vLLM (GPU, optional extra).
+"""Generation backends behind one small interface, `GenerationBackend`:
 
-A backend renders chat messages with the model's own template, generates text for many requests
-(batched, length-sorted, left-padded) and scores the next token after a prefix (constrained verdicts).
-Sampling is seeded per request and sample, never per batch, so results do not depend on batch size.
+- `generate(requests, sampling, desc) -> texts` and
+- `next_token_margins(requests, options, desc) -> log p(A) - log p(B)` of the next token (constrained verdicts),
+- `usage`: counters of requests and tokens (generated tokens stop at and include the first EOS).
+
+`TransformersBackend` (CPU/GPU, the default) renders chat messages with the model's own template, groups
+requests that share a prompt (the samples of one judged item) so the prompt is prefilled once and its KV cache
+copied to every sample, length-buckets prompts into batches of `batch_size` decoded rows, and decodes with a
+preallocated (static) KV cache. `VLLMBackend` (GPU, optional extra) maps the same requests onto vLLM.
+
+Sampling is seeded per request (`Request.seed`, one seed per sample), never per batch: every row draws its
+uniforms from a counter-based hash of (its seed, step), so which other requests share its batch, the batch
+size and the order of requests do not change the token it picks (tests/test_backends.py checks this).
 """
 
 from __future__ import annotations
@@ -10,8 +19,11 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -50,6 +62,37 @@ class Request:
         return [dict(m) for m in self.messages]
 
 
+@dataclass
+class Usage:
+    """What a backend has done so far (counters only grow; diff two `snapshot()`s for one call)."""
+    requests: int = 0             # generate() requests (one per sample)
+    generated_tokens: int = 0     # sampled tokens, up to and including the first EOS, no padding
+    prompt_tokens: int = 0        # prompt tokens of all requests (generate and scoring)
+    prefill_tokens: int = 0       # prompt tokens run through the model (a prompt shared by samples counts once)
+    scored: int = 0               # next_token_margins() requests
+
+    def snapshot(self) -> dict:
+        return asdict(self)
+
+
+class GenerationBackend(ABC):
+    """The interface judging, synthesis and evaluation use. Implementations must keep a request's output a
+    function of the request alone (messages, seed, sampling), whatever else is in the same call."""
+
+    name = "abstract"
+
+    def __init__(self):
+        self.usage = Usage()
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request], sampling: Sampling, desc: str = "generate") -> list[str]:
+        """One completion per request (the assistant turn after its prefix), stripped, special tokens removed."""
+
+    @abstractmethod
+    def next_token_margins(self, requests: Sequence[Request], options=("A", "B"), desc: str = "score verdicts") -> list[float]:
+        """log p(options[0]) - log p(options[1]) for the next token after each request's rendered text."""
+
+
 def set_determinism(threads: int = 0) -> None:
     """Deterministic kernels and, when asked, a fixed number of CPU threads."""
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -62,6 +105,17 @@ def is_adapter(model_dir) -> bool:
     return (Path(model_dir) / "adapter_config.json").exists()
 
 
+def adapter_base(model_dir) -> str:
+    return json.loads((Path(model_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The dtype to run in: bfloat16 falls back to float16 on a GPU without bf16 support."""
+    if device.startswith("cuda") and dtype == "bfloat16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return "float16"
+    return dtype
+
+
 def load_model(model_dir, dtype="float32", device="cpu", trust_remote_code=False):
     """Load a checkpoint of the pipeline (full model or LoRA adapter over its base), safetensors only."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -72,8 +126,7 @@ def load_model(model_dir, dtype="float32", device="cpu", trust_remote_code=False
     if is_adapter(model_dir):
         from peft import PeftModel
 
-        base_dir = json.loads((model_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
-        base, tok = load_model(base_dir, dtype, device, trust_remote_code)
+        base, tok = load_model(adapter_base(model_dir), dtype, device, trust_remote_code)
         model = PeftModel.from_pretrained(base, model_dir, use_safetensors=True).merge_and_unload()
         return model.eval(), tok
     if not any(model_dir.glob("*.safetensors")):
@@ -84,162 +137,459 @@ def load_model(model_dir, dtype="float32", device="cpu", trust_remote_code=False
     return model.eval(), tok
 
 
+def encode_request(tok, req: Request, max_prompt_tokens: int) -> tuple[tuple, tuple]:
+    """(prompt ids, assistant-prefix ids). The prompt (messages + generation prompt) keeps its last
+    `max_prompt_tokens` tokens (the end holds the question to answer); the prefix is tokenized on its own so
+    requests that share messages share the prompt ids exactly."""
+    text = tok.apply_chat_template(req.message_dicts(), tokenize=False, add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False).input_ids[-max_prompt_tokens:]
+    pre = tok(req.assistant_prefix, add_special_tokens=False).input_ids if req.assistant_prefix else []
+    return tuple(ids), tuple(pre)
+
+
+def option_token_ids(tok, options) -> list[int]:
+    """The token id of each verdict option right after VERDICT_PREFIX (refused if the tokenizer merges them)."""
+    from .prompts import VERDICT_PREFIX
+
+    base = tok.encode(VERDICT_PREFIX, add_special_tokens=False)
+    ids = []
+    for option in options:
+        full = tok.encode(VERDICT_PREFIX + option, add_special_tokens=False)
+        if full[: len(base)] != base or len(full) == len(base):
+            raise ValueError(f"the tokenizer merges the verdict option {option!r} into the prefix")
+        ids.append(full[len(base)])
+    return ids
+
+
+# ---------------------------------------------------------------- sampling (seeded per row, batch-invariant)
+
+_M64 = (1 << 64) - 1
+
+
+def seeded_uniform(seed: int, step: int) -> float:
+    """A uniform in [0, 1) from (seed, step) alone: splitmix64 of a counter, stable across machines."""
+    x = (seed * 0x9E3779B97F4A7C15 + (step + 1) * 0xD1B54A32D192ED03) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    x ^= x >> 31
+    return (x >> 11) / float(1 << 53)
+
+
+def sample_next(logits: torch.Tensor, seeds, step: int, temperature: float, top_p: float, top_k_first: int = 64) -> torch.Tensor:
+    """The next token of every row: greedy at temperature 0, else inverse-CDF sampling of the temperature /
+    top-p distribution with one seeded uniform per row and step. Vectorized (no per-row python besides the
+    uniforms); the nucleus is looked for in the top `top_k_first` tokens first and a full sort is done only
+    for rows whose nucleus is wider. Each row's token depends on its own logits, seed and step only."""
+    logits = logits.float()
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    u = torch.tensor([seeded_uniform(s, step) for s in seeds], dtype=torch.float64, device=logits.device)
+    if top_p >= 1.0:                                          # the full distribution, in vocabulary order
+        cum = probs.double().cumsum(-1)
+        target = u * cum[:, -1]
+        idx = (cum <= target[:, None]).sum(-1).clamp_(max=probs.shape[-1] - 1)
+        return idx
+    k = min(top_k_first, probs.shape[-1])
+    vals, order = probs.topk(k, dim=-1)                       # sorted, descending
+    wide = (vals.sum(-1) < top_p).nonzero().flatten().tolist()
+    out = torch.empty(probs.shape[0], dtype=torch.long, device=logits.device)
+    narrow = sorted(set(range(probs.shape[0])) - set(wide))
+    for rows, from_topk in ((narrow, True), (wide, False)):
+        if not rows:
+            continue
+        ix = torch.tensor(rows, device=logits.device)
+        if from_topk:
+            v, o = vals[ix], order[ix]
+        else:
+            v, o = torch.sort(probs[ix], dim=-1, descending=True, stable=True)
+        cum = v.double().cumsum(-1)
+        keep = (cum - v.double()) < top_p                      # the smallest prefix reaching top_p
+        n_keep = keep.sum(-1)
+        total = cum.gather(-1, (n_keep - 1)[:, None]).squeeze(-1)
+        pick = (cum <= (u[ix] * total)[:, None]).sum(-1)
+        pick = torch.minimum(pick, n_keep - 1)
+        out[ix] = o.gather(-1, pick[:, None]).squeeze(-1)
+    return out
+
+
 class SeededSampler:
-    """A logits processor that samples each row with its own generator: Gumbel-max over the
-    temperature/top-p-filtered distribution, seeded by (row seed, step). Generation then runs greedy
-    on its output, so a row's sample depends on its seed alone, not on the batch it sits in."""
+    """`sample_next` as a transformers logits processor (the `model.generate` fallback path): returns a
+    one-hot score row per sequence, so generate's greedy step then picks the sampled token."""
 
     def __init__(self, seeds, temperature, top_p, prompt_len):
         self.seeds, self.t, self.p, self.prompt_len = list(seeds), temperature, top_p, prompt_len
 
     def __call__(self, input_ids, scores):
-        step = input_ids.shape[1] - self.prompt_len
-        logits = scores.float() / self.t
-        if self.p < 1.0:
-            sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
-            cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
-            drop = cum - torch.softmax(sorted_logits, dim=-1) >= self.p   # keep the smallest set reaching p
-            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-            logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
-        out = torch.full_like(logits, float("-inf"))
-        for i, seed in enumerate(self.seeds):
-            g = torch.Generator().manual_seed(seed * 100_003 + step)
-            u = torch.rand(logits.shape[-1], generator=g).clamp_(1e-10, 1.0).to(logits.device)
-            out[i, int(torch.argmax(logits[i] - torch.log(-torch.log(u))))] = 0.0
+        tok = sample_next(scores, self.seeds, input_ids.shape[1] - self.prompt_len, self.t, self.p)
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(-1, tok[:, None], 0.0)
         return out
 
 
-class TransformersBackend:
+# ---------------------------------------------------------------- transformers
+
+def _decode_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
+    """CPU attention: single-token decode steps as two GQA-packed matmuls (no key/value head repeat), which
+    is several times faster on CPU than SDPA's flash kernel for one query; everything else goes to SDPA."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    b, h, q_len, d = query.shape
+    hk = key.shape[1]
+    if q_len != 1 or h % hk:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kw)
+    q = query.reshape(b, hk, h // hk, d)
+    scores = torch.matmul(q, key.transpose(-1, -2)).float() * (scaling if scaling is not None else d ** -0.5)
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, float("-inf")) if attention_mask.dtype == torch.bool else scores + attention_mask
+    out = torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)
+    return out.reshape(b, h, 1, d).transpose(1, 2), None
+
+
+_CPU_ATTENTION = "selftaught_cpu"
+
+
+def _register_cpu_attention():
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(_CPU_ATTENTION, _decode_attention)
+    AttentionMaskInterface.register(_CPU_ATTENTION, sdpa_mask)
+
+
+def _full_attention_only(config) -> bool:
+    """Our explicit masks are plain causal + padding: right for models without sliding-window layers."""
+    cfg = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    types = getattr(cfg, "layer_types", None)
+    if types and any(t != "full_attention" for t in types):
+        return False
+    return not getattr(cfg, "sliding_window", None) or not getattr(cfg, "use_sliding_window", True)
+
+
+class TransformersBackend(GenerationBackend):
     name = "transformers"
 
     def __init__(self, model_dir, dtype="float32", device="cpu", batch_size=16, max_prompt_tokens=2048,
-                 trust_remote_code=False):
+                 trust_remote_code=False, fast_path=True):
+        super().__init__()
+        dtype = resolve_dtype(dtype, device)
         self.model, self.tok = load_model(model_dir, dtype, device, trust_remote_code)
         self.device, self.batch_size, self.max_prompt_tokens = device, batch_size, max_prompt_tokens
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
+        eos = self.model.generation_config.eos_token_id
+        self.eos = {self.tok.eos_token_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])} - {None}
+        # the explicit-cache path passes 4-D boolean masks: SDPA (or our CPU variant of it) and full attention only
+        self.fast = fast_path and self.model.config._attn_implementation == "sdpa" and _full_attention_only(self.model.config)
+        if self.fast and str(device).startswith("cpu"):
+            _register_cpu_attention()
+            self.model.set_attn_implementation(_CPU_ATTENTION)
 
     def render(self, req: Request) -> str:
         text = self.tok.apply_chat_template(req.message_dicts(), tokenize=False, add_generation_prompt=True)
         return text + req.assistant_prefix
 
-    def _encode(self, texts):
-        ids = [self.tok(t, add_special_tokens=False).input_ids for t in texts]
-        return [x[-self.max_prompt_tokens:] for x in ids]   # keep the end: it holds the question to answer
+    # -- batching: requests with the same prompt ids form a group (its prompt is prefilled once); groups are
+    #    sorted by length (buckets of similar width) and packed into batches of at most batch_size decoded rows
+    def _plan(self, keys, one_row_per_group=False):
+        """Batches of (prompt ids, [request indices]); `keys[i]` is request i's prompt ids."""
+        groups = defaultdict(list)
+        for i, ids in enumerate(keys):
+            groups[ids].append(i)
+        size = max(self.batch_size, 1)
+        chunks = []
+        for ids, members in groups.items():
+            step = len(members) if one_row_per_group else size
+            chunks += [(ids, members[s:s + step]) for s in range(0, len(members), step)]
+        chunks.sort(key=lambda c: (-len(c[0]), c[1][0]))
+        batches, cur, rows = [], [], 0
+        for ids, members in chunks:
+            n = 1 if one_row_per_group else len(members)
+            if cur and rows + n > size:
+                batches.append(cur)
+                cur, rows = [], 0
+            cur.append((ids, members))
+            rows += n
+        return batches + [cur] if cur else batches
 
-    def _batches(self, ids, desc):
-        order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
-        with progress() as bar:
-            task = bar.add_task(desc, total=len(ids))
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s:s + self.batch_size]
-                width = max(len(ids[i]) for i in idx)
-                pad = self.tok.pad_token_id
-                input_ids = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in idx], device=self.device)
-                mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in idx], device=self.device)
-                yield idx, input_ids, mask
-                bar.advance(task, len(idx))
+    @staticmethod
+    def _mask(valid, q_start, q_len):
+        """4-D boolean attention mask [rows, 1, q_len, columns]: causal over cache columns, padding from
+        `valid`; a padded query column attends to itself only (no fully masked row, hence no NaN)."""
+        if q_len == 1:
+            return valid[:, None, None, :]
+        cols = torch.arange(valid.shape[1], device=valid.device)
+        q = q_start + torch.arange(q_len, device=valid.device)
+        causal = cols[None, :] <= q[:, None]
+        return (valid[:, None, None, :] & causal) | (cols[None, :] == q[:, None])
+
+    def _prefill(self, prompts, room):
+        """Run left-padded prompts through the model into a static cache with `room` free columns.
+        Returns (cache, last-position logits [B, V] float32, valid columns [B, C], prompt lengths [B], width)."""
+        from transformers import StaticCache
+
+        width = max(len(p) for p in prompts)
+        cols = width + room
+        pad = self.tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=self.device)
+        valid = torch.zeros(len(prompts), cols, dtype=torch.bool, device=self.device)
+        for r, p in enumerate(prompts):
+            valid[r, width - len(p):width] = True
+        pos = (valid[:, :width].long().cumsum(-1) - 1).clamp_(min=0)
+        cache = StaticCache(config=self.model.config, max_cache_len=cols)
+        out = self.model(input_ids=input_ids, attention_mask=self._mask(valid, 0, width), position_ids=pos,
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        self.usage.prefill_tokens += sum(len(p) for p in prompts)
+        lens = torch.tensor([len(p) for p in prompts], device=self.device)
+        return cache, out.logits[:, -1].float(), valid, lens, width
+
+    @staticmethod
+    def _select(cache, idx, *tensors):
+        cache.reorder_cache(idx)
+        return [t.index_select(0, idx) for t in tensors]
 
     @torch.no_grad()
     def generate(self, requests, sampling: Sampling, desc="generate") -> list[str]:
-        ids = self._encode([self.render(r) for r in requests])
+        encoded = [encode_request(self.tok, r, self.max_prompt_tokens) for r in requests]
+        self.usage.requests += len(requests)
+        self.usage.prompt_tokens += sum(len(a) + len(b) for a, b in encoded)
+        if not self.fast:
+            return self._generate_hf(requests, encoded, sampling, desc)
         out = [None] * len(requests)
-        for idx, input_ids, mask in self._batches(ids, desc):
-            kw = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, pad_token_id=self.tok.pad_token_id,
-                      eos_token_id=self.tok.eos_token_id, temperature=None, top_p=None, top_k=None)
-            if sampling.temperature > 0:
-                from transformers import LogitsProcessorList
+        greedy = sampling.temperature <= 0
+        # greedy: identical requests give identical text, so a group decodes one row; sampling: one row each
+        for batch in self._iter(self._plan([a + b for a, b in encoded], one_row_per_group=greedy), desc, len(requests)):
+            prompts = [ids for ids, _ in batch]
+            cache, logits, valid, lens, col = self._prefill(prompts, sampling.max_new_tokens)
+            src, members = [], []
+            for g, (_, mem) in enumerate(batch):
+                for i in (mem[:1] if greedy else mem):
+                    src.append(g)
+                    members.append(mem if greedy else [i])
+            src = torch.tensor(src, device=self.device)
+            if len(src) != len(prompts):
+                logits, valid, lens = self._select(cache, src, logits, valid, lens)
+            seeds = [requests[m[0]].seed for m in members]
+            rows = list(range(len(members)))              # tensor row -> index into members
+            gen = [[] for _ in members]
+            done = [False] * len(members)
+            for step in range(sampling.max_new_tokens):
+                nxt = sample_next(logits, [seeds[r] for r in rows], step, sampling.temperature, sampling.top_p)
+                for t, r in zip(nxt.tolist(), rows):
+                    if not done[r]:
+                        gen[r].append(t)
+                        done[r] = t in self.eos
+                live = [k for k, r in enumerate(rows) if not done[r]]
+                if not live or step == sampling.max_new_tokens - 1:
+                    break
+                if len(live) <= len(rows) // 2:             # drop finished rows once half are done
+                    idx = torch.tensor(live, device=self.device)
+                    valid, lens, nxt = self._select(cache, idx, valid, lens, nxt)
+                    logits = None
+                    rows = [rows[k] for k in live]
+                valid[:, col] = True
+                o = self.model(input_ids=nxt[:, None], attention_mask=self._mask(valid, col, 1),
+                               position_ids=(lens + step)[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
+                logits = o.logits[:, -1].float()
+                col += 1
+            for m, g in zip(members, gen):
+                self.usage.generated_tokens += len(g) * len(m)
+                text = self.tok.decode([t for t in g if t not in self.eos], skip_special_tokens=True).strip()
+                for i in m:
+                    out[i] = text
+        return out
 
+    def _iter(self, batches, desc, total):
+        with progress() as bar:
+            task = bar.add_task(desc, total=total)
+            for batch in batches:
+                yield batch
+                bar.advance(task, sum(len(m) for _, m in batch))
+
+    def _generate_hf(self, requests, encoded, sampling, desc):
+        """`model.generate` on left-padded batches (models with sliding-window attention)."""
+        from transformers import LogitsProcessorList
+
+        out = [None] * len(requests)
+        for batch in self._iter(self._plan([a + b for a, b in encoded]), desc, len(requests)):
+            idx = [i for _, mem in batch for i in mem]
+            ids = [encoded[i][0] + encoded[i][1] for i in idx]
+            width = max(map(len, ids))
+            pad = self.tok.pad_token_id
+            input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], device=self.device)
+            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+            kw = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, pad_token_id=pad,
+                      eos_token_id=sorted(self.eos), temperature=None, top_p=None, top_k=None)
+            if sampling.temperature > 0:
                 kw["logits_processor"] = LogitsProcessorList(
-                    [SeededSampler([requests[i].seed for i in idx], sampling.temperature, sampling.top_p, input_ids.shape[1])])
-            gen = self.model.generate(input_ids=input_ids, attention_mask=mask, **kw)[:, input_ids.shape[1]:]
+                    [SeededSampler([requests[i].seed for i in idx], sampling.temperature, sampling.top_p, width)])
+            gen = self.model.generate(input_ids=input_ids, attention_mask=mask, **kw)[:, width:].tolist()
+            self.usage.prefill_tokens += sum(map(len, ids))
             for row, i in enumerate(idx):
-                out[i] = self.tok.decode(gen[row], skip_special_tokens=True).strip()
+                toks = gen[row]
+                stop = next((k for k, t in enumerate(toks) if t in self.eos), None)
+                toks = toks if stop is None else toks[:stop + 1]
+                self.usage.generated_tokens += len(toks)
+                out[i] = self.tok.decode([t for t in toks if t not in self.eos], skip_special_tokens=True).strip()
         return out
 
     @torch.no_grad()
     def next_token_margins(self, requests, options=("A", "B"), desc="score verdicts") -> list[float]:
-        """log p(options[0]) - log p(options[1]) for the next token after each request's rendered text."""
-        a, b = (self._option_token(o) for o in options)
-        ids = self._encode([self.render(r) for r in requests])
+        """log p(options[0]) - log p(options[1]) for the next token after each request's rendered text. Requests
+        sharing messages prefill their prompt once; each then runs its assistant prefix on a copy of that cache."""
+        a, b = option_token_ids(self.tok, options)
+        encoded = [encode_request(self.tok, r, self.max_prompt_tokens) for r in requests]
+        self.usage.scored += len(requests)
+        self.usage.prompt_tokens += sum(len(x) + len(y) for x, y in encoded)
         out = [None] * len(requests)
-        for idx, input_ids, mask in self._batches(ids, desc):
+        if not self.fast:
+            return self._margins_plain(encoded, a, b, desc)
+        for batch in self._iter(self._plan([a for a, _ in encoded]), desc, len(requests)):
+            members = [i for _, mem in batch for i in mem]
+            sfx = [encoded[i][1] for i in members]
+            room = max(map(len, sfx))
+            cache, logits, valid, lens, col = self._prefill([ids for ids, _ in batch], room)
+            src = torch.tensor([g for g, (_, mem) in enumerate(batch) for _ in mem], device=self.device)
+            if len(src) != len(batch):
+                logits, valid, lens = self._select(cache, src, logits, valid, lens)
+            if room:          # the prefixes, left-padded inside their block so that every row ends on the last column
+                pad = self.tok.pad_token_id
+                n = torch.tensor([len(s) for s in sfx], device=self.device)
+                ids = torch.tensor([[pad] * (room - len(s)) + list(s) for s in sfx], device=self.device)
+                for r, s in enumerate(sfx):
+                    valid[r, col + room - len(s):col + room] = True
+                pos = lens[:, None] + (torch.arange(room, device=self.device)[None, :] - (room - n)[:, None]).clamp(min=0)
+                o = self.model(input_ids=ids, attention_mask=self._mask(valid, col, room), position_ids=pos,
+                               past_key_values=cache, use_cache=True, logits_to_keep=1)
+                self.usage.prefill_tokens += int(n.sum())
+                logits = torch.where((n > 0)[:, None], o.logits[:, -1].float(), logits)   # no prefix: score after the prompt
+            lp = torch.log_softmax(logits, dim=-1)
+            for row, i in enumerate(members):
+                out[i] = float(lp[row, a] - lp[row, b])
+        return out
+
+    def _margins_plain(self, encoded, a, b, desc):
+        out = [None] * len(encoded)
+        for batch in self._iter(self._plan([x + y for x, y in encoded]), desc, len(encoded)):
+            idx = [i for _, mem in batch for i in mem]
+            ids = [encoded[i][0] + encoded[i][1] for i in idx]
+            width = max(map(len, ids))
+            pad = self.tok.pad_token_id
+            input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], device=self.device)
+            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
             logits = self.model(input_ids=input_ids, attention_mask=mask, logits_to_keep=1).logits[:, -1].float()
+            self.usage.prefill_tokens += sum(map(len, ids))
             lp = torch.log_softmax(logits, dim=-1)
             for row, i in enumerate(idx):
                 out[i] = float(lp[row, a] - lp[row, b])
         return out
 
-    def _option_token(self, option):
-        from .prompts import VERDICT_PREFIX
+# ---------------------------------------------------------------- vLLM
 
-        base = self.tok(VERDICT_PREFIX, add_special_tokens=False).input_ids
-        full = self.tok(VERDICT_PREFIX + option, add_special_tokens=False).input_ids
-        if full[: len(base)] != base or len(full) == len(base):
-            raise ValueError(f"the tokenizer merges the verdict option {option!r} into the prefix")
-        return full[len(base)]
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def vllm_sampling_kwargs(sampling: Sampling, seed: int, n: int = 1) -> dict:
-    """Our sampling params mapped onto vllm.SamplingParams keyword arguments."""
-    return dict(n=n, seed=seed, temperature=float(sampling.temperature), top_p=float(sampling.top_p) if sampling.temperature > 0 else 1.0,
-                max_tokens=int(sampling.max_new_tokens))
+    """Our sampling params mapped onto vllm.SamplingParams keyword arguments (greedy: temperature 0, top_p 1)."""
+    greedy = sampling.temperature <= 0
+    return dict(n=n, seed=int(seed), temperature=0.0 if greedy else float(sampling.temperature),
+                top_p=1.0 if greedy else float(sampling.top_p), max_tokens=int(sampling.max_new_tokens))
 
 
-class VLLMBackend:
-    """vLLM on GPU. Written to vLLM's documented API (LLM, SamplingParams, LoRARequest); not run on this
-    project's CPU-only machines: see the README."""
+def vllm_engine_kwargs(model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_memory_utilization=0.85,
+                       max_model_len=4096, trust_remote_code=False, seed=0) -> tuple[dict, dict | None]:
+    """(kwargs for vllm.LLM, kwargs for LoRARequest or None). A LoRA adapter directory is served over its
+    base model without merging (`enable_lora=True`, a rank bound that fits the adapter's `r`)."""
+    lora = None
+    base = str(model_dir)
+    kw = {}
+    if is_adapter(model_dir):
+        base = adapter_base(model_dir)
+        if is_adapter(base):
+            raise InputError(base, "vLLM serves one LoRA adapter over a full model, and this adapter's base is itself an "
+                                   "adapter: train LoRA judges with train.init: seed, or merge the stack first")
+        r = int(json.loads((Path(model_dir) / "adapter_config.json").read_text()).get("r", 16))
+        kw = dict(enable_lora=True, max_loras=1, max_lora_rank=next((x for x in VLLM_LORA_RANKS if x >= r), r))
+        lora = dict(lora_name="judge", lora_int_id=1, lora_path=str(model_dir))
+    engine = dict(model=base, dtype=dtype, tensor_parallel_size=int(tensor_parallel_size),
+                  gpu_memory_utilization=float(gpu_memory_utilization), trust_remote_code=trust_remote_code,
+                  max_model_len=int(max_model_len), seed=int(seed), enable_prefix_caching=True, **kw)
+    return engine, lora
+
+
+VLLM_TOP_LOGPROBS = 20
+
+
+def vllm_margin(top: dict, a: int, b: int) -> float:
+    """log p(a) - log p(b) from vLLM's top-k logprobs of one position ({token id: Logprob}). An option missing
+    from the top k is below all of them, so the smallest listed logprob bounds it: the sign stays right."""
+    if not top:
+        return 0.0
+    floor = min(v.logprob for v in top.values())
+    la = top[a].logprob if a in top else floor
+    lb = top[b].logprob if b in top else floor
+    return float(la - lb)
+
+
+class VLLMBackend(GenerationBackend):
+    """vLLM on GPU. Written to vLLM's documented API (LLM, SamplingParams, LoRARequest) and unit-tested
+    against a fake `vllm` module only: not run on this project's CPU-only machines (see docs/scaling.md).
+
+    Every request gets its own SamplingParams(n=1, seed=request seed): vLLM's per-request seeded generator
+    keeps a sample a function of its own seed, and automatic prefix caching prefills a prompt shared by
+    several samples once. (vLLM's kernels are not batch-invariant in general, so bit-exact equality with
+    another batch size is not promised on GPU.)"""
 
     name = "vllm"
 
     def __init__(self, model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_memory_utilization=0.85,
-                 max_prompt_tokens=2048, trust_remote_code=False, **_):
-        from vllm import LLM
+                 max_prompt_tokens=2048, max_new_tokens=1024, trust_remote_code=False, **_):
+        super().__init__()
+        import vllm
 
+        engine, lora = vllm_engine_kwargs(model_dir, dtype, tensor_parallel_size, gpu_memory_utilization,
+                                          max_prompt_tokens + max_new_tokens + 64, trust_remote_code)
         self.lora = None
-        base = model_dir
-        if is_adapter(model_dir):
+        if lora:
             from vllm.lora.request import LoRARequest
 
-            base = json.loads((Path(model_dir) / "adapter_config.json").read_text())["base_model_name_or_path"]
-            if is_adapter(base):
-                raise InputError(base, "vLLM serves one LoRA adapter over a full model; merge stacked adapters first")
-            self.lora = LoRARequest("judge", 1, str(model_dir))
-        self.llm = LLM(model=str(base), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                       gpu_memory_utilization=gpu_memory_utilization, enable_lora=self.lora is not None,
-                       trust_remote_code=trust_remote_code, max_model_len=max_prompt_tokens + 1024)
+            self.lora = LoRARequest(**lora)
+        self.llm = vllm.LLM(**engine)
         self.tok = self.llm.get_tokenizer()
+        self.max_prompt_tokens = max_prompt_tokens
 
-    def render(self, req: Request) -> str:
-        return self.tok.apply_chat_template(req.message_dicts(), tokenize=False, add_generation_prompt=True) + req.assistant_prefix
+    def _prompts(self, requests):
+        enc = [encode_request(self.tok, r, self.max_prompt_tokens) for r in requests]
+        self.usage.prompt_tokens += sum(len(a) + len(b) for a, b in enc)
+        return [{"prompt_token_ids": list(a + b)} for a, b in enc]
 
     def generate(self, requests, sampling: Sampling, desc="generate") -> list[str]:
         from vllm import SamplingParams
 
+        prompts = self._prompts(requests)
         params = [SamplingParams(**vllm_sampling_kwargs(sampling, r.seed)) for r in requests]
-        outs = self.llm.generate([self.render(r) for r in requests], params, lora_request=self.lora)
+        outs = self.llm.generate(prompts, params, lora_request=self.lora)
+        self.usage.requests += len(requests)
+        self.usage.generated_tokens += sum(len(o.outputs[0].token_ids) for o in outs)
         return [o.outputs[0].text.strip() for o in outs]
 
     def next_token_margins(self, requests, options=("A", "B"), desc="score verdicts") -> list[float]:
         from vllm import SamplingParams
 
-        ids = [self.tok.encode(o, add_special_tokens=False)[0] for o in options]
-        p = SamplingParams(max_tokens=1, temperature=0.0, logprobs=20, allowed_token_ids=ids)
-        outs = self.llm.generate([self.render(r) for r in requests], p, lora_request=self.lora)
-        res = []
-        for o in outs:
-            lp = o.outputs[0].logprobs[0]
-            res.append(float(lp[ids[0]].logprob - lp[ids[1]].logprob) if ids[0] in lp and ids[1] in lp else 0.0)
-        return res
+        ids = option_token_ids(self.tok, options)
+        p = SamplingParams(max_tokens=1, temperature=0.0, logprobs=VLLM_TOP_LOGPROBS)
+        outs = self.llm.generate(self._prompts(requests), p, lora_request=self.lora)
+        self.usage.scored += len(requests)
+        return [vllm_margin(o.outputs[0].logprobs[0], *ids) for o in outs]
 
 
-def make_backend(model_dir, gen_params, trust_remote_code=False):
+def make_backend(model_dir, gen_params, trust_remote_code=False, max_new_tokens=1024) -> GenerationBackend:
     g = gen_params
     if g["backend"] == "vllm":
         return VLLMBackend(model_dir, dtype=g["dtype"], tensor_parallel_size=g["tensor_parallel_size"],
                            gpu_memory_utilization=g["gpu_memory_utilization"], max_prompt_tokens=g["max_prompt_tokens"],
-                           trust_remote_code=trust_remote_code)
+                           max_new_tokens=max_new_tokens, trust_remote_code=trust_remote_code)
     set_determinism(g.get("threads", 0))
     device = g["device"]
     if device == "auto":
