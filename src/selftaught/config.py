@@ -44,6 +44,8 @@ RULES = {
     "synthesize.seed": (int, _NONNEG),
     "judge.mode": (str, _one_of("free", "constrained")),
     "judge.samples": (int, _POS),
+    "judge.adaptive": (bool, None),
+    "judge.round_samples": (int, _POS),
     "judge.max_new_tokens": (int, _POS),
     "judge.temperature": ((int, float), _NONNEG),
     "judge.top_p": ((int, float), _PROB),

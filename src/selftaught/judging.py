@@ -1,7 +1,15 @@
 """Judge pairs in both orders, in `free` mode (parse the written verdict) and/or `constrained` mode
-(sample the reasoning, then pick the verdict with the higher likelihood after it)."""
+(sample the reasoning, then pick the verdict with the higher likelihood after it).
+
+`judge_pairs` draws a fixed number of samples per (pair, order). `judge_adaptive` draws them in rounds and
+stops for a (pair, order) as soon as one of its judgments is correct (picks the pair's known winner), up to
+a maximum: rejection sampling keeps one correct judgment per item, so the samples after the first correct
+one are never used. Sample s of an item has the seed request_seed(seed, pair id, order, s) in both, so an
+item's judgments depend on the seed and the item alone (not on batch size, order of pairs, or rounds)."""
 
 from __future__ import annotations
+
+import math
 
 from .backends import Request, Sampling, request_seed
 from .prompts import VERDICT_PREFIX, judge_messages, judgment_text, ordered
@@ -11,31 +19,94 @@ from .verdict import parse_verdict, reasoning_part
 ORDERS = (0, 1)
 
 
-def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge"):
-    """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both modes."""
-    keys, reqs = [], []
+def _entries(pairs, max_chars):
+    """{(pair id, order): judge messages}, in the order of `pairs`, then order 0, 1."""
+    out = {}
     for p in pairs:
         for order in ORDERS:
             a, b = ordered(p, order)
-            msgs = judge_messages(p.instruction, a, b, max_chars)
-            for s in range(samples):
-                keys.append((p.id, order, s, msgs))
-                reqs.append(Request.make(msgs, request_seed(seed, p.id, order, s)))
+            out[(p.id, order)] = judge_messages(p.instruction, a, b, max_chars)
+    return out
+
+
+def mean_margin(raw) -> float:
+    """The calibration shift: the mean raw margin, summed exactly (independent of the order of items)."""
+    return math.fsum(raw) / len(raw) if raw else 0.0
+
+
+def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
+    """Judge `todo` = [((pair id, order), sample, messages)]. `shift` is the constrained calibration shift,
+    or a function of the raw margins of this call that returns it. Returns ({mode: [Judgment]}, shift)."""
+    reqs = [Request.make(msgs, request_seed(seed, key[0], key[1], s)) for key, s, msgs in todo]
     texts = backend.generate(reqs, sampling, desc=desc)
     out = {}
     if "free" in modes:
-        out["free"] = [Judgment(pid, order, s, t, parse_verdict(t), "free") for (pid, order, s, _), t in zip(keys, texts)]
+        out["free"] = [Judgment(key[0], key[1], s, t, parse_verdict(t), "free") for (key, s, _), t in zip(todo, texts)]
     if "constrained" in modes:
         reasons = [reasoning_part(t) for t in texts]
         prefix_reqs = [Request.make(msgs, 0, assistant_prefix=(r + "\n" if r else "") + VERDICT_PREFIX)
-                       for (_, _, _, msgs), r in zip(keys, reasons)]
+                       for (_, _, msgs), r in zip(todo, reasons)]
         raw = backend.next_token_margins(prefix_reqs, desc=f"{desc} (verdict scores)")
-        shift = sum(raw) / len(raw) if calibrate and raw else 0.0   # both orders of every pair: the mean margin is position bias
+        if callable(shift):
+            shift = shift(raw)
         js = []
-        for (pid, order, s, _), r, m in zip(keys, reasons, raw):
+        for (key, s, _), r, m in zip(todo, reasons, raw):
             margin = m - shift
             verdict = "A" if margin > 0 else "B" if margin < 0 else None
-            js.append(Judgment(pid, order, s, judgment_text(r, verdict) if verdict else r, verdict, "constrained",
+            js.append(Judgment(key[0], key[1], s, judgment_text(r, verdict) if verdict else r, verdict, "constrained",
                                margin=round(margin, 6), raw_margin=round(m, 6)))
         out["constrained"] = js
+    return out, shift
+
+
+def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge"):
+    """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both modes. The
+    constrained calibration shift is the mean raw margin over all of them (both orders: position bias)."""
+    todo = [(key, s, msgs) for key, msgs in _entries(pairs, max_chars).items() for s in range(samples)]
+    out, _ = _judge(backend, todo, modes, sampling, seed, mean_margin if calibrate else 0.0, desc)
     return out
+
+
+def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: Sampling, seed, calibrate, max_chars,
+                   desc="judge"):
+    """Adaptive rejection sampling. Round r draws the next `round_samples` samples of every item (pair, order)
+    that has no correct judgment yet and fewer than `max_samples`; an item leaves once it has a correct one.
+
+    In constrained mode the calibration shift is fixed from the first round (every item is in it) and reused,
+    so later rounds never change earlier verdicts. Returns (judgments ordered as judge_pairs orders them,
+    stats with per-round counts)."""
+    if max_samples < 1 or round_samples < 1:
+        raise ValueError("max_samples and round_samples must be >= 1")
+    entries = _entries(pairs, max_chars)
+    drawn = dict.fromkeys(entries, 0)
+    solved, got = set(), {key: [] for key in entries}
+    shift = mean_margin if calibrate else 0.0
+    rounds = []
+    while True:
+        active = [key for key in entries if key not in solved and drawn[key] < max_samples]
+        if not active:
+            break
+        todo = [(key, s, entries[key]) for key in active
+                for s in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
+        before = backend.usage.snapshot() if hasattr(backend, "usage") else {}
+        out, shift = _judge(backend, todo, [mode], sampling, seed, shift, f"{desc} round {len(rounds) + 1}")
+        after = backend.usage.snapshot() if hasattr(backend, "usage") else {}
+        newly = set()
+        for j in out[mode]:
+            key = (j.pair_id, j.order)
+            got[key].append(j)
+            if j.correct and key not in solved:
+                newly.add(key)
+        solved |= newly
+        for key in active:
+            drawn[key] = min(drawn[key] + round_samples, max_samples)
+        rounds.append({"round": len(rounds) + 1, "active_items": len(active), "samples": len(todo),
+                       "newly_correct_items": len(newly), "correct_items": len(solved),
+                       **{k: after[k] - before.get(k, 0) for k in ("generated_tokens", "prefill_tokens") if k in after}})
+    judgments = [j for key in entries for j in sorted(got[key], key=lambda j: j.sample)]
+    stats = {"items": len(entries), "max_samples": max_samples, "round_samples": round_samples,
+             "rounds": len(rounds), "samples_drawn": len(judgments), "samples_fixed_n": len(entries) * max_samples,
+             "items_with_correct": len(solved),
+             "calibration_shift": round(shift, 6) if mode == "constrained" and not callable(shift) else None,
+             "per_round": rounds}
+    return judgments, stats
