@@ -15,7 +15,9 @@ def main(params, k):
     pairs = {p.id: p for p in read_jsonl(paths.pairs(k), SyntheticPair)}
     judgments = [Judgment.from_dict(d, paths.judgments(k), n) for n, d in enumerate(read_jsonl(paths.judgments(k)), 1)]
     kept, stats = rejection_sample(judgments, params["filter"]["seed"], params["filter"]["balance"])
-    write_jsonl(paths.train_set(k), training_records(kept, pairs, params["generation"]["max_judged_chars"]))
+    records, counts = training_records(kept, pairs, params["generation"]["max_judged_chars"], params["filter"]["reasoning"])
+    stats.update(counts)
+    write_jsonl(paths.train_set(k), records)
     write_json(paths.filter_metrics(k), stats)
     table = Table(title=f"filter, iteration {k}")
     for key in stats:

@@ -33,7 +33,24 @@ def test_selection_is_seeded():
 
 def test_training_records_are_prompt_completion_in_free_format():
     pair = SyntheticPair("p", "x", "good", "bad", "x2", "modified", "m", 0)
-    recs = training_records([J("p", 1, 0, "B", text="B fits x.\nVerdict: [[B]]")], {"p": pair}, 1000)
+    recs, counts = training_records([J("p", 1, 0, "B", text="B fits x.\nVerdict: [[B]]")], {"p": pair}, 1000)
     (r,) = recs
+    assert counts == {"records": 1, "with_reasoning": 1, "reasoning_dropped_as_copy": 0}
+    assert r["completion"][0]["content"] == "B fits x.\nVerdict: [[B]]"
     assert r["prompt"][-1]["role"] == "user" and "<<<RESPONSE A\nbad\n" in r["prompt"][-1]["content"]
     assert parse_verdict(r["completion"][0]["content"]) == "B"
+
+
+def test_reasoning_that_copies_a_judged_response_is_dropped():
+    good = "The capital of France is Paris, a city on the Seine with many museums."
+    pair = SyntheticPair("p", "Name the capital of France.", good, "Berlin is in Germany.", "x2", "modified", "m", 0)
+    copy = J("p", 0, 0, "A", text="the capital of France is Paris, a city\nVerdict: [[A]]")
+    quoted = J("p", 1, 0, "B", text="<<<RESPONSE A says Berlin\nVerdict: [[B]]")
+    own = J("p", 1, 1, "B", text="B names the right city.\nVerdict: [[B]]")
+    recs, counts = training_records([copy, quoted, own], {"p": pair}, 1000)
+    assert [r["completion"][0]["content"] for r in recs] == ["Verdict: [[A]]", "Verdict: [[B]]", "B names the right city.\nVerdict: [[B]]"]
+    assert counts == {"records": 3, "with_reasoning": 1, "reasoning_dropped_as_copy": 2}
+    kept_as_is, _ = training_records([copy], {"p": pair}, 1000, reasoning="keep")
+    assert kept_as_is[0]["completion"][0]["content"].startswith("the capital of France")
+    none, _ = training_records([own], {"p": pair}, 1000, reasoning="none")
+    assert none[0]["completion"][0]["content"] == "Verdict: [[B]]"

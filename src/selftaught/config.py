@@ -53,6 +53,7 @@ RULES = {
     "judge.seed": (int, _NONNEG),
     "filter.balance": (bool, None),
     "filter.seed": (int, _NONNEG),
+    "filter.reasoning": (str, _one_of("keep", "clean", "none")),
     "train.init": (str, _one_of("seed", "previous")),
     "train.method": (str, _one_of("full", "lora")),
     "train.epochs": ((int, float), _POS),

@@ -7,7 +7,7 @@ import random
 from collections import defaultdict
 
 from .prompts import judge_messages, judgment_text, ordered
-from .verdict import reasoning_part
+from .verdict import copies_judged_text, reasoning_part
 
 
 def rejection_sample(judgments, seed: int, balance: bool):
@@ -46,12 +46,20 @@ def rejection_sample(judgments, seed: int, balance: bool):
     return kept, stats
 
 
-def training_records(kept, pairs_by_id, max_chars):
-    """Prompt-completion records for TRL: loss falls on the completion (the judgment) only."""
-    out = []
+def training_records(kept, pairs_by_id, max_chars, reasoning="clean"):
+    """Prompt-completion records for TRL (loss on the completion, the judgment, only) and counts.
+
+    reasoning: `keep` the sampled reasoning as is; `clean` (default) drop it when it copies the judged texts
+    (a weak seed's "reasoning" is mostly a copy of a response, which teaches the judge to copy and run out
+    of tokens before its verdict); `none` train on the verdict line alone."""
+    out, copied = [], 0
     for j in kept:
         p = pairs_by_id[j.pair_id]
         a, b = ordered(p, j.order)
+        why = reasoning_part(j.text) if reasoning != "none" else ""
+        if reasoning == "clean" and why and copies_judged_text(why, [p.instruction, a, b]):
+            why, copied = "", copied + 1
         out.append({"id": f"{j.pair_id}:{j.order}", "prompt": judge_messages(p.instruction, a, b, max_chars),
-                    "completion": [{"role": "assistant", "content": judgment_text(reasoning_part(j.text), j.verdict)}]})
-    return out
+                    "completion": [{"role": "assistant", "content": judgment_text(why, j.verdict)}]})
+    with_reasoning = sum("\n" in r["completion"][0]["content"] for r in out)
+    return out, {"records": len(out), "with_reasoning": with_reasoning, "reasoning_dropped_as_copy": copied}

@@ -34,6 +34,25 @@ def reasoning_part(text: str) -> str:
     return (text[: m.start()] if m else text).strip()
 
 
+_WORD = re.compile(r"\w+")
+
+
+def copies_judged_text(reasoning: str, judged: list[str], n: int = 6) -> bool:
+    """True when the reasoning repeats `n` consecutive words of a judged text, or the prompt's data markers:
+    such "reasoning" is a copy of the data, not a judgement, and teaches the judge to copy."""
+    if "<<<" in reasoning or ">>>" in reasoning:
+        return True
+    words = _WORD.findall(reasoning.lower())
+    if len(words) < n:
+        return False
+    grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    for text in judged:
+        w = _WORD.findall(text.lower())
+        if any(tuple(w[i:i + n]) in grams for i in range(len(w) - n + 1)):
+            return True
+    return False
+
+
 _LEADS = re.compile(r"^\s*(new instruction|instruction|modified instruction|here is[^:]*)\s*:\s*", re.IGNORECASE)
 
 
