@@ -233,17 +233,25 @@ def test_outputs_match_model_generate_with_early_stops(tiny_model, tiny_backends
     assert len({len(t) for t in got}) > 2                        # sampled rows really ended at different steps
 
 
-def test_shared_prefill_counts_and_usage(tiny_backends):
-    be = tiny_backends[8]
-    reqs = tiny_requests(2, 4)
-    before = be.usage.snapshot()
-    out = be.generate(reqs, Sampling(6, 0.7, 0.9))
-    after = be.usage.snapshot()
+def test_shared_prefill_and_prompt_cache(tiny_model):
+    be = TransformersBackend(tiny_model, batch_size=8)
+    reqs = tiny_requests(2, 4, seed=9)
     prompts = {backends.encode_request(be.tok, r, be.max_prompt_tokens)[0] for r in reqs}
-    assert after["prefill_tokens"] - before["prefill_tokens"] == sum(map(len, prompts))   # each prompt once
-    assert after["requests"] - before["requests"] == 8
-    assert 0 < after["generated_tokens"] - before["generated_tokens"] <= 8 * 6
-    assert len(out) == 8
+    out = be.generate(reqs, Sampling(6, 0.7, 0.9))
+    u = be.usage.snapshot()
+    assert u["prefill_tokens"] == sum(map(len, prompts)) and u["prompt_cache_hits"] == 0   # each prompt once
+    assert u["requests"] == 8 and 0 < u["generated_tokens"] <= 8 * 6
+    # again, and the verdict scoring of the same prompts: no prefill of the prompts, same outputs
+    assert be.generate(reqs, Sampling(6, 0.7, 0.9)) == out
+    scored = [Request.make(r.message_dicts(), 0, assistant_prefix="the judge\n" + VERDICT_PREFIX) for r in reqs]
+    margins = be.next_token_margins(scored)
+    u2 = be.usage.snapshot()
+    assert u2["prompt_cache_hits"] == 2 * len(prompts)
+    assert u2["prefill_tokens"] - u["prefill_tokens"] == sum(len(be.tok("the judge\n" + VERDICT_PREFIX).input_ids) for _ in reqs)
+    nocache = TransformersBackend(tiny_model, batch_size=3, prompt_cache_mb=0)
+    assert nocache.generate(reqs, Sampling(6, 0.7, 0.9)) == out
+    assert nocache.next_token_margins(scored) == pytest.approx(margins, abs=1e-4)
+    assert nocache.usage.prompt_cache_hits == 0
 
 
 def test_margins_shared_prefix_match_plain_forward(tiny_model, tiny_backends):

@@ -70,6 +70,7 @@ class Usage:
     prompt_tokens: int = 0        # prompt tokens of all requests (generate and scoring)
     prefill_tokens: int = 0       # prompt tokens run through the model (a prompt shared by samples counts once)
     scored: int = 0               # next_token_margins() requests
+    prompt_cache_hits: int = 0    # prompts whose KV came from the backend's prompt cache (no prefill)
 
     def snapshot(self) -> dict:
         return asdict(self)
@@ -80,6 +81,7 @@ class GenerationBackend(ABC):
     function of the request alone (messages, seed, sampling), whatever else is in the same call."""
 
     name = "abstract"
+    call_chunk = None             # callers may send at most this many requests per call (None: any number)
 
     def __init__(self):
         self.usage = Usage()
@@ -266,12 +268,45 @@ def _full_attention_only(config) -> bool:
     return not getattr(cfg, "sliding_window", None) or not getattr(cfg, "use_sliding_window", True)
 
 
+class PromptCache:
+    """LRU of prompt states (KV per layer of the prompt's real tokens, last-position logits), bounded in bytes:
+    the samples of one judged item, its verdict scoring and its later adaptive rounds prefill it once."""
+
+    def __init__(self, max_bytes: int):
+        from collections import OrderedDict
+
+        self.max_bytes, self.bytes, self.items = max_bytes, 0, OrderedDict()
+
+    @staticmethod
+    def size(state) -> int:
+        kv, logits = state
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv) + logits.numel() * 4
+
+    def get(self, key):
+        st = self.items.get(key)
+        if st is not None:
+            self.items.move_to_end(key)
+        return st
+
+    def put(self, key, state):
+        n = self.size(state)
+        if n > self.max_bytes or key in self.items:
+            return
+        while self.bytes + n > self.max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.bytes -= self.size(old)
+        self.items[key] = state
+        self.bytes += n
+
+
 class TransformersBackend(GenerationBackend):
     name = "transformers"
 
     def __init__(self, model_dir, dtype="float32", device="cpu", batch_size=16, max_prompt_tokens=2048,
-                 trust_remote_code=False, fast_path=True):
+                 trust_remote_code=False, fast_path=True, prompt_cache_mb=1024):
         super().__init__()
+        self._prompt_cache = PromptCache(int(prompt_cache_mb * 2**20))
+        self.call_chunk = max(2 * batch_size, 64)   # judging: generate then score per chunk, prompts still cached
         dtype = resolve_dtype(dtype, device)
         self.model, self.tok = load_model(model_dir, dtype, device, trust_remote_code)
         self.device, self.batch_size, self.max_prompt_tokens = device, batch_size, max_prompt_tokens
@@ -289,6 +324,9 @@ class TransformersBackend(GenerationBackend):
     def render(self, req: Request) -> str:
         text = self.tok.apply_chat_template(req.message_dicts(), tokenize=False, add_generation_prompt=True)
         return text + req.assistant_prefix
+
+    def clear_prompt_cache(self):
+        self._prompt_cache = PromptCache(self._prompt_cache.max_bytes)
 
     # -- batching: requests with the same prompt ids form a group (its prompt is prefilled once); groups are
     #    sorted by length (buckets of similar width) and packed into batches of at most batch_size decoded rows
@@ -324,25 +362,56 @@ class TransformersBackend(GenerationBackend):
         causal = cols[None, :] <= q[:, None]
         return (valid[:, None, None, :] & causal) | (cols[None, :] == q[:, None])
 
-    def _prefill(self, prompts, room):
-        """Run left-padded prompts through the model into a static cache with `room` free columns.
-        Returns (cache, last-position logits [B, V] float32, valid columns [B, C], prompt lengths [B], width)."""
+    def _run_prompts(self, prompts):
+        """Prefill left-padded prompts; return each one's KV ([(keys, values)] per layer, real tokens only)
+        and its last-position logits."""
         from transformers import StaticCache
 
         width = max(len(p) for p in prompts)
-        cols = width + room
         pad = self.tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=self.device)
-        valid = torch.zeros(len(prompts), cols, dtype=torch.bool, device=self.device)
+        valid = torch.zeros(len(prompts), width, dtype=torch.bool, device=self.device)
         for r, p in enumerate(prompts):
-            valid[r, width - len(p):width] = True
-        pos = (valid[:, :width].long().cumsum(-1) - 1).clamp_(min=0)
-        cache = StaticCache(config=self.model.config, max_cache_len=cols)
+            valid[r, width - len(p):] = True
+        pos = (valid.long().cumsum(-1) - 1).clamp_(min=0)
+        cache = StaticCache(config=self.model.config, max_cache_len=width)
         out = self.model(input_ids=input_ids, attention_mask=self._mask(valid, 0, width), position_ids=pos,
                          past_key_values=cache, use_cache=True, logits_to_keep=1)
         self.usage.prefill_tokens += sum(len(p) for p in prompts)
+        logits = out.logits[:, -1].float()
+        return [([(layer.keys[r, :, width - len(p):].clone(), layer.values[r, :, width - len(p):].clone())
+                  for layer in cache.layers], logits[r].clone()) for r, p in enumerate(prompts)]
+
+    def _prefill(self, prompts, room):
+        """Left-padded prompts in a static cache with `room` free columns after them. A prompt seen recently
+        (the samples of a judged item across calls and adaptive rounds, its verdict scoring) comes from the
+        prompt cache; the others run through the model. Returns (cache, last-position logits [B, V] float32,
+        valid columns [B, C], prompt lengths [B], width)."""
+        from transformers import StaticCache
+
+        states = [self._prompt_cache.get(p) for p in prompts]
+        missing = sorted({p for p, st in zip(prompts, states) if st is None}, key=lambda p: (-len(p), p))
+        fresh = dict(zip(missing, self._run_prompts(missing))) if missing else {}
+        for p in missing:
+            self._prompt_cache.put(p, fresh[p])
+        states = [st if st is not None else fresh[p] for p, st in zip(prompts, states)]
+        self.usage.prompt_cache_hits += len(prompts) - len(missing)
+        width = max(len(p) for p in prompts)
+        cols = width + room
+        valid = torch.zeros(len(prompts), cols, dtype=torch.bool, device=self.device)
+        cache = StaticCache(config=self.model.config, max_cache_len=cols)
+        for li, layer in enumerate(cache.layers):
+            k0, v0 = states[0][0][li]
+            layer.lazy_initialization(k0.new_empty(len(prompts), k0.shape[0], 1, k0.shape[-1]),
+                                      v0.new_empty(len(prompts), v0.shape[0], 1, v0.shape[-1]))
+            for r, (p, (kv, _)) in enumerate(zip(prompts, states)):
+                layer.keys[r, :, width - len(p):width] = kv[li][0]
+                layer.values[r, :, width - len(p):width] = kv[li][1]
+            layer.cumulative_length.fill_(width)
+        for r, p in enumerate(prompts):
+            valid[r, width - len(p):width] = True
         lens = torch.tensor([len(p) for p in prompts], device=self.device)
-        return cache, out.logits[:, -1].float(), valid, lens, width
+        return cache, torch.stack([lg for _, lg in states]), valid, lens, width
 
     @staticmethod
     def _select(cache, idx, *tensors):
@@ -487,7 +556,7 @@ class TransformersBackend(GenerationBackend):
 
 # ---------------------------------------------------------------- vLLM
 
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)   # the max_lora_rank values vLLM accepts
 
 
 def vllm_sampling_kwargs(sampling: Sampling, seed: int, n: int = 1) -> dict:

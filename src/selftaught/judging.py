@@ -37,16 +37,24 @@ def mean_margin(raw) -> float:
 def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
     """Judge `todo` = [((pair id, order), sample, messages)]. `shift` is the constrained calibration shift,
     or a function of the raw margins of this call that returns it. Returns ({mode: [Judgment]}, shift)."""
-    reqs = [Request.make(msgs, request_seed(seed, key[0], key[1], s)) for key, s, msgs in todo]
-    texts = backend.generate(reqs, sampling, desc=desc)
+    # in chunks (when the backend asks for it): an item's verdict scoring follows its generation while the
+    # backend still holds the item's prompt state
+    step = getattr(backend, "call_chunk", None) or max(len(todo), 1)
+    texts, raw = [], []
+    for c in range(0, len(todo), step):
+        part = todo[c:c + step]
+        reqs = [Request.make(msgs, request_seed(seed, key[0], key[1], s)) for key, s, msgs in part]
+        got = backend.generate(reqs, sampling, desc=desc)
+        texts += got
+        if "constrained" in modes:
+            prefix_reqs = [Request.make(msgs, 0, assistant_prefix=(r + "\n" if r else "") + VERDICT_PREFIX)
+                           for (_, _, msgs), r in zip(part, map(reasoning_part, got))]
+            raw += backend.next_token_margins(prefix_reqs, desc=f"{desc} (verdict scores)")
     out = {}
     if "free" in modes:
         out["free"] = [Judgment(key[0], key[1], s, t, parse_verdict(t), "free") for (key, s, _), t in zip(todo, texts)]
     if "constrained" in modes:
         reasons = [reasoning_part(t) for t in texts]
-        prefix_reqs = [Request.make(msgs, 0, assistant_prefix=(r + "\n" if r else "") + VERDICT_PREFIX)
-                       for (_, _, msgs), r in zip(todo, reasons)]
-        raw = backend.next_token_margins(prefix_reqs, desc=f"{desc} (verdict scores)")
         if callable(shift):
             shift = shift(raw)
         js = []
