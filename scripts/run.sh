@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --seed
-.venv/bin/dvc repro "$@"
-.venv/bin/dvc metrics show
+export PATH="$PWD/.venv/bin:$PATH"     # the stages' `python` is the venv's
+dvc repro "$@"
+dvc metrics show
