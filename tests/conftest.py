@@ -59,3 +59,24 @@ def tiny_model(tmp_path_factory):
     from tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def built_repo(tiny_model, tmp_path_factory):
+    """The tiny repository after one full `dvc repro` (its output in ../repro.out), dvc.lock and metrics
+    committed. Built once per session: each module takes its own copy with `copy_repo`."""
+    repo = tmp_path_factory.mktemp("built") / "repo"
+    repo.mkdir()
+    make_repo(repo, tiny_model)
+    (repo.parent / "repro.out").write_text(run(["dvc", "repro"], repo).stdout)
+    run("git add -A && git commit -qm 'dvc repro'", repo)
+    return repo
+
+
+def copy_repo(src: Path, dest: Path) -> Path:
+    """An independent copy of a built repository: git history, workspace and DVC cache (not .dvc/tmp)."""
+    def skip(d, names):
+        return ["tmp"] if Path(d) == src / ".dvc" else []
+
+    shutil.copytree(src, dest, symlinks=True, ignore=skip)
+    return dest

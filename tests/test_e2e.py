@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import make_repo, run
+from conftest import copy_repo, run
 
 pytestmark = pytest.mark.e2e
 
@@ -24,10 +24,10 @@ FIRST_RUN = {}
 
 
 @pytest.fixture(scope="module")
-def repo(tiny_model, tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("pipeline"), tiny_model)
-    FIRST_RUN["out"] = run(["dvc", "repro"], repo).stdout
-    return repo
+def repo(built_repo, tmp_path_factory):
+    """A copy of the session's built repository (one `dvc repro` from scratch, shared with other modules)."""
+    FIRST_RUN["out"] = (built_repo.parent / "repro.out").read_text()
+    return copy_repo(built_repo, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 def test_every_stage_ran_and_outputs_are_cached(repo):
