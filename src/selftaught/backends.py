@@ -384,11 +384,12 @@ class TransformersBackend(GenerationBackend):
         return [([(layer.keys[r, :, width - len(p):].clone(), layer.values[r, :, width - len(p):].clone())
                   for layer in cache.layers], logits[r].clone()) for r, p in enumerate(prompts)]
 
-    def _prefill(self, prompts, room):
-        """Left-padded prompts in a static cache with `room` free columns after them. A prompt seen recently
-        (the samples of a judged item across calls and adaptive rounds, its verdict scoring) comes from the
-        prompt cache; the others run through the model. Returns (cache, last-position logits [B, V] float32,
-        valid columns [B, C], prompt lengths [B], width)."""
+    def _prefill(self, prompts, room, rows=None):
+        """Left-padded prompts in a static cache with `room` free columns after them, one cache row per entry
+        of `rows` (indices into `prompts`; default one row per prompt), so the samples of a prompt start from
+        copies of its state. A prompt seen recently (the samples of a judged item across calls and adaptive
+        rounds, its verdict scoring) comes from the prompt cache; the others run through the model. Returns
+        (cache, last-position logits [R, V] float32, valid columns [R, C], prompt lengths [R], width)."""
         from transformers import StaticCache
 
         states = [self._prompt_cache.get(p) for p in prompts]
@@ -398,22 +399,24 @@ class TransformersBackend(GenerationBackend):
             self._prompt_cache.put(p, fresh[p])
         states = [st if st is not None else fresh[p] for p, st in zip(prompts, states)]
         self.usage.prompt_cache_hits += len(prompts) - len(missing)
+        rows = list(range(len(prompts))) if rows is None else list(rows)
         width = max(len(p) for p in prompts)
         cols = width + room
-        valid = torch.zeros(len(prompts), cols, dtype=torch.bool, device=self.device)
         cache = StaticCache(config=self.model.config, max_cache_len=cols)
         for li, layer in enumerate(cache.layers):
             k0, v0 = states[0][0][li]
-            layer.lazy_initialization(k0.new_empty(len(prompts), k0.shape[0], 1, k0.shape[-1]),
-                                      v0.new_empty(len(prompts), v0.shape[0], 1, v0.shape[-1]))
-            for r, (p, (kv, _)) in enumerate(zip(prompts, states)):
-                layer.keys[r, :, width - len(p):width] = kv[li][0]
-                layer.values[r, :, width - len(p):width] = kv[li][1]
+            layer.lazy_initialization(k0.new_empty(len(rows), k0.shape[0], 1, k0.shape[-1]),
+                                      v0.new_empty(len(rows), v0.shape[0], 1, v0.shape[-1]))
+            for r, g in enumerate(rows):
+                n = len(prompts[g])
+                layer.keys[r, :, width - n:width] = states[g][0][li][0]
+                layer.values[r, :, width - n:width] = states[g][0][li][1]
             layer.cumulative_length.fill_(width)
-        for r, p in enumerate(prompts):
-            valid[r, width - len(p):width] = True
-        lens = torch.tensor([len(p) for p in prompts], device=self.device)
-        return cache, torch.stack([lg for _, lg in states]), valid, lens, width
+        valid = torch.zeros(len(rows), cols, dtype=torch.bool, device=self.device)
+        for r, g in enumerate(rows):
+            valid[r, width - len(prompts[g]):width] = True
+        lens = torch.tensor([len(prompts[g]) for g in rows], device=self.device)
+        return cache, torch.stack([states[g][1] for g in rows]), valid, lens, width
 
     @staticmethod
     def _select(cache, idx, *tensors):
@@ -431,16 +434,12 @@ class TransformersBackend(GenerationBackend):
         greedy = sampling.temperature <= 0
         # greedy: identical requests give identical text, so a group decodes one row; sampling: one row each
         for batch in self._iter(self._plan([a + b for a, b in encoded], one_row_per_group=greedy), desc, len(requests)):
-            prompts = [ids for ids, _ in batch]
-            cache, logits, valid, lens, col = self._prefill(prompts, sampling.max_new_tokens)
             src, members = [], []
             for g, (_, mem) in enumerate(batch):
                 for i in (mem[:1] if greedy else mem):
                     src.append(g)
                     members.append(mem if greedy else [i])
-            src = torch.tensor(src, device=self.device)
-            if len(src) != len(prompts):
-                logits, valid, lens = self._select(cache, src, logits, valid, lens)
+            cache, logits, valid, lens, col = self._prefill([ids for ids, _ in batch], sampling.max_new_tokens, src)
             seeds = [requests[m[0]].seed for m in members]
             rows = list(range(len(members)))              # tensor row -> index into members
             gen = [[] for _ in members]
@@ -457,7 +456,6 @@ class TransformersBackend(GenerationBackend):
                 if len(live) <= len(rows) // 2:             # drop finished rows once half are done
                     idx = torch.tensor(live, device=self.device)
                     valid, lens, nxt = self._select(cache, idx, valid, lens, nxt)
-                    logits = None
                     rows = [rows[k] for k in live]
                 valid[:, col] = True
                 o = self.model(input_ids=nxt[:, None], attention_mask=self._mask(valid, col, 1),
@@ -520,10 +518,8 @@ class TransformersBackend(GenerationBackend):
             members = [i for _, mem in batch for i in mem]
             sfx = [encoded[i][1] for i in members]
             room = max(map(len, sfx))
-            cache, logits, valid, lens, col = self._prefill([ids for ids, _ in batch], room)
-            src = torch.tensor([g for g, (_, mem) in enumerate(batch) for _ in mem], device=self.device)
-            if len(src) != len(batch):
-                logits, valid, lens = self._select(cache, src, logits, valid, lens)
+            cache, logits, valid, lens, col = self._prefill([ids for ids, _ in batch], room,
+                                                            [g for g, (_, mem) in enumerate(batch) for _ in mem])
             if room:          # the prefixes, left-padded inside their block so that every row ends on the last column
                 pad = self.tok.pad_token_id
                 n = torch.tensor([len(s) for s in sfx], device=self.device)
