@@ -11,7 +11,10 @@ CORPUS = ["the judge reads two responses and writes which one is better",
           "a good response is helpful correct and on topic"] * 20
 
 
-def make_tiny_model(out_dir) -> Path:
+def make_tiny_model(out_dir, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2) -> Path:
+    """Save the model and tokenizer in `out_dir`; the defaults make a ~120 KB checkpoint (the size knobs are
+    for benchmarks that need a bigger one)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -27,8 +30,9 @@ def make_tiny_model(out_dir) -> Path:
                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
     tok.chat_template = CHATML
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=intermediate_size,
+                      num_hidden_layers=num_hidden_layers, num_attention_heads=num_attention_heads,
+                      num_key_value_heads=num_key_value_heads, max_position_embeddings=4096,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                       tie_word_embeddings=True)
     LlamaForCausalLM(cfg).save_pretrained(out_dir, safe_serialization=True)
