@@ -476,18 +476,24 @@ class TransformersBackend(GenerationBackend):
                 yield batch
                 bar.advance(task, sum(len(m) for _, m in batch))
 
+    def _left_padded(self, batch, encoded):
+        """The planned batch's full token ids (prompt + assistant prefix), left-padded: (request indices, ids,
+        input_ids, attention mask)."""
+        idx = [i for _, mem in batch for i in mem]
+        ids = [encoded[i][0] + encoded[i][1] for i in idx]
+        width, pad = max(map(len, ids)), self.tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        return idx, ids, input_ids, mask
+
     def _generate_hf(self, requests, encoded, sampling, desc):
         """`model.generate` on left-padded batches (models with sliding-window attention)."""
         from transformers import LogitsProcessorList
 
         out = [None] * len(requests)
         for batch in self._iter(self._plan([a + b for a, b in encoded]), desc, len(requests)):
-            idx = [i for _, mem in batch for i in mem]
-            ids = [encoded[i][0] + encoded[i][1] for i in idx]
-            width = max(map(len, ids))
-            pad = self.tok.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], device=self.device)
-            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+            idx, ids, input_ids, mask = self._left_padded(batch, encoded)
+            width, pad = input_ids.shape[1], self.tok.pad_token_id
             kw = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, pad_token_id=pad,
                       eos_token_id=sorted(self.eos), temperature=None, top_p=None, top_k=None)
             if sampling.temperature > 0:
@@ -539,12 +545,7 @@ class TransformersBackend(GenerationBackend):
     def _margins_plain(self, encoded, a, b, desc):
         out = [None] * len(encoded)
         for batch in self._iter(self._plan([x + y for x, y in encoded]), desc, len(encoded)):
-            idx = [i for _, mem in batch for i in mem]
-            ids = [encoded[i][0] + encoded[i][1] for i in idx]
-            width = max(map(len, ids))
-            pad = self.tok.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in ids], device=self.device)
-            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+            idx, ids, input_ids, mask = self._left_padded(batch, encoded)
             logits = self.model(input_ids=input_ids, attention_mask=mask, logits_to_keep=1).logits[:, -1].float()
             self.usage.prefill_tokens += sum(map(len, ids))
             lp = torch.log_softmax(logits, dim=-1)
