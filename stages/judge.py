@@ -37,7 +37,7 @@ def main(params, k):
              "generated_tokens_per_item_with_correct":
                  round(usage["generated_tokens"] / stats["items_with_correct"], 2) if stats["items_with_correct"] else None}
     write_jsonl(paths.judgments(k), judgments)
-    write_json(paths.METRICS / f"judge_{k}.json", stats)
+    write_json(paths.judge_metrics(k), stats)
     console.print({key: v for key, v in stats.items() if key != "per_round"})
 
 

@@ -42,6 +42,10 @@ def synth_metrics(k: int) -> Path:
     return METRICS / f"synthesize_{k}.json"
 
 
+def judge_metrics(k: int) -> Path:
+    return METRICS / f"judge_{k}.json"
+
+
 def filter_metrics(k: int) -> Path:
     return METRICS / f"filter_{k}.json"
 
