@@ -62,3 +62,12 @@ def test_unknown_iteration_exits_2_before_any_rebuild(tmp_path, capsys):
 
 def test_not_a_git_repository_exits_2(tmp_path):
     assert main(["verify", "--iteration", "1", "--repo", str(tmp_path)]) == 2
+
+
+def test_ancestry_leaves_out_dvc_files(monkeypatch):
+    """A `dvc add`ed input (the seed wheel's .dvc file) is a node of `dvc dag` but has no dvc.lock entry."""
+    from selftaught import verify
+
+    dot = 'strict digraph  {\n"downloads/seed.whl.dvc";\n"seed";\n"train@1";\n"downloads/seed.whl.dvc" -> "seed";\n}\n'
+    monkeypatch.setattr(verify, "_run", lambda *a, **k: dot)
+    assert verify.ancestry(ROOT, "train@1") == ["seed", "train@1"]

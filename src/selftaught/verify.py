@@ -143,7 +143,8 @@ class RebuildError(Exception):
 def ancestry(dvc_root: Path, target: str) -> list[str]:
     """The target stage and every stage it depends on, from `dvc dag --dot <target>` (DVC's own graph)."""
     dot = _run(_dvc("dag", "--dot", target), dvc_root, f"dvc dag {target}")
-    return [n for n in re.findall(r'^"([^"]+)";$', dot, flags=re.M)]
+    # .dvc files (the seed wheel) are data sources, not dvc.yaml stages: their outputs are inputs (copied below)
+    return [n for n in re.findall(r'^"([^"]+)";$', dot, flags=re.M) if not n.endswith(".dvc")]
 
 
 def _copy(src: Path, dst: Path) -> None:
