@@ -41,6 +41,7 @@ RULES = {
     "synthesize.temperature": ((int, float), _NONNEG),
     "synthesize.top_p": ((int, float), _PROB),
     "synthesize.fallback": (str, _one_of("neighbour", "drop")),
+    "synthesize.modify_shots": (int, (lambda v: 0 <= v <= 3, "must be in 0..3 (the worked examples in prompts.py)")),
     "synthesize.seed": (int, _NONNEG),
     "judge.mode": (str, _one_of("free", "constrained")),
     "judge.samples": (int, _POS),

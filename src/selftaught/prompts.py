@@ -56,5 +56,21 @@ def answer_messages(instruction: str) -> list[dict]:
     return [{"role": "user", "content": instruction}]
 
 
-def modify_messages(instruction: str) -> list[dict]:
-    return [{"role": "user", "content": MODIFY_TEMPLATE.format(instruction=instruction)}]
+# Worked examples shown before the real request (as earlier chat turns): a small seed imitates the form of
+# an answer far better than it follows a description of it. Ours, written for this purpose.
+MODIFY_EXAMPLES = (
+    ("Give three tips for keeping houseplants alive in winter.",
+     "Give three tips for keeping a vegetable garden productive in summer."),
+    ("Write a Python function that returns the largest number in a list.",
+     "Write a Python function that returns the number of even numbers in a list."),
+    ("Why is the sky blue during the day?",
+     "Why do the leaves of many trees turn red in autumn?"),
+)
+
+
+def modify_messages(instruction: str, shots: int = 0) -> list[dict]:
+    """The request for x'. With `shots` > 0, that many worked examples come first as earlier turns."""
+    msgs = []
+    for x, x2 in MODIFY_EXAMPLES[:shots]:
+        msgs += [{"role": "user", "content": MODIFY_TEMPLATE.format(instruction=x)}, {"role": "assistant", "content": x2}]
+    return msgs + [{"role": "user", "content": MODIFY_TEMPLATE.format(instruction=instruction)}]

@@ -13,14 +13,27 @@ from .verdict import clean_instruction
 
 _CHATTER = ("sure", "here", "i'm", "i am", "as an", "okay", "certainly", "the original", "original instruction",
             "new instruction", "this instruction")
+# How an instruction opens: a request verb or a question word. A weak seed asked for x' often answers x
+# instead ("The ending of the movie is ..."), and such text is not an instruction.
+_OPENERS = frozenset("""write explain describe list give create compose summarize summarise translate suggest name tell
+    generate find calculate compute compare design draft outline classify identify rewrite convert make plan
+    recommend implement develop build propose discuss analyze analyse evaluate predict imagine pretend act
+    brainstorm detect determine decide solve show use edit correct sort count choose select extract paraphrase
+    define estimate convince argue prove derive simplify fix debug improve rank rate answer complete fill add remove
+    replace reverse check verify offer share provide prepare construct craft invent come help teach structure
+    how what why which who whom whose when where can could would should is are do does did will""".split())
 
 
 def usable_variant(x: str, x2: str) -> str | None:
     """Why x' is unusable, or None when it is a usable 'related but different' instruction."""
     if len(x2.split()) < 4:
         return "too_short"
-    if x2.lower().startswith(_CHATTER):
+    low = x2.lower()
+    if low.startswith(_CHATTER) or "new instruction" in low:
         return "chatter"
+    first = low.split()[0].strip("*#:,.\"'`")
+    if first not in _OPENERS and not x2.rstrip().endswith("?"):
+        return "not_an_instruction"
     if normalise(x2) == normalise(x) or jaccard(words(x), words(x2)) >= 0.8:
         return "same_as_original"
     if not words(x) & words(x2):
@@ -42,7 +55,8 @@ def synthesize(backend, generator_name, instructions, p):
     rewrite = Sampling(p["instruction_max_new_tokens"], p["temperature"], p["top_p"])
     good = backend.generate([Request.make(answer_messages(x.instruction), request_seed(seed, x.id, "good"))
                              for x in instructions], answer, desc="answer x")
-    variants = backend.generate([Request.make(modify_messages(x.instruction), request_seed(seed, x.id, "modify"))
+    variants = backend.generate([Request.make(modify_messages(x.instruction, p["modify_shots"]),
+                                              request_seed(seed, x.id, "modify"))
                                  for x in instructions], rewrite, desc="write x'")
     variants = [clean_instruction(v) for v in variants]
     why = [usable_variant(x.instruction, v) for x, v in zip(instructions, variants)]
