@@ -19,7 +19,6 @@ chosen from a small grid by its own cross-validation on the training side only.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -33,16 +32,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from selftaught.backends import load_model, progress, set_determinism  # noqa: E402
+from selftaught.io import read_jsonl  # noqa: E402
 from selftaught.prompts import judge_messages, truncate  # noqa: E402
 
 POINT_TEMPLATE = ("<<<INSTRUCTION\n{x}\nINSTRUCTION>>>\n\n<<<RESPONSE\n{r}\nRESPONSE>>>\n\n"
                   "Does the response answer this instruction well? Reply \"Answer: [[Yes]]\" or \"Answer: [[No]]\".")
 LAYERS = (10, 20, 30)
 C_GRID = (0.01, 0.1, 1.0)
-
-
-def read(files):
-    return [json.loads(line) for f in files for line in Path(f).read_text().splitlines() if line.strip()]
 
 
 @torch.no_grad()
@@ -145,8 +141,8 @@ def main():
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    syn = read(args.pairs.split(","))
-    bench = read([args.benchmarks])
+    syn = [r for f in args.pairs.split(",") for r in read_jsonl(f)]
+    bench = read_jsonl(args.benchmarks)
     names = sorted({x["benchmark"] for x in bench})
     base = {n: round(overlap_accuracy([x for x in bench if x["benchmark"] == n]), 3) for n in names}
     rows = [{"shape": "word overlap (no model)", "layer": "-", "train fit": round(overlap_accuracy(syn), 3), **base,

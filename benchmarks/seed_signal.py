@@ -13,7 +13,6 @@ cannot beat these numbers is not using what the model already knows about releva
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from selftaught.backends import load_model, progress, set_determinism  # noqa: E402
+from selftaught.io import read_jsonl  # noqa: E402
 from selftaught.prompts import truncate  # noqa: E402
 
 NEUTRAL = "Write something."
@@ -68,14 +68,11 @@ def main():
     set_determinism(2)
     model, tok = load_model(args.model, dtype=args.dtype)
     model.eval()
-    def read(f):
-        return [json.loads(line) for line in Path(f).read_text().splitlines() if line.strip()]
-
     cut = (lambda rows: rows[: args.limit]) if args.limit else (lambda rows: rows)
     rows = []
     with progress() as bar:
-        rows.append(scores(model, tok, cut(read(args.pairs)), f"synthetic ({args.pairs})", args.max_chars, bar))
-        bench = read(args.benchmarks)
+        rows.append(scores(model, tok, cut(read_jsonl(args.pairs)), f"synthetic ({args.pairs})", args.max_chars, bar))
+        bench = read_jsonl(args.benchmarks)
         for b in sorted({x["benchmark"] for x in bench}):
             rows.append(scores(model, tok, cut([x for x in bench if x["benchmark"] == b]), b, args.max_chars, bar))
     df = pd.DataFrame(rows)
