@@ -61,6 +61,9 @@ class FakeBackend(GenerationBackend):
         # margin from the reasoning text alone (which carries the sample's seed), plus a position bias
         return [h("margin", r.assistant_prefix) * 4 - 1.2 for r in requests]
 
+    def continuation_logprobs(self, requests, continuations, desc="score responses"):
+        raise AssertionError("adaptive judging never scores responses")
+
 
 def pairs(n):
     return [SyntheticPair(f"p{i}", f"p{i}\nwhat is {i}?", f"good {i}", f"bad {i}", f"other {i}", "modified", "m", 0)

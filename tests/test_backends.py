@@ -49,10 +49,13 @@ class FakeVLLM:
             def generate(self, prompts, params, lora_request=None):
                 fake.calls["generate"].append({"prompts": prompts, "params": params, "lora_request": lora_request})
                 a, b = backends.option_token_ids(tok, ("A", "B"))
-                return [SimpleNamespace(outputs=[SimpleNamespace(
+                # prompt logprobs: None for the first token, then {its id: -(position / 10)}
+                return [SimpleNamespace(prompt_logprobs=[None] + [{t: SimpleNamespace(logprob=-k / 10)}
+                                                                  for k, t in enumerate(p["prompt_token_ids"][1:], 1)],
+                                        outputs=[SimpleNamespace(
                     text=f" text {i} ", token_ids=[7] * (i + 1),
                     logprobs=[{a: SimpleNamespace(logprob=-0.5), b: SimpleNamespace(logprob=-2.0 - i)}])])
-                    for i, _ in enumerate(prompts)]
+                    for i, p in enumerate(prompts)]
 
         self.vllm = types.ModuleType("vllm")
         self.vllm.LLM, self.vllm.SamplingParams = LLM, SamplingParams
@@ -130,6 +133,19 @@ def test_vllm_generate_maps_every_request(fake_vllm, tiny_model):
     want = backends.encode_request(be.tok, reqs[0], GEN["max_prompt_tokens"])[0]
     assert call["prompts"][0] == {"prompt_token_ids": list(want)}            # same tokens as the transformers backend
     assert be.usage.generated_tokens == 1 + 2 + 3 and be.usage.requests == 3
+
+
+def test_vllm_continuation_logprobs_sum_the_prompt_logprobs_of_the_continuation(fake_vllm, tiny_model):
+    be = make_backend(tiny_model, GEN)
+    reqs = [Request.make([{"role": "user", "content": f"question {i}"}], 0) for i in range(2)]
+    got = be.continuation_logprobs(reqs, ["an answer here", ""])
+    (call,) = fake_vllm.calls["generate"]
+    assert call["params"].kw == dict(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+    prompt = list(backends.encode_request(be.tok, reqs[0], GEN["max_prompt_tokens"])[0])
+    cont = be.tok("an answer here", add_special_tokens=False).input_ids
+    assert call["prompts"][0] == {"prompt_token_ids": prompt + cont}
+    n = len(prompt) + len(cont)
+    assert got[0] == pytest.approx(-sum(range(n - len(cont), n)) / 10) and got[1] == 0.0
 
 
 def test_vllm_serves_lora_adapter_without_merging(fake_vllm, tmp_path, tiny_model):
@@ -264,3 +280,22 @@ def test_margins_shared_prefix_match_plain_forward(tiny_model, tiny_backends):
         got = tiny_backends[bs].next_token_margins(reqs)
         assert got == pytest.approx(plain, abs=1e-4)
     assert len(set(round(m, 5) for m in plain)) > 3
+
+
+def test_continuation_logprobs_match_one_unpadded_forward(tiny_model, tiny_backends):
+    reqs = [Request.make([{"role": "user", "content": f"question {i} " * (1 + i)}], 0, assistant_prefix=p)
+            for i in range(3) for p in ("", "Sure: ")]
+    conts = ["a short answer", "a much longer answer " * 3, "", "x", "the same answer", "the same answer"]
+    be = tiny_backends[1]
+    want = []
+    for r, c in zip(reqs, conts):
+        prompt, pre = backends.encode_request(be.tok, r, be.max_prompt_tokens)
+        ids = list(prompt + pre) + be.tok(c, add_special_tokens=False).input_ids
+        n = len(ids) - len(prompt) - len(pre)
+        with torch.no_grad():
+            lp = torch.log_softmax(be.model(torch.tensor([ids])).logits[0].float(), -1)
+        want.append(float(sum(lp[t - 1, ids[t]] for t in range(len(ids) - n, len(ids)))))
+    assert want[2] == 0.0 and len({round(w, 4) for w in want}) == 6     # the empty continuation scores 0
+    plain = TransformersBackend(tiny_model, batch_size=8, fast_path=False)
+    for b in (plain, tiny_backends[1], tiny_backends[3], tiny_backends[8]):
+        assert b.continuation_logprobs(reqs, conts) == pytest.approx(want, abs=1e-4)

@@ -94,6 +94,12 @@ class GenerationBackend(ABC):
     def next_token_margins(self, requests: Sequence[Request], options=("A", "B"), desc: str = "score verdicts") -> list[float]:
         """log p(options[0]) - log p(options[1]) for the next token after each request's rendered text."""
 
+    @abstractmethod
+    def continuation_logprobs(self, requests: Sequence[Request], continuations: Sequence[str],
+                              desc: str = "score responses") -> list[float]:
+        """Sum of log p(token) over the tokens of continuations[i] placed right after request i's rendered text
+        (the assistant turn: prompt + generation prompt + assistant prefix)."""
+
 
 def set_determinism(threads: int = 0) -> None:
     """Deterministic kernels and, when asked, a fixed number of CPU threads."""
@@ -542,6 +548,35 @@ class TransformersBackend(GenerationBackend):
                 out[i] = float(lp[row, a] - lp[row, b])
         return out
 
+    @torch.no_grad()
+    def continuation_logprobs(self, requests, continuations, desc="score responses") -> list[float]:
+        """Left-padded prompt + continuation rows, one forward pass each, logits kept for the continuation only."""
+        seqs = [a + b for a, b in (encode_request(self.tok, r, self.max_prompt_tokens) for r in requests)]
+        conts = [tuple(self.tok(c, add_special_tokens=False).input_ids) for c in continuations]
+        self.usage.scored += len(requests)
+        self.usage.prompt_tokens += sum(len(s) + len(c) for s, c in zip(seqs, conts))
+        out = [0.0] * len(requests)
+        full = [s + c for s, c in zip(seqs, conts)]
+        for batch in self._iter(self._plan(full), desc, len(requests)):
+            idx = [i for _, mem in batch for i in mem]
+            width, pad = max(len(full[i]) for i in idx), self.tok.pad_token_id
+            input_ids = torch.tensor([[pad] * (width - len(full[i])) + list(full[i]) for i in idx], device=self.device)
+            valid = torch.zeros(len(idx), width, dtype=torch.bool, device=self.device)
+            for r, i in enumerate(idx):
+                valid[r, width - len(full[i]):] = True
+            pos = (valid.long().cumsum(-1) - 1).clamp_(min=0)
+            keep = max(len(conts[i]) for i in idx) + 1
+            mask = self._mask(valid, 0, width) if self.fast else valid.long()
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
+            lp = torch.log_softmax(logits.float(), dim=-1)
+            self.usage.prefill_tokens += sum(len(full[i]) for i in idx)
+            for r, i in enumerate(idx):
+                n = len(conts[i])
+                if n:   # the logits at column t predict the token at column t + 1
+                    tgt = torch.tensor(conts[i], device=self.device)[:, None]
+                    out[i] = float(lp[r, keep - 1 - n:keep - 1].gather(1, tgt).sum())
+        return out
+
     def _margins_plain(self, encoded, a, b, desc):
         out = [None] * len(encoded)
         for batch in self._iter(self._plan([x + y for x, y in encoded]), desc, len(encoded)):
@@ -600,6 +635,14 @@ def vllm_margin(top: dict, a: int, b: int) -> float:
     return float(la - lb)
 
 
+def vllm_continuation_logprob(prompt_logprobs, cont) -> float:
+    """Sum of the logprobs of the last len(cont) prompt tokens, from vLLM's per-position {token id: Logprob}."""
+    if not cont:
+        return 0.0
+    tail = prompt_logprobs[len(prompt_logprobs) - len(cont):]
+    return float(sum(pos[t].logprob for pos, t in zip(tail, cont)))
+
+
 class VLLMBackend(GenerationBackend):
     """vLLM on GPU. Written to vLLM's documented API (LLM, SamplingParams, LoRARequest) and unit-tested
     against a fake `vllm` module only: not run on this project's CPU-only machines (see docs/scaling.md).
@@ -650,6 +693,18 @@ class VLLMBackend(GenerationBackend):
         outs = self.llm.generate(self._prompts(requests), p, lora_request=self.lora)
         self.usage.scored += len(requests)
         return [vllm_margin(o.outputs[0].logprobs[0], *ids) for o in outs]
+
+    def continuation_logprobs(self, requests, continuations, desc="score responses") -> list[float]:
+        """vLLM's prompt logprobs (`prompt_logprobs=0`: each prompt token's own logprob) over the continuation."""
+        from vllm import SamplingParams
+
+        prompts = self._prompts(requests)
+        conts = [self.tok(c, add_special_tokens=False).input_ids for c in continuations]
+        full = [{"prompt_token_ids": p["prompt_token_ids"] + list(c)} for p, c in zip(prompts, conts)]
+        outs = self.llm.generate(full, SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0),
+                                 lora_request=self.lora)
+        self.usage.scored += len(requests)
+        return [vllm_continuation_logprob(o.prompt_logprobs, c) for o, c in zip(outs, conts)]
 
 
 def make_backend(model_dir, gen_params, trust_remote_code=False, max_new_tokens=1024) -> GenerationBackend:

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     j.add_argument("--metrics", help="write accuracy/parse rate/position consistency here (JSON)")
     j.add_argument("--unlabelled", dest="labelled", action="store_false",
                    help="chosen/rejected are only 'first'/'second': no accuracy")
-    j.add_argument("--mode", choices=["free", "constrained"])
+    j.add_argument("--mode", choices=["free", "constrained", "likelihood"])
     j.add_argument("--backend", choices=["transformers", "vllm"])
     j.add_argument("--temperature", type=float)
     j.add_argument("--max-new-tokens", type=int)

@@ -1,5 +1,6 @@
-"""Judge pairs in both orders, in `free` mode (parse the written verdict) and/or `constrained` mode
-(sample the reasoning, then pick the verdict with the higher likelihood after it).
+"""Judge pairs in both orders, in `free` mode (parse the written verdict), `constrained` mode (sample the
+reasoning, then pick the verdict with the higher likelihood after it) and/or `likelihood` mode (score each
+response alone by how much the instruction raises its likelihood; the higher score wins).
 
 `judge_pairs` draws a fixed number of samples per (pair, order). `judge_adaptive` draws them in rounds and
 stops for a (pair, order) as soon as one of its judgments is correct (picks the pair's known winner), up to
@@ -12,11 +13,14 @@ from __future__ import annotations
 import math
 
 from .backends import Request, Sampling, request_seed
-from .prompts import VERDICT_PREFIX, judge_messages, judgment_text, ordered
+from .prompts import NEUTRAL_INSTRUCTION, VERDICT_PREFIX, answer_messages, judge_messages, judgment_text, \
+    likelihood_text, ordered, truncate
 from .schemas import Judgment
 from .verdict import parse_verdict, reasoning_part
 
 ORDERS = (0, 1)
+GENERATIVE_MODES = ("free", "constrained")    # the judge writes reasoning; training targets come from these
+MODES = GENERATIVE_MODES + ("likelihood",)
 
 
 def _entries(pairs, max_chars):
@@ -67,11 +71,52 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
     return out, shift
 
 
+def likelihood_scores(backend, pairs, max_chars, desc="likelihood"):
+    """{(pair id, "chosen"|"rejected"): log p(response | instruction) - log p(response | NEUTRAL_INSTRUCTION)},
+    texts cut to `max_chars` as in the judge prompt. Each distinct (instruction, response) is scored once."""
+    need = {}
+    for p in pairs:
+        for side in ("chosen", "rejected"):
+            r = truncate(getattr(p, side), max_chars)
+            need.setdefault((truncate(p.instruction, max_chars), r), None)
+            need.setdefault((NEUTRAL_INSTRUCTION, r), None)
+    keys = list(need)
+    got = backend.continuation_logprobs([Request.make(answer_messages(x), 0) for x, _ in keys], [r for _, r in keys],
+                                        desc=desc)
+    lp = dict(zip(keys, got))
+    out = {}
+    for p in pairs:
+        for side in ("chosen", "rejected"):
+            r = truncate(getattr(p, side), max_chars)
+            out[(p.id, side)] = lp[(truncate(p.instruction, max_chars), r)] - lp[(NEUTRAL_INSTRUCTION, r)]
+    return out
+
+
+def judge_likelihood(backend, pairs, max_chars, desc="likelihood"):
+    """One deterministic judgment per pair and order (sample 0). Each response is scored alone, so both orders
+    get the same scores: the mode is position-consistent by construction (a tie has no verdict)."""
+    score = likelihood_scores(backend, pairs, max_chars, desc)
+    out = []
+    for p in pairs:
+        for order in ORDERS:
+            sa, sb = (score[(p.id, "chosen")], score[(p.id, "rejected")])[::1 if order == 0 else -1]
+            verdict = "A" if sa > sb else "B" if sb > sa else None
+            out.append(Judgment(p.id, order, 0, likelihood_text(sa, sb, verdict), verdict, "likelihood",
+                                margin=round(sa - sb, 6), raw_margin=round(sa - sb, 6)))
+    return out
+
+
 def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge"):
-    """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both modes. The
-    constrained calibration shift is the mean raw margin over all of them (both orders: position bias)."""
-    todo = [(key, s, msgs) for key, msgs in _entries(pairs, max_chars).items() for s in range(samples)]
-    out, _ = _judge(backend, todo, modes, sampling, seed, mean_margin if calibrate else 0.0, desc)
+    """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both generative modes.
+    The constrained calibration shift is the mean raw margin over all of them (both orders: position bias).
+    `likelihood` (deterministic) gives one judgment per pair and order whatever `samples` is."""
+    out = {}
+    generative = [m for m in modes if m in GENERATIVE_MODES]
+    if generative:
+        todo = [(key, s, msgs) for key, msgs in _entries(pairs, max_chars).items() for s in range(samples)]
+        out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc)
+    if "likelihood" in modes:
+        out["likelihood"] = judge_likelihood(backend, pairs, max_chars, desc=f"{desc} (likelihood)")
     return out
 
 

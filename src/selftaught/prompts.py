@@ -23,6 +23,10 @@ Give one or two sentences of reasoning, then a last line that reads "Verdict: [[
 
 VERDICT_PREFIX = "Verdict: [["
 
+# likelihood mode: a response's score is log p(response | the instruction) - log p(response | this request), so
+# what the response says anyway (fluent filler, a generic answer) cancels and what the instruction adds remains
+NEUTRAL_INSTRUCTION = "Write a response."
+
 MODIFY_TEMPLATE = """Below is an instruction. Write one new instruction on a closely related topic that asks for something different, so that a good answer to the new instruction would be a poor answer to the original one.
 Reply with the new instruction only, nothing else.
 
@@ -50,6 +54,13 @@ def judgment_text(reasoning: str, verdict: str) -> str:
     reasoning = reasoning.strip()
     line = f"{VERDICT_PREFIX}{verdict}]]"
     return f"{reasoning}\n{line}" if reasoning else line
+
+
+def likelihood_text(score_a: float, score_b: float, verdict: str | None) -> str:
+    """The record of a likelihood-mode judgment (what it measured), ending in the free-format verdict line."""
+    why = (f"Likelihood scores (log p given the instruction - log p given a neutral request): "
+           f"A {score_a:+.3f}, B {score_b:+.3f}.")
+    return judgment_text(why, verdict) if verdict else why
 
 
 def answer_messages(instruction: str) -> list[dict]:

@@ -86,7 +86,8 @@ class Judgment(Record):
     """One sampled judgment of one pair in one order.
 
     order 0: A = chosen, B = rejected; order 1: A = rejected, B = chosen. `verdict` is "A", "B" or None
-    (unparseable). `margin` is log p(A) - log p(B) of the verdict in constrained mode (None in free mode).
+    (unparseable). `margin` is log p(A) - log p(B) of the verdict in constrained mode (after calibration;
+    `raw_margin` before), score(A) - score(B) in likelihood mode, None in free mode.
     """
     pair_id: str
     order: int

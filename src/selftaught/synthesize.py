@@ -12,7 +12,7 @@ from .schemas import SyntheticPair
 from .verdict import clean_instruction
 
 _CHATTER = ("sure", "here", "i'm", "i am", "as an", "okay", "certainly", "the original", "original instruction",
-            "new instruction", "this instruction")
+            "this instruction")
 # How an instruction opens: a request verb or a question word. A weak seed asked for x' often answers x
 # instead ("The ending of the movie is ..."), and such text is not an instruction.
 _OPENERS = frozenset("""write explain describe list give create compose summarize summarise translate suggest name tell
