@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .config import MODES
 from .errors import InputError, ParamError
 
 console = Console(stderr=True)
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
     j.add_argument("--metrics", help="write accuracy/parse rate/position consistency here (JSON)")
     j.add_argument("--unlabelled", dest="labelled", action="store_false",
                    help="chosen/rejected are only 'first'/'second': no accuracy")
-    j.add_argument("--mode", choices=["free", "constrained", "likelihood"])
+    j.add_argument("--mode", choices=list(MODES))
     j.add_argument("--backend", choices=["transformers", "vllm"])
     j.add_argument("--temperature", type=float)
     j.add_argument("--max-new-tokens", type=int)

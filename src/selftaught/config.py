@@ -10,6 +10,11 @@ from .errors import ParamError
 
 PARAMS = Path("params.yaml")
 
+# The verdict modes (judging.py). Only the generative ones write reasoning, so only they can make training
+# targets (judge.mode); evaluation may use any of them (evaluate.modes, `selftaught judge --mode`).
+GENERATIVE_MODES = ("free", "constrained")
+MODES = GENERATIVE_MODES + ("likelihood",)
+
 # key -> (type, check, what the check means)
 _POS = (lambda v: v > 0, "must be > 0")
 _NONNEG = (lambda v: v >= 0, "must be >= 0")
@@ -43,8 +48,8 @@ RULES = {
     "synthesize.fallback": (str, _one_of("neighbour", "drop")),
     "synthesize.modify_shots": (int, (lambda v: 0 <= v <= 3, "must be in 0..3 (the worked examples in prompts.py)")),
     "synthesize.seed": (int, _NONNEG),
-    "judge.mode": (str, (lambda v: v in ("free", "constrained"),
-                         "must be free or constrained (training targets need written reasoning: likelihood is for evaluate)")),
+    "judge.mode": (str, (lambda v: v in GENERATIVE_MODES, f"must be one of {'/'.join(GENERATIVE_MODES)} (training "
+                         "targets need written reasoning: the other modes are for evaluate)")),
     "judge.samples": (int, _POS),
     "judge.adaptive": (bool, None),
     "judge.round_samples": (int, _POS),
@@ -66,8 +71,8 @@ RULES = {
     "train.lora_r": (int, _POS),
     "train.lora_alpha": (int, _POS),
     "train.seed": (int, _NONNEG),
-    "evaluate.modes": (list, (lambda v: v and len(set(v)) == len(v) and all(m in ("free", "constrained", "likelihood") for m in v),
-                              "must be a non-empty list of distinct free/constrained/likelihood")),
+    "evaluate.modes": (list, (lambda v: v and len(set(v)) == len(v) and all(m in MODES for m in v),
+                              f"must be a non-empty list of distinct modes from {'/'.join(MODES)}")),
     "evaluate.max_new_tokens": (int, _POS),
     "evaluate.temperature": ((int, float), _NONNEG),
     "evaluate.top_p": ((int, float), _PROB),

@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 
 from .backends import Request, Sampling, request_seed
+from .config import GENERATIVE_MODES
 from .prompts import NEUTRAL_INSTRUCTION, VERDICT_PREFIX, answer_messages, judge_messages, judgment_text, \
     likelihood_text, ordered, truncate
 from .schemas import Judgment
 from .verdict import parse_verdict, reasoning_part
 
 ORDERS = (0, 1)
-GENERATIVE_MODES = ("free", "constrained")    # the judge writes reasoning; training targets come from these
-MODES = GENERATIVE_MODES + ("likelihood",)
 
 
 def _entries(pairs, max_chars):
