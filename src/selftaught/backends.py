@@ -370,18 +370,23 @@ class TransformersBackend(GenerationBackend):
         causal = cols[None, :] <= q[:, None]
         return (valid[:, None, None, :] & causal) | (cols[None, :] == q[:, None])
 
+    def _left_pad(self, seqs):
+        """Token id sequences left-padded to one width: (input ids, valid columns, position ids), positions
+        counting real tokens only."""
+        width, pad = max(len(x) for x in seqs), self.tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + list(x) for x in seqs], device=self.device)
+        valid = torch.zeros(len(seqs), width, dtype=torch.bool, device=self.device)
+        for r, x in enumerate(seqs):
+            valid[r, width - len(x):] = True
+        return input_ids, valid, (valid.long().cumsum(-1) - 1).clamp_(min=0)
+
     def _run_prompts(self, prompts):
         """Prefill left-padded prompts; return each one's KV ([(keys, values)] per layer, real tokens only)
         and its last-position logits."""
         from transformers import StaticCache
 
-        width = max(len(p) for p in prompts)
-        pad = self.tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=self.device)
-        valid = torch.zeros(len(prompts), width, dtype=torch.bool, device=self.device)
-        for r, p in enumerate(prompts):
-            valid[r, width - len(p):] = True
-        pos = (valid.long().cumsum(-1) - 1).clamp_(min=0)
+        input_ids, valid, pos = self._left_pad(prompts)
+        width = input_ids.shape[1]
         cache = StaticCache(config=self.model.config, max_cache_len=width)
         out = self.model(input_ids=input_ids, attention_mask=self._mask(valid, 0, width), position_ids=pos,
                          past_key_values=cache, use_cache=True, logits_to_keep=1)
@@ -559,14 +564,9 @@ class TransformersBackend(GenerationBackend):
         full = [s + c for s, c in zip(seqs, conts)]
         for batch in self._iter(self._plan(full), desc, len(requests)):
             idx = [i for _, mem in batch for i in mem]
-            width, pad = max(len(full[i]) for i in idx), self.tok.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(full[i])) + list(full[i]) for i in idx], device=self.device)
-            valid = torch.zeros(len(idx), width, dtype=torch.bool, device=self.device)
-            for r, i in enumerate(idx):
-                valid[r, width - len(full[i]):] = True
-            pos = (valid.long().cumsum(-1) - 1).clamp_(min=0)
+            input_ids, valid, pos = self._left_pad([full[i] for i in idx])
             keep = max(len(conts[i]) for i in idx) + 1
-            mask = self._mask(valid, 0, width) if self.fast else valid.long()
+            mask = self._mask(valid, 0, input_ids.shape[1]) if self.fast else valid.long()
             logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
             lp = torch.log_softmax(logits.float(), dim=-1)
             self.usage.prefill_tokens += sum(len(full[i]) for i in idx)

@@ -73,22 +73,13 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
 def likelihood_scores(backend, pairs, max_chars, desc="likelihood"):
     """{(pair id, "chosen"|"rejected"): log p(response | instruction) - log p(response | NEUTRAL_INSTRUCTION)},
     texts cut to `max_chars` as in the judge prompt. Each distinct (instruction, response) is scored once."""
-    need = {}
-    for p in pairs:
-        for side in ("chosen", "rejected"):
-            r = truncate(getattr(p, side), max_chars)
-            need.setdefault((truncate(p.instruction, max_chars), r), None)
-            need.setdefault((NEUTRAL_INSTRUCTION, r), None)
-    keys = list(need)
+    texts = {(p.id, side): (truncate(p.instruction, max_chars), truncate(getattr(p, side), max_chars))
+             for p in pairs for side in ("chosen", "rejected")}
+    keys = list(dict.fromkeys(k for x, r in texts.values() for k in ((x, r), (NEUTRAL_INSTRUCTION, r))))
     got = backend.continuation_logprobs([Request.make(answer_messages(x), 0) for x, _ in keys], [r for _, r in keys],
                                         desc=desc)
     lp = dict(zip(keys, got))
-    out = {}
-    for p in pairs:
-        for side in ("chosen", "rejected"):
-            r = truncate(getattr(p, side), max_chars)
-            out[(p.id, side)] = lp[(truncate(p.instruction, max_chars), r)] - lp[(NEUTRAL_INSTRUCTION, r)]
-    return out
+    return {key: lp[(x, r)] - lp[(NEUTRAL_INSTRUCTION, r)] for key, (x, r) in texts.items()}
 
 
 def judge_likelihood(backend, pairs, max_chars, desc="likelihood"):
