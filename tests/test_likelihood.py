@@ -76,3 +76,37 @@ def test_params_accept_likelihood_for_evaluate_only():
         config.validate({**p, "judge": {**p["judge"], "mode": "likelihood"}})
     with pytest.raises(ParamError, match="evaluate.modes"):
         config.validate({**p, "evaluate": {**p["evaluate"], "modes": ["free", "free"]}})
+
+
+def test_likelihood_runs_on_its_own_backend_when_given():
+    class NoScores(ScoreBackend):
+        def continuation_logprobs(self, requests, continuations, desc=""):
+            raise AssertionError("the likelihood pass must use likelihood_backend")
+
+    lik = ScoreBackend(TABLE)
+    js = judge_pairs(NoScores(TABLE), PAIRS, ["likelihood"], 1, Sampling(8), 0, True, 800, likelihood_backend=lik)
+    assert [j.verdict for j in js["likelihood"]][:2] == ["A", "B"] and lik.calls
+
+
+def test_judging_backends_load_the_likelihood_model_in_its_own_dtype(tiny_model):
+    import torch
+
+    from selftaught.backends import make_judging_backends
+    g = {"backend": "transformers", "device": "cpu", "dtype": "bfloat16", "batch_size": 4, "max_prompt_tokens": 256,
+         "threads": 0}
+    gen, lik = make_judging_backends(tiny_model, g, ["free", "likelihood"], "float32")
+    assert gen.model.dtype == torch.bfloat16 and lik.model.dtype == torch.float32
+    gen, lik = make_judging_backends(tiny_model, g, ["constrained", "likelihood"], "bfloat16")
+    assert lik is gen                                       # one model when the dtypes agree
+    gen, lik = make_judging_backends(tiny_model, g, ["likelihood"], "float32")
+    assert gen is None and lik.model.dtype == torch.float32
+    gen, lik = make_judging_backends(tiny_model, g, ["free"], "float32")
+    assert lik is None and gen.model.dtype == torch.bfloat16
+
+
+def test_params_refuse_a_second_vllm_engine_for_the_likelihood_pass():
+    p = yaml.safe_load(open("params.yaml"))
+    vllm = {**p["generation"], "backend": "vllm", "dtype": "bfloat16"}
+    with pytest.raises(ParamError, match="evaluate.likelihood_dtype"):
+        config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "float32"}})
+    config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "bfloat16"}})

@@ -28,6 +28,7 @@ from typing import Sequence
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .config import GENERATIVE_MODES
 from .errors import InputError
 
 
@@ -705,6 +706,18 @@ class VLLMBackend(GenerationBackend):
                                  lora_request=self.lora)
         self.usage.scored += len(requests)
         return [vllm_continuation_logprob(o.prompt_logprobs, c) for o, c in zip(outs, conts)]
+
+
+def make_judging_backends(model_dir, gen_params, modes, likelihood_dtype, trust_remote_code=False):
+    """(backend for the generative modes, backend for the likelihood mode) for `modes`, either None if unused.
+    The likelihood pass sums hundreds of log-probs per response; in bfloat16 that sum moves with the batch a
+    pair lands in, so it may run in its own dtype (a second copy of the model) while generation stays fast."""
+    gen = make_backend(model_dir, gen_params, trust_remote_code) if set(modes) & set(GENERATIVE_MODES) else None
+    if "likelihood" not in modes:
+        return gen, None
+    if gen is not None and likelihood_dtype == gen_params["dtype"]:
+        return gen, gen
+    return gen, make_backend(model_dir, {**gen_params, "dtype": likelihood_dtype}, trust_remote_code)
 
 
 def make_backend(model_dir, gen_params, trust_remote_code=False, max_new_tokens=1024) -> GenerationBackend:

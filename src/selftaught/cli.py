@@ -16,7 +16,7 @@ console = Console(stderr=True)
 
 def cmd_judge(args) -> int:
     from . import config
-    from .backends import Sampling, make_backend
+    from .backends import Sampling, make_judging_backends
     from .evaluation import evaluate_all, summarise
     from .io import read_jsonl, write_json, write_jsonl
     from .judging import judge_pairs
@@ -31,10 +31,11 @@ def cmd_judge(args) -> int:
     pairs = read_jsonl(args.pairs, Pair)
     pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
-    backend = make_backend(args.model, g, params["seed"]["trust_remote_code"])
+    backend, lik = make_judging_backends(args.model, g, [mode], e["likelihood_dtype"], params["seed"]["trust_remote_code"])
     sampling = Sampling(args.max_new_tokens or e["max_new_tokens"],
                         e["temperature"] if args.temperature is None else args.temperature, e["top_p"])
-    js = judge_pairs(backend, pairs, [mode], 1, sampling, e["seed"], e["calibrate"], g["max_judged_chars"])[mode]
+    js = judge_pairs(backend, pairs, [mode], 1, sampling, e["seed"], e["calibrate"], g["max_judged_chars"],
+                     likelihood_backend=lik)[mode]
     by_id = {p.id: p for p in pairs}
     records = []
     for j in js:

@@ -78,6 +78,7 @@ RULES = {
     "evaluate.top_p": ((int, float), _PROB),
     "evaluate.calibrate": (bool, None),
     "evaluate.seed": (int, _NONNEG),
+    "evaluate.likelihood_dtype": (str, _one_of("float32", "bfloat16", "float16")),
 }
 
 
@@ -114,6 +115,10 @@ def validate(params: dict) -> dict:
             raise ParamError(f"{key}.prev", f"iteration {k} is judged by iteration {k - 1}, which must exist; got {prev!r}")
         if gen not in (0, prev):
             raise ParamError(f"{key}.gen", f"generator must be 0 (the seed) or {prev} (the current judge); got {gen!r}")
+    g, lik = params["generation"], params["evaluate"]["likelihood_dtype"]
+    if g["backend"] == "vllm" and lik != g["dtype"]:
+        raise ParamError("evaluate.likelihood_dtype", f"with generation.backend vllm it must equal generation.dtype "
+                         f"({g['dtype']!r}): a second vLLM engine would not fit beside the first; got {lik!r}")
     params["iterations"] = dict(sorted(its.items()))    # int keys from here on
     if not isinstance(params["seed"].get("path"), str) or not params["seed"]["path"]:
         raise ParamError("seed.path", "must name the seed wheel (gguf_wheel) or a local model directory (hf_dir)")

@@ -96,17 +96,19 @@ def judge_likelihood(backend, pairs, max_chars, desc="likelihood"):
     return out
 
 
-def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge"):
+def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge",
+                likelihood_backend=None):
     """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both generative modes.
     The constrained calibration shift is the mean raw margin over all of them (both orders: position bias).
-    `likelihood` (deterministic) gives one judgment per pair and order whatever `samples` is."""
+    `likelihood` (deterministic) gives one judgment per pair and order whatever `samples` is; it runs on
+    `likelihood_backend` when given (e.g. the model in float32), else on `backend`."""
     out = {}
     generative = [m for m in modes if m in GENERATIVE_MODES]
     if generative:
         todo = [(key, s, msgs) for key, msgs in _entries(pairs, max_chars).items() for s in range(samples)]
         out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc)
     if "likelihood" in modes:
-        out["likelihood"] = judge_likelihood(backend, pairs, max_chars, desc=f"{desc} (likelihood)")
+        out["likelihood"] = judge_likelihood(likelihood_backend or backend, pairs, max_chars, desc=f"{desc} (likelihood)")
     return out
 
 
