@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from selftaught.backends import TransformersBackend, load_model, set_determinism  # noqa: E402
+from selftaught import config  # noqa: E402
+from selftaught.backends import load_model, make_judging_backends, set_determinism  # noqa: E402
 from selftaught.evaluation import evaluate_all  # noqa: E402
 from selftaught.io import read_jsonl  # noqa: E402
 from selftaught.judging import judge_likelihood  # noqa: E402
@@ -31,7 +32,9 @@ from selftaught.schemas import Pair, SyntheticPair  # noqa: E402
 
 
 def likelihood_accuracy(model_dir, bench, max_chars):
-    be = TransformersBackend(model_dir, dtype="bfloat16", batch_size=16)
+    """The evaluate stages' likelihood judging: their backend factory, generation params and likelihood_dtype."""
+    params = config.load()
+    _, be = make_judging_backends(model_dir, params["generation"], ["likelihood"], params["evaluate"]["likelihood_dtype"])
     m = evaluate_all(judge_likelihood(be, bench, max_chars, desc=f"likelihood {Path(model_dir).name}"), bench)
     return {"mean": m["accuracy"], **{b: v["accuracy"] for b, v in m["benchmarks"].items()}}
 
