@@ -80,7 +80,7 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
     p = shipped()
     edit(p)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    for args in (["stages/summary.py".replace("stages", str(ROOT / "stages")), "--metrics", "m", "--out", "r"],
+    for args in ([str(ROOT / "stages" / "summary.py"), "--metrics", "m", "--out", "r", "--headline", "h"],
                  ["-m", "selftaught.cli", "report"]):
         r = run(args, tmp_path)
         assert r.returncode == 2, r.stderr
@@ -98,7 +98,7 @@ STAGE_ARGS = {   # each stage with placeholder paths: the params file is read be
               "--metrics", "m", "--loss", "l"],
     "evaluate": ["--iteration", "0", "--benchmarks", "b", "--model", "m", "--out", "o", "--metrics", "m",
                  "--report", "r"],
-    "summary": ["--metrics", "m", "--out", "r"],
+    "summary": ["--metrics", "m", "--out", "r", "--headline", "h"],
 }
 
 

@@ -52,6 +52,21 @@ def test_every_stage_ran_and_outputs_are_cached(repo):
     assert run(["dvc", "status"], repo).stdout.strip() in ("", "Data and pipelines are up to date.")
 
 
+def leaves(x) -> int:
+    return sum(map(leaves, x.values())) if isinstance(x, dict) else sum(map(leaves, x)) if isinstance(x, list) else 1
+
+
+def test_metrics_are_a_small_headline_and_plots_draw_every_mode(repo):
+    for k in (0, 1, 2):
+        assert leaves(json.loads((repo / f"metrics/iter_{k}.json").read_text())) <= 40
+    head = json.loads((repo / "reports/headline.json").read_text())
+    assert head["final"]["iteration"] == 2 and set(head["baseline"]) == {"free", "constrained", "likelihood"}
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
+    for name in ("accuracy", "parse_rate", "position_consistency"):
+        fields = {row["field"] for row in plots[name][0]["content"]["data"]["values"]}
+        assert fields == {"free", "constrained", "likelihood"}, (name, fields)
+
+
 def test_second_repro_does_nothing(repo):
     out = run(["dvc", "repro"], repo).stdout
     assert ran(out) == set(), out

@@ -84,6 +84,15 @@ def write_report(metric_files, out_dir="reports") -> pd.DataFrame:
     return wide
 
 
+def headline(wide: pd.DataFrame) -> dict:
+    """The numbers `dvc exp show` leads with: accuracy per verdict mode of the seed (`baseline`) and of the
+    last iteration (`final`)."""
+    iters = sorted(int(c.split()[1]) for c in wide.columns if str(c).startswith("iter "))
+    acc = wide[wide["statistic"] == "accuracy"].set_index("mode")
+    pick = lambda k: {m: float(acc.loc[m, f"iter {k}"]) for m in acc.index}    # noqa: E731
+    return {"final": {"iteration": iters[-1], **pick(iters[-1])}, "baseline": pick(iters[0])}
+
+
 def print_table(wide: pd.DataFrame, console: Console | None = None) -> None:
     console = console or Console()
     t = Table(title="judge per iteration")
