@@ -1,0 +1,182 @@
+"""Decoder benchmark (not a test): TransformersBackend's hand-written decoder (shared prefill, preallocated
+StaticCache, CPU decode attention, prompt cache) against its transformers `model.generate` path
+(`fast_path=False`: stock SDPA attention, transformers' own cache), same model, same requests, same seeded
+per-request sampler (`SeededSampler` as a logits processor on the generate path). Run from the repository root:
+
+    python benchmarks/decoder.py [--model models/iter_0] [--repeats 2]
+
+Workloads, with params.yaml's generation, judge and synthesize sections (dtype, batch size, threads,
+max_prompt_tokens, sampling):
+
+- judge: judge prompts as the judge stage builds them (prompts.judge_messages over both orders of each pair,
+  seeds request_seed(judge.seed, pair id, order, sample)), from work/iter_1/pairs.jsonl or, when that is
+  missing, from the pairs of data/benchmarks/*.jsonl (taken in turn from each file). Sent as the adaptive judge
+  stage sends them: round r is one generate() call with sample r of every item; the prompt cache is cleared
+  before round 1 only (later rounds reuse the item's prompt on the hand-written path, as in the stage).
+- synthesis: the responder (answer x, synthesize.max_new_tokens) and x' writer (synthesize.modify_shots worked
+  examples, synthesize.instruction_max_new_tokens) requests that synthesize.synthesize builds, one generate()
+  call each, over instructions taken in turn from data/instructions/*.jsonl.
+
+Each path first runs a separate warm-up; each timed workload runs --repeats times per path, alternating paths,
+and the fastest run of each counts. Prints wall seconds, generated tokens (up to and including the first EOS),
+tokens/s, the ratio, and how many of the N outputs differ between the paths; then (untimed) how many differ
+when the first few requests of each workload run in float32 instead (are bfloat16 differences numerics?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from selftaught.backends import Request, Sampling, TransformersBackend, request_seed, set_determinism  # noqa: E402
+from selftaught.io import read_jsonl  # noqa: E402
+from selftaught.prompts import answer_messages, judge_messages, modify_messages, ordered  # noqa: E402
+from selftaught.schemas import Instruction, Pair, SyntheticPair  # noqa: E402
+
+
+def interleave(lists, n):
+    """The first n items taken in turn from each list."""
+    out, k = [], 0
+    while len(out) < n and any(k < len(x) for x in lists):
+        out += [x[k] for x in lists if k < len(x)]
+        k += 1
+    return out[:n]
+
+
+def judge_pairs_source(n):
+    f = ROOT / "work" / "iter_1" / "pairs.jsonl"
+    if f.exists():
+        return read_jsonl(f, SyntheticPair)[:n], str(f.relative_to(ROOT))
+    files = sorted((ROOT / "data" / "benchmarks").glob("*.jsonl"))
+    return interleave([read_jsonl(f, Pair) for f in files], n), "data/benchmarks/*.jsonl"
+
+
+def judge_rounds(pairs, rounds, seed, max_chars):
+    """[requests of round r]: sample r of every (pair, order) item, items in the judge stage's order."""
+    items = [(p.id, order, judge_messages(p.instruction, *ordered(p, order), max_chars)) for p in pairs for order in (0, 1)]
+    return [[Request.make(msgs, request_seed(seed, pid, order, s)) for pid, order, msgs in items] for s in range(rounds)]
+
+
+def synthesis_calls(instructions, p):
+    answer = Sampling(p["max_new_tokens"], p["temperature"], p["top_p"])
+    rewrite = Sampling(p["instruction_max_new_tokens"], p["temperature"], p["top_p"])
+    seed = p["seed"]
+    return [([Request.make(answer_messages(x.instruction), request_seed(seed, x.id, "good")) for x in instructions], answer),
+            ([Request.make(modify_messages(x.instruction, p["modify_shots"]), request_seed(seed, x.id, "modify"))
+              for x in instructions], rewrite)]
+
+
+def run(backend, calls):
+    """(texts, wall seconds, generated tokens, prefill tokens) of the calls [(requests, sampling)], in turn."""
+    if hasattr(backend, "clear_prompt_cache"):
+        backend.clear_prompt_cache()
+    before = backend.usage.snapshot()
+    texts, per_call = [], []
+    t0 = time.perf_counter()
+    for reqs, sampling in calls:
+        t = time.perf_counter()
+        texts += backend.generate(reqs, sampling, desc=backend.label)
+        per_call.append(round(time.perf_counter() - t, 1))
+    dt = time.perf_counter() - t0
+    after = backend.usage.snapshot()
+    return texts, dt, after["generated_tokens"] - before["generated_tokens"], \
+        after["prefill_tokens"] - before["prefill_tokens"], per_call
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "models" / "iter_0"))
+    ap.add_argument("--judge-pairs", type=int, default=16, help="pairs judged (x2 orders = items per round)")
+    ap.add_argument("--judge-rounds", type=int, default=2, help="adaptive rounds (one sample of every item each)")
+    ap.add_argument("--instructions", type=int, default=16, help="synthesis: instructions (x2 requests each)")
+    ap.add_argument("--repeats", type=int, default=1, help="timed runs per path and workload (the fastest counts)")
+    ap.add_argument("--float32-check", type=int, default=8,
+                    help="then run the first N requests of each workload's first call through both paths in float32 "
+                         "and count differing outputs (0: skip)")
+    args = ap.parse_args()
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    g, jp, sp = params["generation"], params["judge"], params["synthesize"]
+    set_determinism(g["threads"])
+    pairs, source = judge_pairs_source(args.judge_pairs)
+    files = [ROOT / f for f in params["data"]["instructions"]]
+    instructions = interleave([read_jsonl(f, Instruction) for f in files], args.instructions)
+    jsampling = Sampling(jp["max_new_tokens"], jp["temperature"], jp["top_p"])
+    workloads = {
+        "judge": [(reqs, jsampling) for reqs in judge_rounds(pairs, args.judge_rounds, jp["seed"], g["max_judged_chars"])],
+        "synthesis": synthesis_calls(instructions, sp),
+    }
+    kw = dict(dtype=g["dtype"], device="cpu", batch_size=g["batch_size"], max_prompt_tokens=g["max_prompt_tokens"])
+    hand = TransformersBackend(args.model, **kw)
+    hf = TransformersBackend(args.model, fast_path=False, **kw)
+    assert hand.fast and not hf.fast, "the model must take the hand-written path by default"
+    hand.label, hf.label = "hand-written", "model.generate"
+    print(f"commit {commit()}; model {args.model}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"dtype {g['dtype']}; batch size {g['batch_size']}; judge pairs from {source}", flush=True)
+    for name, calls in workloads.items():
+        print(f"{name}: " + "; ".join(f"{len(r)} requests, max_new_tokens {s.max_new_tokens}, temperature "
+                                       f"{s.temperature}, top_p {s.top_p}" for r, s in calls), flush=True)
+
+    warm = [([Request.make(answer_messages(x.instruction), 7) for x in instructions[:4]], Sampling(8, 0.7, 0.9))]
+    for be in (hand, hf):
+        _, dt, *_ = run(be, warm)
+        print(f"warm-up {be.label}: {dt:.1f} s", flush=True)
+
+    results = {}
+    for name, calls in workloads.items():
+        best = {}
+        for rep in range(args.repeats):
+            for be in (hand, hf):
+                texts, dt, tokens, prefill, per_call = run(be, calls)
+                print(f"  {name} {be.label} run {rep + 1}: {dt:.1f} s (per call {per_call}), {tokens} tokens, "
+                      f"{prefill} prefill tokens", flush=True)
+                if be.label not in best or dt < best[be.label][1]:
+                    best[be.label] = (texts, dt, tokens, prefill, per_call)
+        (ht, hd, hn, hp, hc), (gt, gd, gn, gp, gc) = best["hand-written"], best["model.generate"]
+        differ = sum(a != b for a, b in zip(ht, gt))
+        results[name] = dict(requests=len(ht), hand_s=hd, hand_tokens=hn, hand_prefill=hp, hand_calls=hc,
+                             hf_s=gd, hf_tokens=gn, hf_prefill=gp, hf_calls=gc, differ=differ)
+        print(f"{name}: hand-written {hd:.1f} s, {hn} tokens, {hn / hd:.1f} tok/s | model.generate {gd:.1f} s, "
+              f"{gn} tokens, {gn / gd:.1f} tok/s | speed ratio (tok/s hand / generate) {(hn / hd) / (gn / gd):.2f}x | "
+              f"outputs differing: {differ} of {len(ht)}", flush=True)
+
+    print("\n| workload | requests | path | wall s | generated tokens | prefill tokens | tokens/s | ratio | outputs differing |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        ratio = (r["hand_tokens"] / r["hand_s"]) / (r["hf_tokens"] / r["hf_s"])
+        print(f"| {name} | {r['requests']} | hand-written | {r['hand_s']:.1f} | {r['hand_tokens']} | {r['hand_prefill']} "
+              f"| {r['hand_tokens'] / r['hand_s']:.1f} | **{ratio:.2f}x** | {r['differ']} of {r['requests']} |")
+        print(f"| {name} | {r['requests']} | model.generate | {r['hf_s']:.1f} | {r['hf_tokens']} | {r['hf_prefill']} "
+              f"| {r['hf_tokens'] / r['hf_s']:.1f} | 1 | |")
+
+    if args.float32_check:
+        del hand, hf
+        kw["dtype"] = "float32"
+        hand32, hf32 = TransformersBackend(args.model, **kw), TransformersBackend(args.model, fast_path=False, **kw)
+        hand32.label, hf32.label = "hand-written float32", "model.generate float32"
+        for name, calls in workloads.items():
+            reqs, sampling = calls[0]
+            sub = [(reqs[:args.float32_check], sampling)]
+            a, b = run(hand32, sub)[0], run(hf32, sub)[0]
+            print(f"float32 check, {name}: outputs differing between the paths: {sum(x != y for x, y in zip(a, b))} "
+                  f"of {len(a)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
