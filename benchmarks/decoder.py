@@ -26,6 +26,7 @@ when the first few requests of each workload run in float32 instead (are bfloat1
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -105,6 +106,7 @@ def main():
     ap.add_argument("--judge-pairs", type=int, default=16, help="pairs judged (x2 orders = items per round)")
     ap.add_argument("--judge-rounds", type=int, default=2, help="adaptive rounds (one sample of every item each)")
     ap.add_argument("--instructions", type=int, default=16, help="synthesis: instructions (x2 requests each)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: generation.threads)")
     ap.add_argument("--repeats", type=int, default=1, help="timed runs per path and workload (the fastest counts)")
     ap.add_argument("--float32-check", type=int, default=8,
                     help="then run the first N requests of each workload's first call through both paths in float32 "
@@ -113,7 +115,7 @@ def main():
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     g, jp, sp = params["generation"], params["judge"], params["synthesize"]
-    set_determinism(g["threads"])
+    set_determinism(g["threads"] if args.threads is None else args.threads)
     pairs, source = judge_pairs_source(args.judge_pairs)
     files = [ROOT / f for f in params["data"]["instructions"]]
     instructions = interleave([read_jsonl(f, Instruction) for f in files], args.instructions)
@@ -127,7 +129,7 @@ def main():
     hf = TransformersBackend(args.model, fast_path=False, **kw)
     assert hand.fast and not hf.fast, "the model must take the hand-written path by default"
     hand.label, hf.label = "hand-written", "model.generate"
-    print(f"commit {commit()}; model {args.model}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    print(f"commit {commit()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; model {args.model}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"dtype {g['dtype']}; batch size {g['batch_size']}; judge pairs from {source}", flush=True)
     for name, calls in workloads.items():
         print(f"{name}: " + "; ".join(f"{len(r)} requests, max_new_tokens {s.max_new_tokens}, temperature "
@@ -176,6 +178,8 @@ def main():
             a, b = run(hand32, sub)[0], run(hf32, sub)[0]
             print(f"float32 check, {name}: outputs differing between the paths: {sum(x != y for x, y in zip(a, b))} "
                   f"of {len(a)}", flush=True)
+
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
 if __name__ == "__main__":
