@@ -17,8 +17,8 @@ max_prompt_tokens, sampling):
   examples, synthesize.instruction_max_new_tokens) requests that synthesize.synthesize builds, one generate()
   call each, over instructions taken in turn from data/instructions/*.jsonl.
 
-Each path first runs a separate warm-up; each timed workload runs --repeats times per path, alternating paths,
-and the fastest run of each counts. Prints wall seconds, generated tokens (up to and including the first EOS),
+Each path first runs a separate warm-up; then the paths take turns call by call (a shared machine's load
+weighs on both alike), --repeats times, and the fastest run of each path counts. Prints wall seconds, generated tokens (up to and including the first EOS),
 tokens/s, the ratio, and how many of the N outputs differ between the paths; then (untimed) how many differ
 when the first few requests of each workload run in float32 instead (are bfloat16 differences numerics?).
 """
@@ -81,16 +81,34 @@ def run(backend, calls):
     if hasattr(backend, "clear_prompt_cache"):
         backend.clear_prompt_cache()
     before = backend.usage.snapshot()
-    texts, per_call = [], []
+    texts = []
     t0 = time.perf_counter()
     for reqs, sampling in calls:
-        t = time.perf_counter()
         texts += backend.generate(reqs, sampling, desc=backend.label)
-        per_call.append(round(time.perf_counter() - t, 1))
     dt = time.perf_counter() - t0
     after = backend.usage.snapshot()
-    return texts, dt, after["generated_tokens"] - before["generated_tokens"], \
-        after["prefill_tokens"] - before["prefill_tokens"], per_call
+    return texts, dt, after["generated_tokens"] - before["generated_tokens"], after["prefill_tokens"] - before["prefill_tokens"]
+
+
+def interleaved(backends, calls):
+    """Each backend's (texts, wall s, CPU s, generated tokens, prefill tokens, [wall s per call]) for `calls`,
+    the backends taking turns call by call (a shared machine's load then weighs on both alike). Prompt caches
+    are cleared first only: later calls may reuse earlier calls' prompts, as in the stages."""
+    res = {be.label: ([], 0.0, 0.0, 0, 0, []) for be in backends}
+    for be in backends:
+        if hasattr(be, "clear_prompt_cache"):
+            be.clear_prompt_cache()
+    for reqs, sampling in calls:
+        for be in backends:
+            texts, wall, cpu, tokens, prefill, per_call = res[be.label]
+            before = be.usage.snapshot()
+            c0, t0 = time.process_time(), time.perf_counter()
+            texts = texts + be.generate(reqs, sampling, desc=be.label)
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            after = be.usage.snapshot()
+            res[be.label] = (texts, wall + dt, cpu + dc, tokens + after["generated_tokens"] - before["generated_tokens"],
+                             prefill + after["prefill_tokens"] - before["prefill_tokens"], per_call + [round(dt, 1)])
+    return res
 
 
 def commit() -> str:
@@ -103,12 +121,12 @@ def commit() -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "iter_0"))
-    ap.add_argument("--judge-pairs", type=int, default=16, help="pairs judged (x2 orders = items per round)")
+    ap.add_argument("--judge-pairs", type=int, default=8, help="pairs judged (x2 orders = items per round)")
     ap.add_argument("--judge-rounds", type=int, default=2, help="adaptive rounds (one sample of every item each)")
     ap.add_argument("--instructions", type=int, default=16, help="synthesis: instructions (x2 requests each)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: generation.threads)")
     ap.add_argument("--repeats", type=int, default=1, help="timed runs per path and workload (the fastest counts)")
-    ap.add_argument("--float32-check", type=int, default=8,
+    ap.add_argument("--float32-check", type=int, default=4,
                     help="then run the first N requests of each workload's first call through both paths in float32 "
                          "and count differing outputs (0: skip)")
     args = ap.parse_args()
@@ -144,27 +162,26 @@ def main():
     for name, calls in workloads.items():
         best = {}
         for rep in range(args.repeats):
-            for be in (hand, hf):
-                texts, dt, tokens, prefill, per_call = run(be, calls)
-                print(f"  {name} {be.label} run {rep + 1}: {dt:.1f} s (per call {per_call}), {tokens} tokens, "
-                      f"{prefill} prefill tokens", flush=True)
-                if be.label not in best or dt < best[be.label][1]:
-                    best[be.label] = (texts, dt, tokens, prefill, per_call)
-        (ht, hd, hn, hp, hc), (gt, gd, gn, gp, gc) = best["hand-written"], best["model.generate"]
+            for label, r in interleaved((hand, hf), calls).items():
+                print(f"  {name} {label} run {rep + 1}: {r[1]:.1f} s wall, {r[2]:.1f} s CPU (per call {r[5]}), "
+                      f"{r[3]} tokens, {r[4]} prefill tokens", flush=True)
+                if label not in best or r[1] < best[label][1]:
+                    best[label] = r
+        (ht, hd, hcpu, hn, hp, _), (gt, gd, gcpu, gn, gp, _) = best["hand-written"], best["model.generate"]
         differ = sum(a != b for a, b in zip(ht, gt))
-        results[name] = dict(requests=len(ht), hand_s=hd, hand_tokens=hn, hand_prefill=hp, hand_calls=hc,
-                             hf_s=gd, hf_tokens=gn, hf_prefill=gp, hf_calls=gc, differ=differ)
+        results[name] = dict(requests=len(ht), hand_s=hd, hand_cpu=hcpu, hand_tokens=hn, hand_prefill=hp,
+                             hf_s=gd, hf_cpu=gcpu, hf_tokens=gn, hf_prefill=gp, differ=differ)
         print(f"{name}: hand-written {hd:.1f} s, {hn} tokens, {hn / hd:.1f} tok/s | model.generate {gd:.1f} s, "
               f"{gn} tokens, {gn / gd:.1f} tok/s | speed ratio (tok/s hand / generate) {(hn / hd) / (gn / gd):.2f}x | "
               f"outputs differing: {differ} of {len(ht)}", flush=True)
 
-    print("\n| workload | requests | path | wall s | generated tokens | prefill tokens | tokens/s | ratio | outputs differing |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| workload | requests | path | wall s | CPU s | generated tokens | prefill tokens | tokens/s | ratio | outputs differing |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ratio = (r["hand_tokens"] / r["hand_s"]) / (r["hf_tokens"] / r["hf_s"])
-        print(f"| {name} | {r['requests']} | hand-written | {r['hand_s']:.1f} | {r['hand_tokens']} | {r['hand_prefill']} "
+        print(f"| {name} | {r['requests']} | hand-written | {r['hand_s']:.1f} | {r['hand_cpu']:.1f} | {r['hand_tokens']} | {r['hand_prefill']} "
               f"| {r['hand_tokens'] / r['hand_s']:.1f} | **{ratio:.2f}x** | {r['differ']} of {r['requests']} |")
-        print(f"| {name} | {r['requests']} | model.generate | {r['hf_s']:.1f} | {r['hf_tokens']} | {r['hf_prefill']} "
+        print(f"| {name} | {r['requests']} | model.generate | {r['hf_s']:.1f} | {r['hf_cpu']:.1f} | {r['hf_tokens']} | {r['hf_prefill']} "
               f"| {r['hf_tokens'] / r['hf_s']:.1f} | 1 | |")
 
     if args.float32_check:
