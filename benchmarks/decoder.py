@@ -1,4 +1,10 @@
-"""Decoder benchmark (not a test): TransformersBackend's hand-written decoder (shared prefill, preallocated
+"""Decoder benchmark (not a test), kept for the record: the hand-written decoder it measured was removed after
+the measurement (docs/decoder.md), so it runs only at a commit that still has it (d1b1694):
+
+    git worktree add ../decoder-bench d1b1694 && cd ../decoder-bench
+    python benchmarks/decoder.py --model <path to models/iter_0> [--repeats 2]
+
+What it compared: TransformersBackend's hand-written decoder (shared prefill, preallocated
 StaticCache, CPU decode attention, prompt cache) against its transformers `model.generate` path
 (`fast_path=False`: stock SDPA attention, transformers' own cache), same model, same requests, same seeded
 per-request sampler (`SeededSampler` as a logits processor on the generate path). Run from the repository root:
@@ -18,8 +24,8 @@ max_prompt_tokens, sampling):
   call each, over instructions taken in turn from data/instructions/*.jsonl.
 
 Each path first runs a separate warm-up; then the paths take turns call by call (a shared machine's load
-weighs on both alike), --repeats times, and the fastest run of each path counts. Prints wall seconds, generated tokens (up to and including the first EOS),
-tokens/s, the ratio, and how many of the N outputs differ between the paths; then (untimed) how many differ
+weighs on both alike), --repeats times, and the fastest run of each path counts. Prints wall seconds, generated
+tokens (up to and including the first EOS), tokens/s, the ratio, and how many of the N outputs differ between the paths; then (untimed) how many differ
 when the first few requests of each workload run in float32 instead (are bfloat16 differences numerics?).
 """
 
@@ -118,7 +124,15 @@ def commit() -> str:
         return "unknown"
 
 
+MEASURED_AT = "d1b1694"
+
+
 def main():
+    import importlib.util
+
+    if importlib.util.find_spec("selftaught.backends.attention") is None:   # the decoder's CPU attention
+        sys.exit(f"the hand-written decoder is gone from this checkout; run this script at commit {MEASURED_AT} "
+                 "(docs/decoder.md)")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "iter_0"))
     ap.add_argument("--judge-pairs", type=int, default=8, help="pairs judged (x2 orders = items per round)")

@@ -4,19 +4,20 @@
 - `next_token_margins(requests, options, desc) -> log p(A) - log p(B)` of the next token (constrained verdicts),
 - `usage`: counters of requests and tokens (generated tokens stop at and include the first EOS).
 
-`TransformersBackend` (CPU/GPU, the default) renders chat messages with the model's own template, groups
-requests that share a prompt (the samples of one judged item) so the prompt is prefilled once and its KV cache
-copied to every sample, length-buckets prompts into batches of `batch_size` decoded rows, and decodes with a
-preallocated (static) KV cache. `VLLMBackend` (GPU, optional extra) maps the same requests onto vLLM.
+`TransformersBackend` (CPU/GPU, the default) renders chat messages with the model's own template,
+length-buckets requests into batches of `batch_size` rows and generates with transformers' `model.generate`
+and our seeded sampler; verdict scoring prefills a prompt shared by several requests once and keeps it in a
+prompt cache. `VLLMBackend` (GPU, optional extra) maps the same requests onto vLLM.
 
 Sampling is seeded per request (`Request.seed`, one seed per sample), never per batch: every row draws its
 uniforms from a counter-based hash of (its seed, step), so which other requests share its batch, the batch
-size and the order of requests do not change the token it picks (tests/test_backends.py checks this).
+size and the order of requests do not change the token it picks from its logits (tests/test_backends.py checks
+equal texts in float32; in low precision a batch's padding can still move the logits by rounding).
 
 One concern per module: `base` (the interface, requests, sampling params, usage), `loading` (checkpoints,
-determinism), `encoding` (requests as token ids), `sampling` (the seeded sampler), `attention` and
-`prompt_cache` (what the explicit-cache decoder needs), `hf` (TransformersBackend), `vllm_backend`
-(VLLMBackend and its mapping functions), `factory` (backends from the params). Everything is re-exported here.
+determinism), `encoding` (requests as token ids), `sampling` (the seeded sampler), `prompt_cache` (prompt
+states kept for scoring), `hf` (TransformersBackend), `vllm_backend` (VLLMBackend and its mapping functions),
+`factory` (backends from the params). Everything is re-exported here.
 """
 
 from .base import GenerationBackend, Request, Sampling, Usage, progress, request_seed

@@ -1,4 +1,6 @@
-"""`TransformersBackend`: transformers models on CPU or GPU (the default backend)."""
+"""`TransformersBackend`: transformers models on CPU or GPU (the default backend). Generation is transformers'
+`model.generate` with our seeded per-request sampler; verdict scoring prefills a prompt once for all the
+requests that share it, and keeps it in a prompt cache for later calls."""
 
 from __future__ import annotations
 
@@ -6,12 +8,20 @@ from collections import defaultdict
 
 import torch
 
-from .attention import _CPU_ATTENTION, _full_attention_only, _register_cpu_attention
 from .base import GenerationBackend, Request, Sampling, progress
 from .encoding import encode_request, option_token_ids
 from .loading import load_model, resolve_dtype
 from .prompt_cache import PromptCache
-from .sampling import SeededSampler, sample_next
+from .sampling import SeededSampler
+
+
+def _full_attention_only(config) -> bool:
+    """Our explicit masks are plain causal + padding: right for models without sliding-window layers."""
+    cfg = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    types = getattr(cfg, "layer_types", None)
+    if types and any(t != "full_attention" for t in types):
+        return False
+    return not getattr(cfg, "sliding_window", None) or not getattr(cfg, "use_sliding_window", True)
 
 
 class TransformersBackend(GenerationBackend):
@@ -21,7 +31,7 @@ class TransformersBackend(GenerationBackend):
                  trust_remote_code=False, fast_path=True, prompt_cache_mb=1024):
         super().__init__()
         self._prompt_cache = PromptCache(int(prompt_cache_mb * 2**20))
-        self.call_chunk = max(2 * batch_size, 64)   # judging: generate then score per chunk, prompts still cached
+        self.call_chunk = max(2 * batch_size, 64)   # judging: generate then score per chunk
         dtype = resolve_dtype(dtype, device)
         self.model, self.tok = load_model(model_dir, dtype, device, trust_remote_code)
         self.device, self.batch_size, self.max_prompt_tokens = device, batch_size, max_prompt_tokens
@@ -30,11 +40,9 @@ class TransformersBackend(GenerationBackend):
             self.tok.pad_token = self.tok.eos_token
         eos = self.model.generation_config.eos_token_id
         self.eos = {self.tok.eos_token_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])} - {None}
-        # the explicit-cache path passes 4-D boolean masks: SDPA (or our CPU variant of it) and full attention only
+        # the scoring passes (a shared prompt prefilled once, the prompt cache) give explicit 4-D boolean masks:
+        # SDPA and full attention only
         self.fast = fast_path and self.model.config._attn_implementation == "sdpa" and _full_attention_only(self.model.config)
-        if self.fast and str(device).startswith("cpu"):
-            _register_cpu_attention()
-            self.model.set_attn_implementation(_CPU_ATTENTION)
 
     def render(self, req: Request) -> str:
         text = self.tok.apply_chat_template(req.message_dicts(), tokenize=False, add_generation_prompt=True)
@@ -43,9 +51,9 @@ class TransformersBackend(GenerationBackend):
     def clear_prompt_cache(self):
         self._prompt_cache = PromptCache(self._prompt_cache.max_bytes)
 
-    # -- batching: requests with the same prompt ids form a group (its prompt is prefilled once); groups are
-    #    sorted by length (buckets of similar width) and packed into batches of at most batch_size decoded rows
-    def _plan(self, keys, one_row_per_group=False):
+    # -- batching: requests with the same prompt ids form a group (scoring prefills its prompt once); groups
+    #    are sorted by length (buckets of similar width) and packed into batches of at most batch_size rows
+    def _plan(self, keys):
         """Batches of (prompt ids, [request indices]); `keys[i]` is request i's prompt ids."""
         groups = defaultdict(list)
         for i, ids in enumerate(keys):
@@ -53,17 +61,15 @@ class TransformersBackend(GenerationBackend):
         size = max(self.batch_size, 1)
         chunks = []
         for ids, members in groups.items():
-            step = len(members) if one_row_per_group else size
-            chunks += [(ids, members[s:s + step]) for s in range(0, len(members), step)]
+            chunks += [(ids, members[s:s + size]) for s in range(0, len(members), size)]
         chunks.sort(key=lambda c: (-len(c[0]), c[1][0]))
         batches, cur, rows = [], [], 0
         for ids, members in chunks:
-            n = 1 if one_row_per_group else len(members)
-            if cur and rows + n > size:
+            if cur and rows + len(members) > size:
                 batches.append(cur)
                 cur, rows = [], 0
             cur.append((ids, members))
-            rows += n
+            rows += len(members)
         return batches + [cur] if cur else batches
 
     @staticmethod
@@ -104,9 +110,9 @@ class TransformersBackend(GenerationBackend):
 
     def _prefill(self, prompts, room, rows=None):
         """Left-padded prompts in a static cache with `room` free columns after them, one cache row per entry
-        of `rows` (indices into `prompts`; default one row per prompt), so the samples of a prompt start from
-        copies of its state. A prompt seen recently (the samples of a judged item across calls and adaptive
-        rounds, its verdict scoring) comes from the prompt cache; the others run through the model. Returns
+        of `rows` (indices into `prompts`; default one row per prompt), so the requests of a prompt start from
+        copies of its state. A prompt scored recently (a judged item's verdicts in an earlier call or adaptive
+        round) comes from the prompt cache; the others run through the model. Returns
         (cache, last-position logits [R, V] float32, valid columns [R, C], prompt lengths [R], width)."""
         from transformers import StaticCache
 
@@ -136,57 +142,6 @@ class TransformersBackend(GenerationBackend):
         lens = torch.tensor([len(prompts[g]) for g in rows], device=self.device)
         return cache, torch.stack([states[g][1] for g in rows]), valid, lens, width
 
-    @staticmethod
-    def _select(cache, idx, *tensors):
-        cache.reorder_cache(idx)
-        return [t.index_select(0, idx) for t in tensors]
-
-    @torch.no_grad()
-    def generate(self, requests, sampling: Sampling, desc="generate") -> list[str]:
-        encoded = [encode_request(self.tok, r, self.max_prompt_tokens) for r in requests]
-        self.usage.requests += len(requests)
-        self.usage.prompt_tokens += sum(len(a) + len(b) for a, b in encoded)
-        if not self.fast:
-            return self._generate_hf(requests, encoded, sampling, desc)
-        out = [None] * len(requests)
-        greedy = sampling.temperature <= 0
-        # greedy: identical requests give identical text, so a group decodes one row; sampling: one row each
-        for batch in self._iter(self._plan([a + b for a, b in encoded], one_row_per_group=greedy), desc, len(requests)):
-            src, members = [], []
-            for g, (_, mem) in enumerate(batch):
-                for i in (mem[:1] if greedy else mem):
-                    src.append(g)
-                    members.append(mem if greedy else [i])
-            cache, logits, valid, lens, col = self._prefill([ids for ids, _ in batch], sampling.max_new_tokens, src)
-            seeds = [requests[m[0]].seed for m in members]
-            rows = list(range(len(members)))              # tensor row -> index into members
-            gen = [[] for _ in members]
-            done = [False] * len(members)
-            for step in range(sampling.max_new_tokens):
-                nxt = sample_next(logits, [seeds[r] for r in rows], step, sampling.temperature, sampling.top_p)
-                for t, r in zip(nxt.tolist(), rows):
-                    if not done[r]:
-                        gen[r].append(t)
-                        done[r] = t in self.eos
-                live = [k for k, r in enumerate(rows) if not done[r]]
-                if not live or step == sampling.max_new_tokens - 1:
-                    break
-                if len(live) <= len(rows) // 2:             # drop finished rows once half are done
-                    idx = torch.tensor(live, device=self.device)
-                    valid, lens, nxt = self._select(cache, idx, valid, lens, nxt)
-                    rows = [rows[k] for k in live]
-                valid[:, col] = True
-                o = self.model(input_ids=nxt[:, None], attention_mask=self._mask(valid, col, 1),
-                               position_ids=(lens + step)[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
-                logits = o.logits[:, -1].float()
-                col += 1
-            for m, g in zip(members, gen):
-                self.usage.generated_tokens += len(g) * len(m)
-                text = self.tok.decode([t for t in g if t not in self.eos], skip_special_tokens=True).strip()
-                for i in m:
-                    out[i] = text
-        return out
-
     def _iter(self, batches, desc, total):
         with progress() as bar:
             task = bar.add_task(desc, total=total)
@@ -204,10 +159,16 @@ class TransformersBackend(GenerationBackend):
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
         return idx, ids, input_ids, mask
 
-    def _generate_hf(self, requests, encoded, sampling, desc):
-        """`model.generate` on left-padded batches (models with sliding-window attention)."""
+    @torch.no_grad()
+    def generate(self, requests, sampling: Sampling, desc="generate") -> list[str]:
+        """`model.generate` on left-padded, length-sorted batches of at most `batch_size` rows. Sampling runs
+        through `SeededSampler` (one seeded uniform per row and step), so a row's tokens depend on its own
+        logits and seed only; greedy takes generate's argmax."""
         from transformers import LogitsProcessorList
 
+        encoded = [encode_request(self.tok, r, self.max_prompt_tokens) for r in requests]
+        self.usage.requests += len(requests)
+        self.usage.prompt_tokens += sum(len(a) + len(b) for a, b in encoded)
         out = [None] * len(requests)
         for batch in self._iter(self._plan([a + b for a, b in encoded]), desc, len(requests)):
             idx, ids, input_ids, mask = self._left_padded(batch, encoded)

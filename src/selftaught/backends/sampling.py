@@ -58,7 +58,7 @@ def sample_next(logits: torch.Tensor, seeds, step: int, temperature: float, top_
 
 
 class SeededSampler:
-    """`sample_next` as a transformers logits processor (the `model.generate` fallback path): returns a
+    """`sample_next` as a transformers logits processor (for `model.generate`): returns a
     one-hot score row per sequence, so generate's greedy step then picks the sampled token."""
 
     def __init__(self, seeds, temperature, top_p, prompt_len):
