@@ -31,7 +31,8 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from selftaught.backends import load_model, progress, set_determinism  # noqa: E402
+from selftaught.backends import load_model, set_determinism  # noqa: E402
+from rich.progress import Progress  # noqa: E402
 from selftaught.io import read_jsonl  # noqa: E402
 from selftaught.prompts import judge_messages, truncate  # noqa: E402
 
@@ -147,7 +148,7 @@ def main():
     base = {n: round(overlap_accuracy([x for x in bench if x["benchmark"] == n]), 3) for n in names}
     rows = [{"shape": "word overlap (no model)", "layer": "-", "train fit": round(overlap_accuracy(syn), 3), **base,
              "syn->bench": round(sum(base.values()) / len(base), 3), "cv-bench": None}]
-    with progress() as bar:
+    with Progress() as bar:
         for shape in args.shapes.split(","):
             s0, s1 = pair_features(model, tok, syn, shape, args.max_chars, bar, f"{shape} synthetic")
             per = {n: pair_features(model, tok, [x for x in bench if x["benchmark"] == n], shape, args.max_chars, bar,

@@ -24,7 +24,8 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from selftaught.backends import load_model, progress, set_determinism  # noqa: E402
+from selftaught.backends import load_model, set_determinism  # noqa: E402
+from rich.progress import Progress  # noqa: E402
 from selftaught.io import read_jsonl  # noqa: E402
 from selftaught.prompts import truncate  # noqa: E402
 
@@ -70,7 +71,7 @@ def main():
     model.eval()
     cut = (lambda rows: rows[: args.limit]) if args.limit else (lambda rows: rows)
     rows = []
-    with progress() as bar:
+    with Progress() as bar:
         rows.append(scores(model, tok, cut(read_jsonl(args.pairs)), f"synthetic ({args.pairs})", args.max_chars, bar))
         bench = read_jsonl(args.benchmarks)
         for b in sorted({x["benchmark"] for x in bench}):

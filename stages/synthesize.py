@@ -2,6 +2,7 @@
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
+from selftaught import progress
 from selftaught.backends import make_backend
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.runner import console, run_stage
@@ -12,7 +13,8 @@ from selftaught.synthesize import synthesize
 def main(params, args):
     instructions = read_jsonl(args.shard, Instruction)
     backend = make_backend(args.model, params.generation, params.seed.trust_remote_code)
-    pairs, metrics = synthesize(backend, str(args.model), instructions, params.synthesize)
+    with progress.task(f"synthesize iter {args.iteration}", 3 * len(instructions)):   # x, x', answer to x' (at most)
+        pairs, metrics = synthesize(backend, str(args.model), instructions, params.synthesize)
     write_jsonl(args.out, pairs)
     write_json(args.metrics, metrics)
     console.print(metrics)

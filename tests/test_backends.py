@@ -237,34 +237,41 @@ def test_batch_size_and_neighbours_do_not_change_outputs(tiny_backends, sampling
         assert len(set(ref[:3])) > 1              # the samples of one prompt differ (own seeds)
 
 
-def test_outputs_match_model_generate_with_early_stops(tiny_model, tiny_backends):
-    """The explicit static-cache decode (shared prefill, dropped finished rows) gives what transformers'
-    own `model.generate` gives for the same sampler, also when rows stop at different steps."""
+def test_early_stops_do_not_change_other_rows(tiny_model, tiny_backends):
+    """Rows of one batch that stop at different steps: every row's text is the one it gets alone or in a
+    batch of another size, and the scoring path (fast_path) does not touch generation."""
     reqs = tiny_requests(4, 4)
     stop = range(3, len(tiny_backends[8].tok), 9)               # one token in 9 ends a row
     plain = with_early_stops(TransformersBackend(tiny_model, batch_size=8, fast_path=False), stop)
-    fast = {bs: with_early_stops(TransformersBackend(tiny_model, batch_size=bs), stop) for bs in (1, 8)}
+    bes = {bs: with_early_stops(TransformersBackend(tiny_model, batch_size=bs), stop) for bs in (1, 8)}
     for s in (Sampling(12, 0.0), Sampling(12, 0.9, 0.95)):
-        got = fast[8].generate(reqs, s)
-        assert got == plain.generate(reqs, s) == fast[1].generate(reqs, s)
+        got = bes[8].generate(reqs, s)
+        assert got == plain.generate(reqs, s) == bes[1].generate(reqs, s)
     assert len({len(t) for t in got}) > 2                        # sampled rows really ended at different steps
 
 
-def test_shared_prefill_and_prompt_cache(tiny_model):
+def test_usage_and_the_prompt_cache_of_verdict_scoring(tiny_model):
     be = TransformersBackend(tiny_model, batch_size=8)
     reqs = tiny_requests(2, 4, seed=9)
-    prompts = {backends.encode_request(be.tok, r, be.max_prompt_tokens)[0] for r in reqs}
+    encoded = [backends.encode_request(be.tok, r, be.max_prompt_tokens) for r in reqs]
+    prompts = {ids for ids, _ in encoded}
     out = be.generate(reqs, Sampling(6, 0.7, 0.9))
     u = be.usage.snapshot()
-    assert u["prefill_tokens"] == sum(map(len, prompts)) and u["prompt_cache_hits"] == 0   # each prompt once
-    assert u["requests"] == 8 and 0 < u["generated_tokens"] <= 8 * 6
-    # again, and the verdict scoring of the same prompts: no prefill of the prompts, same outputs
+    assert u["prefill_tokens"] == u["prompt_tokens"] == sum(len(a) + len(b) for a, b in encoded)
+    assert u["requests"] == 8 and 0 < u["generated_tokens"] <= 8 * 6 and u["prompt_cache_hits"] == 0
     assert be.generate(reqs, Sampling(6, 0.7, 0.9)) == out
+    u0 = be.usage.snapshot()
+    assert u0["prefill_tokens"] == 2 * u["prefill_tokens"] and u0["prompt_cache_hits"] == 0
+    # verdict scoring: the requests of one prompt share its prefill; scored again, the prompts come from the cache
     scored = [Request.make(r.message_dicts(), 0, assistant_prefix="the judge\n" + VERDICT_PREFIX) for r in reqs]
+    prefix = sum(len(be.tok("the judge\n" + VERDICT_PREFIX).input_ids) for _ in reqs)
     margins = be.next_token_margins(scored)
+    u1 = be.usage.snapshot()
+    assert u1["prefill_tokens"] - u0["prefill_tokens"] == sum(map(len, prompts)) + prefix
+    assert u1["prompt_cache_hits"] == 0
+    assert be.next_token_margins(scored) == margins
     u2 = be.usage.snapshot()
-    assert u2["prompt_cache_hits"] == 2 * len(prompts)
-    assert u2["prefill_tokens"] - u["prefill_tokens"] == sum(len(be.tok("the judge\n" + VERDICT_PREFIX).input_ids) for _ in reqs)
+    assert u2["prompt_cache_hits"] == len(prompts) and u2["prefill_tokens"] - u1["prefill_tokens"] == prefix
     nocache = TransformersBackend(tiny_model, batch_size=3, prompt_cache_mb=0)
     assert nocache.generate(reqs, Sampling(6, 0.7, 0.9)) == out
     assert nocache.next_token_margins(scored) == pytest.approx(margins, abs=1e-4)

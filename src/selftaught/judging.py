@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+from . import progress
 from .backends import Request, Sampling, request_seed
 from .config import GENERATIVE_MODES
 from .prompts import NEUTRAL_INSTRUCTION, VERDICT_PREFIX, answer_messages, judge_messages, judgment_text, \
@@ -70,12 +71,17 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
     return out, shift
 
 
+def likelihood_requests(pairs, max_chars):
+    """({(pair id, side): (instruction, response)}, the distinct (instruction, response) texts to score)."""
+    texts = {(p.id, side): (truncate(p.instruction, max_chars), truncate(getattr(p, side), max_chars))
+             for p in pairs for side in ("chosen", "rejected")}
+    return texts, list(dict.fromkeys(k for x, r in texts.values() for k in ((x, r), (NEUTRAL_INSTRUCTION, r))))
+
+
 def likelihood_scores(backend, pairs, max_chars, desc="likelihood"):
     """{(pair id, "chosen"|"rejected"): log p(response | instruction) - log p(response | NEUTRAL_INSTRUCTION)},
     texts cut to `max_chars` as in the judge prompt. Each distinct (instruction, response) is scored once."""
-    texts = {(p.id, side): (truncate(p.instruction, max_chars), truncate(getattr(p, side), max_chars))
-             for p in pairs for side in ("chosen", "rejected")}
-    keys = list(dict.fromkeys(k for x, r in texts.values() for k in ((x, r), (NEUTRAL_INSTRUCTION, r))))
+    texts, keys = likelihood_requests(pairs, max_chars)
     got = backend.continuation_logprobs([Request.make(answer_messages(x), 0) for x, _ in keys], [r for _, r in keys],
                                         desc=desc)
     lp = dict(zip(keys, got))
@@ -104,11 +110,16 @@ def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibr
     `likelihood_backend` when given (e.g. the model in float32), else on `backend`."""
     out = {}
     generative = [m for m in modes if m in GENERATIVE_MODES]
-    if generative:
-        todo = [(key, s, msgs) for key, msgs in _entries(pairs, max_chars).items() for s in range(samples)]
-        out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc)
-    if "likelihood" in modes:
-        out["likelihood"] = judge_likelihood(likelihood_backend or backend, pairs, max_chars, desc=f"{desc} (likelihood)")
+    todo = [(key, s, msgs) for key, msgs in _entries(pairs, max_chars).items() for s in range(samples)] \
+        if generative else []
+    total = len(todo) * (2 if "constrained" in generative else 1) + \
+        (len(likelihood_requests(pairs, max_chars)[1]) if "likelihood" in modes else 0)
+    with progress.task(desc, total):             # one bar for the whole pass, every backend call in it
+        if generative:
+            out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc)
+        if "likelihood" in modes:
+            out["likelihood"] = judge_likelihood(likelihood_backend or backend, pairs, max_chars,
+                                                 desc=f"{desc} (likelihood)")
     return out
 
 
@@ -127,27 +138,30 @@ def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: S
     solved, got = set(), {key: [] for key in entries}
     shift = mean_margin if calibrate else 0.0
     rounds = []
-    while True:
-        active = [key for key in entries if key not in solved and drawn[key] < max_samples]
-        if not active:
-            break
-        todo = [(key, s, entries[key]) for key in active
-                for s in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
-        before = backend.usage.snapshot() if hasattr(backend, "usage") else {}
-        out, shift = _judge(backend, todo, [mode], sampling, seed, shift, f"{desc} round {len(rounds) + 1}")
-        after = backend.usage.snapshot() if hasattr(backend, "usage") else {}
-        newly = set()
-        for j in out[mode]:
-            key = (j.pair_id, j.order)
-            got[key].append(j)
-            if j.correct and key not in solved:
-                newly.add(key)
-        solved |= newly
-        for key in active:
-            drawn[key] = min(drawn[key] + round_samples, max_samples)
-        rounds.append({"round": len(rounds) + 1, "active_items": len(active), "samples": len(todo),
-                       "newly_correct_items": len(newly), "correct_items": len(solved),
-                       **{k: after[k] - before.get(k, 0) for k in ("generated_tokens", "prefill_tokens") if k in after}})
+    per_sample = 2 if mode == "constrained" else 1             # generation (+ verdict scoring)
+    with progress.task(desc, len(entries) * max_samples * per_sample) as bar:
+        while True:
+            active = [key for key in entries if key not in solved and drawn[key] < max_samples]
+            bar.set_total(bar.done + per_sample * sum(max_samples - drawn[key] for key in active))  # the most left
+            if not active:
+                break
+            todo = [(key, s, entries[key]) for key in active
+                    for s in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
+            before = backend.usage.snapshot() if hasattr(backend, "usage") else {}
+            out, shift = _judge(backend, todo, [mode], sampling, seed, shift, f"{desc} round {len(rounds) + 1}")
+            after = backend.usage.snapshot() if hasattr(backend, "usage") else {}
+            newly = set()
+            for j in out[mode]:
+                key = (j.pair_id, j.order)
+                got[key].append(j)
+                if j.correct and key not in solved:
+                    newly.add(key)
+            solved |= newly
+            for key in active:
+                drawn[key] = min(drawn[key] + round_samples, max_samples)
+            rounds.append({"round": len(rounds) + 1, "active_items": len(active), "samples": len(todo),
+                           "newly_correct_items": len(newly), "correct_items": len(solved),
+                           **{k: after[k] - before.get(k, 0) for k in ("generated_tokens", "prefill_tokens") if k in after}})
     judgments = [j for key in entries for j in sorted(got[key], key=lambda j: j.sample)]
     stats = {"items": len(entries), "max_samples": max_samples, "round_samples": round_samples,
              "rounds": len(rounds), "samples_drawn": len(judgments), "samples_fixed_n": len(entries) * max_samples,
