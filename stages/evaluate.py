@@ -1,10 +1,15 @@
 """Stage `evaluate@k`: pairwise accuracy of a judge on the benchmark pairs, both orders, in every verdict
-mode of evaluate.modes. The metrics file holds the headline per mode; the report file every subset."""
+mode of evaluate.modes, and (evaluate.samples > 1) the majority vote of that many sampled judgments per pair
+and order in each generative mode (`free_vote`, `constrained_vote`). The metrics file holds the headline per
+mode; the report file every subset and the vote's counts."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
+from dataclasses import replace
+
 from selftaught.backends import Sampling, make_judging_backends
-from selftaught.evaluation import evaluate_all, headline
+from selftaught.config import GENERATIVE_MODES, VOTE_SUFFIX, vote_modes
+from selftaught.evaluation import evaluate_all, evaluate_vote, headline
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_pairs
 from selftaught.report import print_eval
@@ -12,14 +17,32 @@ from selftaught.runner import run_stage
 from selftaught.schemas import Pair
 
 
+def evaluate(params, backend, lik, pairs, desc):
+    """(judgment records, {mode: metrics}): the greedy verdicts of every mode, then the sampled judgments of
+    each vote, judged in a call of their own (the greedy verdicts do not depend on them)."""
+    p, g = params.evaluate, params.generation
+    out = judge_pairs(backend, pairs, p.modes, 1, Sampling(p.max_new_tokens, p.temperature, p.top_p),
+                      p.seed, p.calibrate, g.max_judged_chars, desc=desc, likelihood_backend=lik)
+    records = [j for m in p.modes for j in out[m]]
+    modes = {m: evaluate_all(js, pairs) for m, js in out.items()}
+    if vote_modes(p.modes, p.samples):
+        generative = [m for m in p.modes if m in GENERATIVE_MODES]
+        sampled = judge_pairs(backend, pairs, generative, p.samples,
+                              Sampling(p.max_new_tokens, p.vote_temperature, p.top_p), p.seed, p.calibrate,
+                              g.max_judged_chars, desc=f"{desc} (vote)")
+        for m in generative:
+            js = [replace(j, mode=m + VOTE_SUFFIX) for j in sampled[m]]
+            records += js
+            modes[m + VOTE_SUFFIX], _ = evaluate_vote(js, pairs, m + VOTE_SUFFIX, p.vote_temperature)
+    return records, modes
+
+
 def main(params, args):
     p, g, k = params.evaluate, params.generation, args.iteration
     pairs = read_jsonl(args.benchmarks, Pair)
     backend, lik = make_judging_backends(args.model, g, p.modes, p.likelihood_dtype, params.seed.trust_remote_code)
-    out = judge_pairs(backend, pairs, p.modes, 1, Sampling(p.max_new_tokens, p.temperature, p.top_p),
-                      p.seed, p.calibrate, g.max_judged_chars, desc=f"evaluate iter {k}", likelihood_backend=lik)
-    modes = {m: evaluate_all(js, pairs) for m, js in out.items()}
-    write_jsonl(args.out, [j for m in p.modes for j in out[m]])
+    records, modes = evaluate(params, backend, lik, pairs, f"evaluate iter {k}")
+    write_jsonl(args.out, records)
     write_json(args.metrics, {"iteration": k, **headline(modes)})
     write_json(args.report, {"iteration": k, "modes": modes})
     print_eval(k, modes)

@@ -41,6 +41,24 @@ def test_bad_values_name_the_key(section, key, value, message):
     assert message in str(e.value)
 
 
+def test_the_headline_stays_within_its_limit():
+    """metrics/iter_<k>.json holds at most MAX_HEADLINE_VALUES values: params that would exceed it stop."""
+    p = config.Params()
+    n = config.headline_values(p.evaluate.modes, p.evaluate.samples, len(p.data.benchmarks))
+    assert n == 1 + 3 * (4 + 3) <= config.MAX_HEADLINE_VALUES
+    # a vote entry has the four statistics, no per-benchmark accuracy
+    assert config.headline_values(p.evaluate.modes, 32, 5) == 1 + 3 * (4 + 5) + 2 * 4 <= 40
+    raw = shipped()
+    raw["data"]["benchmarks"] += [f"data/benchmarks/extra{i}.jsonl" for i in range(8)]
+    raw["evaluate"]["samples"] = 8
+    with pytest.raises(ParamError, match="evaluate.modes: the headline metrics/iter_<k>.json would hold 54 values"):
+        config.validate(raw)
+    raw = shipped()
+    raw["data"]["benchmarks"] = ["data/benchmarks/accuracy.jsonl"]
+    with pytest.raises(ParamError, match="data.benchmarks: a benchmark file may not be named 'accuracy'"):
+        config.validate(raw)
+
+
 def test_unknown_section_and_missing_key():
     p = shipped()
     p["trian"] = p.pop("train")
