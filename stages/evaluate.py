@@ -1,15 +1,17 @@
 """Stage `evaluate@k`: pairwise accuracy of a judge on the benchmark pairs, both orders, in every verdict
 mode of evaluate.modes, and (evaluate.samples > 1) the majority vote of that many sampled judgments per pair
 and order in each generative mode (`free_vote`, `constrained_vote`). The metrics file holds the headline per
-mode; the report file every subset and the vote's counts."""
+mode; the report file every subset, the vote's counts and the RewardBench sections."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
+import json
 from dataclasses import replace
 
 from selftaught.backends import Sampling, make_judging_backends
 from selftaught.config import GENERATIVE_MODES, VOTE_SUFFIX, vote_modes
-from selftaught.evaluation import evaluate_all, evaluate_vote, headline
+from selftaught.errors import InputError
+from selftaught.evaluation import evaluate_all, evaluate_vote, headline, rewardbench
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_pairs
 from selftaught.report import print_eval
@@ -17,7 +19,14 @@ from selftaught.runner import run_stage
 from selftaught.schemas import Pair
 
 
-def evaluate(params, backend, lik, pairs, desc):
+def read_sections(path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(path, f"cannot read the section map ({e})") from None
+
+
+def evaluate(params, backend, lik, pairs, sections, desc):
     """(judgment records, {mode: metrics}): the greedy verdicts of every mode, then the sampled judgments of
     each vote, judged in a call of their own (the greedy verdicts do not depend on them)."""
     p, g = params.evaluate, params.generation
@@ -33,15 +42,20 @@ def evaluate(params, backend, lik, pairs, desc):
         for m in generative:
             js = [replace(j, mode=m + VOTE_SUFFIX) for j in sampled[m]]
             records += js
-            modes[m + VOTE_SUFFIX], _ = evaluate_vote(js, pairs, m + VOTE_SUFFIX, p.vote_temperature)
+            modes[m + VOTE_SUFFIX], out[m + VOTE_SUFFIX] = evaluate_vote(js, pairs, m + VOTE_SUFFIX,
+                                                                         p.vote_temperature)
+    if sections:
+        for m in modes:
+            modes[m]["rewardbench"] = rewardbench(out[m], pairs, sections)
     return records, modes
 
 
 def main(params, args):
     p, g, k = params.evaluate, params.generation, args.iteration
     pairs = read_jsonl(args.benchmarks, Pair)
+    sections = read_sections(args.sections)
     backend, lik = make_judging_backends(args.model, g, p.modes, p.likelihood_dtype, params.seed.trust_remote_code)
-    records, modes = evaluate(params, backend, lik, pairs, f"evaluate iter {k}")
+    records, modes = evaluate(params, backend, lik, pairs, sections, f"evaluate iter {k}")
     write_jsonl(args.out, records)
     write_json(args.metrics, {"iteration": k, **headline(modes)})
     write_json(args.report, {"iteration": k, "modes": modes})
@@ -49,4 +63,4 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "benchmarks", "model", "out", "metrics", "report", iteration=True)
+    run_stage(main, "benchmarks", "sections", "model", "out", "metrics", "report", iteration=True)

@@ -1,5 +1,5 @@
-"""Run the evaluate stage script on the tiny model in a scratch directory (no DVC): the evaluation features'
-tests share this."""
+"""Run the data and evaluate stage scripts on the tiny model in a scratch directory (no DVC): the evaluation
+features' tests share this."""
 
 import json
 from pathlib import Path
@@ -33,9 +33,18 @@ def pairs(name: str, n: int, subsets=("s1", "s2")):
              "rejected": "I like trains.", "subset": subsets[i % len(subsets)]} for i in range(n)]
 
 
+DATA_OUT = {"shards": "work/data/shards", "benchmarks": "work/data/benchmarks.jsonl",
+            "sections": "work/data/sections.json", "metrics": "metrics/data.json"}
+
+
+def data_stage(tmp: Path, check=True):
+    args = [a for k, v in DATA_OUT.items() for a in (f"--{k}", v)]
+    return run(["python", str(ROOT / "stages" / "data.py"), *args], tmp, check=check)
+
+
 def evaluate_stage(tmp: Path, model: Path, k=0, check=True):
-    args = ["--iteration", str(k), "--benchmarks", "work/data/benchmarks.jsonl", "--model", str(model),
-            "--out", f"work/eval/iter_{k}.jsonl", "--metrics", f"metrics/iter_{k}.json",
+    args = ["--iteration", str(k), "--benchmarks", DATA_OUT["benchmarks"], "--sections", DATA_OUT["sections"],
+            "--model", str(model), "--out", f"work/eval/iter_{k}.jsonl", "--metrics", f"metrics/iter_{k}.json",
             "--report", f"reports/eval_{k}.json"]
     return run(["python", str(ROOT / "stages" / "evaluate.py"), *args], tmp, check=check)
 

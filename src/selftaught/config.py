@@ -26,9 +26,11 @@ MODES = GENERATIVE_MODES + ("likelihood",)
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 
-# metrics/iter_<k>.json is a flat headline: per verdict mode these statistics, then the accuracy per benchmark
-# (`free`, `constrained`, `likelihood`) or nothing more (a `<mode>_vote` entry). The rest goes to the report file.
+# metrics/iter_<k>.json is a flat headline: per verdict mode these statistics, then
+# the accuracy per benchmark (`free`, `constrained`, `likelihood`) or nothing more (a `<mode>_vote` entry),
+# then `rewardbench_score` when data.rewardbench_sections is set. The rest goes to the report files.
 HEADLINE = ("accuracy", "accuracy_stderr", "parse_rate", "position_consistency")
+REWARDBENCH_KEY = "rewardbench_score"
 VOTE_SUFFIX = "_vote"
 MAX_HEADLINE_VALUES = 40
 
@@ -38,10 +40,10 @@ def vote_modes(modes, samples: int) -> list:
     return [f"{m}{VOTE_SUFFIX}" for m in modes if m in GENERATIVE_MODES] if samples > 1 else []
 
 
-def headline_values(modes, samples: int, benchmarks: int) -> int:
+def headline_values(modes, samples: int, benchmarks: int, rewardbench: bool) -> int:
     """Leaf values of one headline file: `iteration`, then per mode its statistics (+ one per benchmark for a
-    greedy mode)."""
-    per = len(HEADLINE)
+    greedy mode, + the RewardBench score)."""
+    per = len(HEADLINE) + int(rewardbench)
     return 1 + len(modes) * (per + benchmarks) + len(vote_modes(modes, samples)) * per
 
 
@@ -75,6 +77,8 @@ class Data(Section):
                                                                         "instructions are duplicates")
     per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard (disjoint)")
     eval_per_benchmark: int = Field(40, ge=0, description="seeded sample of each benchmark; 0 = all pairs")
+    rewardbench_sections: str = Field("", description="a YAML/JSON map section -> subsets (data/README.md): adds "
+                                                      "RewardBench's section-weighted score; empty = none")
     seed: int = seed_field(0)
 
     @field_validator("instructions", "benchmarks")
@@ -208,11 +212,11 @@ class Params(Section):
                 raise ParamError(f"iterations.{k}.gen", f"generator must be 0 (the seed) or {it.prev} (the current "
                                                         f"judge); got {it.gen!r}")
         names = [Path(b).stem for b in self.data.benchmarks]
-        for key in HEADLINE:
+        for key in (*HEADLINE, REWARDBENCH_KEY):
             if key in names:
                 raise ParamError("data.benchmarks", f"a benchmark file may not be named {key!r} (a headline key)")
         e = self.evaluate
-        n = headline_values(e.modes, e.samples, len(set(names)))
+        n = headline_values(e.modes, e.samples, len(set(names)), bool(self.data.rewardbench_sections))
         if n > MAX_HEADLINE_VALUES:
             raise ParamError("evaluate.modes", f"the headline metrics/iter_<k>.json would hold {n} values, at most "
                                                f"{MAX_HEADLINE_VALUES}: evaluate fewer modes or benchmark files "

@@ -1,12 +1,13 @@
 """Pairwise accuracy on labelled benchmarks, both orders: parse rate, position consistency, per subset.
-An unparseable verdict counts as half right. Also the majority vote over sampled judgments."""
+An unparseable verdict counts as half right. Also the majority vote over sampled judgments, and
+RewardBench's section-weighted score."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
 
-from .config import HEADLINE, VOTE_SUFFIX
+from .config import HEADLINE, REWARDBENCH_KEY, VOTE_SUFFIX
 from .schemas import Judgment
 
 
@@ -109,19 +110,52 @@ def evaluate_vote(samples, pairs, mode: str, temperature: float):
     return m, voted
 
 
+def rewardbench(judgments, pairs, sections: dict) -> dict:
+    """RewardBench's score (allenai/reward-bench: calculate_scores_per_section, then the mean over sections).
+
+    A subset's accuracy is the mean over its pairs of the pair's score (both orders, an unparseable or tied
+    verdict half right, as everywhere here); a section's accuracy is the mean of its subsets' accuracies
+    weighted by each subset's example count (the map's count, else the pairs evaluated); the score is the
+    unweighted mean of the section accuracies. Subsets with no pair evaluated are left out (as RewardBench
+    leaves out subsets it has no result for), and so is a section with none (RewardBench would count it 0:
+    it only happens on a sample), listed under `missing_sections`."""
+    by = pair_table(judgments, None)
+    scores = defaultdict(list)
+    for p in pairs:
+        if p.id in by:
+            d = by[p.id]
+            scores[p.subset].append(sum(_score(j) for j in d.values()) / len(d))
+    secs, accs, missing = {}, [], []
+    for section, subsets in sections.items():
+        subs = {s: (math.fsum(scores[s]) / len(scores[s]), len(scores[s]), weight or len(scores[s]))
+                for s, weight in subsets.items() if scores.get(s)}
+        if not subs:
+            missing.append(section)
+            continue
+        acc = math.fsum(a * w for a, _, w in subs.values()) / sum(w for _, _, w in subs.values())
+        accs.append(acc)
+        secs[section] = {"accuracy": round(acc, 4), "pairs": sum(n for _, n, _ in subs.values()),
+                         "subsets": {s: {"accuracy": round(a, 4), "pairs": n, "weight": w}
+                                     for s, (a, n, w) in subs.items()}}
+    score = round(math.fsum(accs) / len(accs), 4) if accs else None
+    return {"score": score, "sections": secs, "missing_sections": missing}
+
+
 def is_vote(mode: str) -> bool:
     return mode.endswith(VOTE_SUFFIX)
 
 
 def headline(by_mode: dict) -> dict:
     """The few numbers DVC shows per verdict mode: mean accuracy, its standard error, parse rate, position
-    consistency and the accuracy per benchmark (greedy modes only: a vote's is in the report; the per-subset
-    detail stays in `evaluate_all`'s output)."""
+    consistency, the accuracy per benchmark (greedy modes only: a vote's is in the report) and the RewardBench
+    score when a section map is set (the per-subset detail stays in `evaluate_all`'s output)."""
     out = {}
     for mode, m in by_mode.items():
         h = {k: m[k] for k in HEADLINE}
         if not is_vote(mode):
             h.update({b: bm["accuracy"] for b, bm in m["benchmarks"].items()})
+        if "rewardbench" in m:
+            h[REWARDBENCH_KEY] = m["rewardbench"]["score"]
         out[mode] = h
     return out
 
