@@ -1,7 +1,8 @@
 """Stage `evaluate@k`: pairwise accuracy of a judge on the benchmark pairs, both orders, in every verdict
 mode of evaluate.modes, and (evaluate.samples > 1) the majority vote of that many sampled judgments per pair
-and order in each generative mode (`free_vote`, `constrained_vote`). The metrics file holds the headline per
-mode; the report file every subset, the vote's counts and the RewardBench sections."""
+and order in each generative mode (`free_vote`, `constrained_vote`). The same for the validation pairs, into
+their own files. The metrics files hold the headline per mode; the report files every subset, the vote's
+counts and the RewardBench sections."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
@@ -19,6 +20,11 @@ from selftaught.runner import run_stage
 from selftaught.schemas import Pair
 
 
+def read_pairs(path):
+    """The pairs of a split; an empty file (no validation split) is no pairs."""
+    return [] if path.is_file() and path.stat().st_size == 0 else read_jsonl(path, Pair)
+
+
 def read_sections(path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -27,8 +33,8 @@ def read_sections(path) -> dict:
 
 
 def evaluate(params, backend, lik, pairs, sections, desc):
-    """(judgment records, {mode: metrics}): the greedy verdicts of every mode, then the sampled judgments of
-    each vote, judged in a call of their own (the greedy verdicts do not depend on them)."""
+    """(judgment records, {mode: metrics}) of one split: the greedy verdicts of every mode, then the sampled
+    judgments of each vote, each judged in its own call (a split's results do not depend on another's)."""
     p, g = params.evaluate, params.generation
     out = judge_pairs(backend, pairs, p.modes, 1, Sampling(p.max_new_tokens, p.temperature, p.top_p),
                       p.seed, p.calibrate, g.max_judged_chars, desc=desc, likelihood_backend=lik)
@@ -52,15 +58,22 @@ def evaluate(params, backend, lik, pairs, sections, desc):
 
 def main(params, args):
     p, g, k = params.evaluate, params.generation, args.iteration
-    pairs = read_jsonl(args.benchmarks, Pair)
+    pairs, validation = read_jsonl(args.benchmarks, Pair), read_pairs(args.validation)
     sections = read_sections(args.sections)
     backend, lik = make_judging_backends(args.model, g, p.modes, p.likelihood_dtype, params.seed.trust_remote_code)
     records, modes = evaluate(params, backend, lik, pairs, sections, f"evaluate iter {k}")
+    val = evaluate(params, backend, lik, validation, sections, f"validate iter {k}") if validation else None
     write_jsonl(args.out, records)
     write_json(args.metrics, {"iteration": k, **headline(modes)})
     write_json(args.report, {"iteration": k, "modes": modes})
+    write_jsonl(args.val_out, val[0] if val else [])
+    write_json(args.val_metrics, {"iteration": k, **headline(val[1])} if val else {"iteration": k})
+    write_json(args.val_report, {"iteration": k, "modes": val[1]} if val else {"iteration": k, "modes": {}})
     print_eval(k, modes)
+    if val:
+        print_eval(f"{k} (validation)", val[1])
 
 
 if __name__ == "__main__":
-    run_stage(main, "benchmarks", "sections", "model", "out", "metrics", "report", iteration=True)
+    run_stage(main, "benchmarks", "validation", "sections", "model", "out", "metrics", "report", "val-out",
+              "val-metrics", "val-report", iteration=True)

@@ -1,4 +1,5 @@
-"""Stage `summary`: every iteration's headline metrics in one table, and the CSVs `dvc plots show` draws."""
+"""Stage `summary`: every iteration's headline metrics in one table, the CSVs `dvc plots show` draws, and the
+best iteration chosen on the validation split (reports/best.json; all null when there is none)."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
@@ -7,8 +8,10 @@ from selftaught.runner import run_stage
 
 
 def main(params, args):
-    files = [args.metrics / f"iter_{k}.json" for k in [0, *params.iterations]]
-    print_table(write_report(files, args.out))
+    ks = [0, *params.iterations]
+    wide = write_report([args.metrics / f"iter_{k}.json" for k in ks], args.out,
+                        validation_files=[args.metrics / f"val_{k}.json" for k in ks])
+    print_table(wide)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def pairs(name: str, n: int, subsets=("s1", "s2")):
 
 
 DATA_OUT = {"shards": "work/data/shards", "benchmarks": "work/data/benchmarks.jsonl",
-            "sections": "work/data/sections.json", "metrics": "metrics/data.json"}
+            "validation": "work/data/validation.jsonl", "sections": "work/data/sections.json",
+            "metrics": "metrics/data.json"}
 
 
 def data_stage(tmp: Path, check=True):
@@ -43,9 +44,11 @@ def data_stage(tmp: Path, check=True):
 
 
 def evaluate_stage(tmp: Path, model: Path, k=0, check=True):
-    args = ["--iteration", str(k), "--benchmarks", DATA_OUT["benchmarks"], "--sections", DATA_OUT["sections"],
-            "--model", str(model), "--out", f"work/eval/iter_{k}.jsonl", "--metrics", f"metrics/iter_{k}.json",
-            "--report", f"reports/eval_{k}.json"]
+    args = ["--iteration", str(k), "--benchmarks", DATA_OUT["benchmarks"], "--validation", DATA_OUT["validation"],
+            "--sections", DATA_OUT["sections"], "--model", str(model), "--out", f"work/eval/iter_{k}.jsonl",
+            "--metrics", f"metrics/iter_{k}.json", "--report", f"reports/eval_{k}.json",
+            "--val-out", f"work/eval/val_{k}.jsonl", "--val-metrics", f"metrics/val_{k}.json",
+            "--val-report", f"reports/val_{k}.json"]
     return run(["python", str(ROOT / "stages" / "evaluate.py"), *args], tmp, check=check)
 
 

@@ -108,14 +108,15 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
 
 STAGE_ARGS = {   # each stage with placeholder paths: the params file is read before any of them
     "seed": ["--out", "o"],
-    "data": ["--shards", "s", "--benchmarks", "b", "--sections", "x", "--metrics", "m"],
+    "data": ["--shards", "s", "--benchmarks", "b", "--validation", "v", "--sections", "x", "--metrics", "m"],
     "synthesize": ["--iteration", "1", "--shard", "s", "--model", "m", "--out", "o", "--metrics", "m"],
     "judge": ["--iteration", "1", "--pairs", "p", "--model", "m", "--out", "o", "--metrics", "m"],
     "filter": ["--iteration", "1", "--pairs", "p", "--judgments", "j", "--out", "o", "--metrics", "m"],
     "train": ["--iteration", "1", "--data", "d", "--seed-model", "s", "--prev-model", "p", "--out", "o",
               "--metrics", "m", "--loss", "l"],
-    "evaluate": ["--iteration", "0", "--benchmarks", "b", "--sections", "x", "--model", "m", "--out", "o",
-                 "--metrics", "m", "--report", "r"],
+    "evaluate": ["--iteration", "0", "--benchmarks", "b", "--validation", "v", "--sections", "x", "--model", "m",
+                 "--out", "o", "--metrics", "m", "--report", "r", "--val-out", "vo", "--val-metrics", "vm",
+                 "--val-report", "vr"],
     "summary": ["--metrics", "m", "--out", "r"],
 }
 

@@ -33,6 +33,7 @@ def runs(tiny_model, tmp_path_factory):
         write_params(tmp, tiny_model, evaluate={"samples": samples, "vote_temperature": 1.0})
         bench = [{**p, "benchmark": "bench"} for p in pairs("bench", 6)]
         write_jsonl(tmp / "work/data/benchmarks.jsonl", bench)
+        (tmp / "work/data/validation.jsonl").write_text("")
         (tmp / "work/data/sections.json").write_text("{}\n")
         evaluate_stage(tmp, tiny_model)
         out[samples] = tmp

@@ -26,7 +26,7 @@ MODES = GENERATIVE_MODES + ("likelihood",)
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 
-# metrics/iter_<k>.json is a flat headline: per verdict mode these statistics, then
+# metrics/iter_<k>.json (and metrics/val_<k>.json) is a flat headline: per verdict mode these statistics, then
 # the accuracy per benchmark (`free`, `constrained`, `likelihood`) or nothing more (a `<mode>_vote` entry),
 # then `rewardbench_score` when data.rewardbench_sections is set. The rest goes to the report files.
 HEADLINE = ("accuracy", "accuracy_stderr", "parse_rate", "position_consistency")
@@ -77,6 +77,9 @@ class Data(Section):
                                                                         "instructions are duplicates")
     per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard (disjoint)")
     eval_per_benchmark: int = Field(40, ge=0, description="seeded sample of each benchmark; 0 = all pairs")
+    validation_per_benchmark: int = Field(0, ge=0, description="pairs of each benchmark held out (seeded) as the "
+                                                               "validation split, disjoint from the test sample, "
+                                                               "which picks the best iteration; 0 = none")
     rewardbench_sections: str = Field("", description="a YAML/JSON map section -> subsets (data/README.md): adds "
                                                       "RewardBench's section-weighted score; empty = none")
     seed: int = seed_field(0)

@@ -1,5 +1,5 @@
 """The data stage: validate pools and benchmarks, drop duplicates and benchmark overlap, shard per iteration,
-check the RewardBench section map."""
+split the benchmark pairs into test and validation, check the RewardBench section map."""
 
 from __future__ import annotations
 
@@ -85,14 +85,29 @@ def by_benchmark(pairs) -> dict:
     return {name: sorted(items, key=lambda p: p.id) for name, items in sorted(out.items())}
 
 
-def sample_benchmarks(pairs, per_benchmark: int, seed: int):
-    """A seeded sample of `per_benchmark` pairs from each benchmark (0 = all), in id order."""
-    out = []
+def split_benchmarks(pairs, per_benchmark: int, seed: int, validation_per_benchmark: int = 0):
+    """(test, validation), each in benchmark then id order. Per benchmark, `validation_per_benchmark` pairs
+    are held out first (seeded), then the test is a seeded sample of `per_benchmark` of the rest (0 = all of
+    it): disjoint by construction, and with no validation the test is what it always was."""
+    test, validation = [], []
     for name, items in by_benchmark(pairs).items():
+        if validation_per_benchmark:
+            if validation_per_benchmark >= len(items):
+                raise ParamError("data.validation_per_benchmark", f"benchmark {name!r} has {len(items)} pairs: "
+                                 f"holding out {validation_per_benchmark} leaves none to test")
+            held = random.Random(f"{seed}:{name}:validation").sample(items, validation_per_benchmark)
+            ids = {p.id for p in held}
+            validation.extend(sorted(held, key=lambda p: p.id))
+            items = [p for p in items if p.id not in ids]
         if per_benchmark and per_benchmark < len(items):
             items = sorted(random.Random(f"{seed}:{name}").sample(items, per_benchmark), key=lambda p: p.id)
-        out.extend(items)
-    return out
+        test.extend(items)
+    return test, validation
+
+
+def sample_benchmarks(pairs, per_benchmark: int, seed: int):
+    """A seeded sample of `per_benchmark` pairs from each benchmark (0 = all), in id order."""
+    return split_benchmarks(pairs, per_benchmark, seed)[0]
 
 
 def load_sections(path, pairs) -> dict:
@@ -154,7 +169,7 @@ def shard(instructions, iterations, per_iteration: int, seed: int):
 
 
 def prepare(params):
-    """(shards, benchmark pairs, section map, metrics)."""
+    """(shards, test pairs, validation pairs, section map, metrics)."""
     d = params.data
     benches = read_many(d.benchmarks, benchmark_schema)
     sections = load_sections(d.rewardbench_sections, [p for ps in by_benchmark(benches).values() for p in ps]) \
@@ -162,10 +177,12 @@ def prepare(params):
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=[p.instruction for _, p in benches])
     shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
-    evals = sample_benchmarks(benches, d.eval_per_benchmark, d.seed)
+    evals, validation = split_benchmarks(benches, d.eval_per_benchmark, d.seed, d.validation_per_benchmark)
+    count = lambda ps: {b: sum(1 for p in ps if p.benchmark == b) for b in sorted({p.benchmark for p in ps})}  # noqa: E731
     metrics = {"pool": len(pool), "kept": len(kept), **{k: stats[k] for k in ("exact_duplicate", "near_duplicate", "benchmark_overlap")},
-               "benchmark_pairs": {b: sum(1 for p in evals if p.benchmark == b) for b in sorted({p.benchmark for p in evals})},
-               "per_iteration": d.per_iteration}
+               "benchmark_pairs": count(evals), "per_iteration": d.per_iteration}
+    if validation:
+        metrics["validation_pairs"] = count(validation)
     if sections:
         metrics["rewardbench_subsets"] = sum(len(s) for s in sections.values())
-    return shards, evals, sections, metrics
+    return shards, evals, validation, sections, metrics
