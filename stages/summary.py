@@ -1,5 +1,6 @@
-"""Stage `summary`: every iteration's headline metrics in one table, the CSVs `dvc plots show` draws, and the
-few numbers `dvc exp show` leads with (reports/headline.json)."""
+"""Stage `summary`: every iteration's headline metrics in one table, the CSVs `dvc plots show` draws, the few
+numbers `dvc exp show` leads with (reports/headline.json), and the best iteration chosen on the validation
+split (reports/best.json; all null when there is none)."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
@@ -9,8 +10,9 @@ from selftaught.runner import run_stage
 
 
 def main(params, args):
-    files = [args.metrics / f"iter_{k}.json" for k in [0, *params.iterations]]
-    wide = write_report(files, args.out)
+    ks = [0, *params.iterations]
+    wide = write_report([args.metrics / f"iter_{k}.json" for k in ks], args.out,
+                        validation_files=[args.metrics / f"val_{k}.json" for k in ks])
     write_json(args.headline, headline(wide))
     print_table(wide)
 

@@ -41,6 +41,24 @@ def test_bad_values_name_the_key(section, key, value, message):
     assert message in str(e.value)
 
 
+def test_the_headline_stays_within_its_limit():
+    """metrics/iter_<k>.json holds at most MAX_HEADLINE_VALUES values: params that would exceed it stop."""
+    p = config.Params()
+    n = config.headline_values(p.evaluate.modes, p.evaluate.samples, len(p.data.benchmarks), False)
+    assert n == 1 + 3 * (4 + 3) <= config.MAX_HEADLINE_VALUES
+    # a vote entry has the four statistics (+ the RewardBench score), no per-benchmark accuracy
+    assert config.headline_values(p.evaluate.modes, 32, 4, True) == 1 + 3 * (5 + 4) + 2 * 5 <= 40
+    raw = shipped()
+    raw["data"]["benchmarks"] += [f"data/benchmarks/extra{i}.jsonl" for i in range(8)]
+    raw["evaluate"]["samples"] = 8
+    with pytest.raises(ParamError, match="evaluate.modes: the headline metrics/iter_<k>.json would hold 54 values"):
+        config.validate(raw)
+    raw = shipped()
+    raw["data"]["benchmarks"] = ["data/benchmarks/accuracy.jsonl"]
+    with pytest.raises(ParamError, match="data.benchmarks: a benchmark file may not be named 'accuracy'"):
+        config.validate(raw)
+
+
 def test_unknown_section_and_missing_key():
     p = shipped()
     p["trian"] = p.pop("train")
@@ -90,14 +108,15 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
 
 STAGE_ARGS = {   # each stage with placeholder paths: the params file is read before any of them
     "seed": ["--out", "o"],
-    "data": ["--shards", "s", "--benchmarks", "b", "--metrics", "m"],
+    "data": ["--shards", "s", "--benchmarks", "b", "--validation", "v", "--sections", "x", "--metrics", "m"],
     "synthesize": ["--iteration", "1", "--shard", "s", "--model", "m", "--out", "o", "--metrics", "m"],
     "judge": ["--iteration", "1", "--pairs", "p", "--model", "m", "--out", "o", "--metrics", "m"],
     "filter": ["--iteration", "1", "--pairs", "p", "--judgments", "j", "--out", "o", "--metrics", "m"],
     "train": ["--iteration", "1", "--data", "d", "--seed-model", "s", "--prev-model", "p", "--out", "o",
               "--metrics", "m", "--loss", "l"],
-    "evaluate": ["--iteration", "0", "--benchmarks", "b", "--model", "m", "--out", "o", "--metrics", "m",
-                 "--report", "r"],
+    "evaluate": ["--iteration", "0", "--benchmarks", "b", "--validation", "v", "--sections", "x", "--model", "m",
+                 "--out", "o", "--metrics", "m", "--report", "r", "--val-out", "vo", "--val-metrics", "vm",
+                 "--val-report", "vr"],
     "summary": ["--metrics", "m", "--out", "r", "--headline", "h"],
 }
 

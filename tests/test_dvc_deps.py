@@ -107,7 +107,8 @@ def test_a_planted_undeclared_import_is_caught(tmp_path):
     assert ("evaluate_seed@0", "src/selftaught/training.py") in missing
 
 
-@pytest.mark.parametrize("name", ["synthesize@1", "judge@2", "filter@1", "train@2", "evaluate@1", "summary"])
+@pytest.mark.parametrize("name", ["data", "synthesize@1", "judge@2", "filter@1", "train@2", "evaluate@1",
+                                  "summary"])
 def test_command_paths_are_declared(name):
     """Every path in a stage's command is a dep or an out of that stage: dvc.yaml is the one home of paths."""
     cmd, deps, outs = stages()[name]

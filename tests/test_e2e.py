@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from conftest import copy_repo, run
+from selftaught.config import MAX_HEADLINE_VALUES
+from selftaught.evaluation import leaf_count
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +49,13 @@ def test_every_stage_ran_and_outputs_are_cached(repo):
         for mode in ("free", "constrained", "likelihood"):
             assert set(m[mode]) == {"accuracy", "accuracy_stderr", "parse_rate", "position_consistency",
                                     "evalbiasbench", "hhh_alignment", "llmbar"}
+        assert leaf_count(m) <= MAX_HEADLINE_VALUES
         detail = json.loads((repo / f"reports/eval_{k}.json").read_text())
         assert detail["modes"]["free"]["benchmarks"]["llmbar"]["subsets"]
+        assert json.loads((repo / f"metrics/val_{k}.json").read_text()) == {"iteration": k}   # no validation split
+        assert (repo / f"work/eval/val_{k}.jsonl").read_text() == ""
+    assert json.loads((repo / "reports/best.json").read_text()) == dict.fromkeys(
+        ("iteration", "mode", "validation_accuracy", "test_accuracy"))
     assert run(["dvc", "status"], repo).stdout.strip() in ("", "Data and pipelines are up to date.")
 
 

@@ -68,7 +68,8 @@ def cmd_report(args) -> int:
     files = [metrics / f"iter_{k}.json" for k in [0, *params.iterations] if (metrics / f"iter_{k}.json").exists()]
     if not files:
         raise InputError(metrics, "no iter_<k>.json yet: run `dvc repro` first")
-    print_table(write_report(files, args.out), Console())
+    val = [metrics / f"val_{k}.json" for k in [0, *params.iterations] if (metrics / f"val_{k}.json").exists()]
+    print_table(write_report(files, args.out, validation_files=val), Console())
     return 0
 
 

@@ -26,6 +26,26 @@ MODES = GENERATIVE_MODES + ("likelihood",)
 
 Dtype = Literal["float32", "bfloat16", "float16"]
 
+# metrics/iter_<k>.json (and metrics/val_<k>.json) is a flat headline: per verdict mode these statistics, then
+# the accuracy per benchmark (`free`, `constrained`, `likelihood`) or nothing more (a `<mode>_vote` entry),
+# then `rewardbench_score` when data.rewardbench_sections is set. The rest goes to the report files.
+HEADLINE = ("accuracy", "accuracy_stderr", "parse_rate", "position_consistency")
+REWARDBENCH_KEY = "rewardbench_score"
+VOTE_SUFFIX = "_vote"
+MAX_HEADLINE_VALUES = 40
+
+
+def vote_modes(modes, samples: int) -> list:
+    """The majority-vote entries evaluated beside `modes`: one per generative mode when samples > 1."""
+    return [f"{m}{VOTE_SUFFIX}" for m in modes if m in GENERATIVE_MODES] if samples > 1 else []
+
+
+def headline_values(modes, samples: int, benchmarks: int, rewardbench: bool) -> int:
+    """Leaf values of one headline file: `iteration`, then per mode its statistics (+ one per benchmark for a
+    greedy mode, + the RewardBench score)."""
+    per = len(HEADLINE) + int(rewardbench)
+    return 1 + len(modes) * (per + benchmarks) + len(vote_modes(modes, samples)) * per
+
 
 def seed_field(default: int):
     return Field(default, ge=0, description="seed of this stage's sampling or shuffling")
@@ -57,6 +77,11 @@ class Data(Section):
                                                                         "instructions are duplicates")
     per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard (disjoint)")
     eval_per_benchmark: int = Field(40, ge=0, description="seeded sample of each benchmark; 0 = all pairs")
+    validation_per_benchmark: int = Field(0, ge=0, description="pairs of each benchmark held out (seeded) as the "
+                                                               "validation split, disjoint from the test sample, "
+                                                               "which picks the best iteration; 0 = none")
+    rewardbench_sections: str = Field("", description="a YAML/JSON map section -> subsets (data/README.md): adds "
+                                                      "RewardBench's section-weighted score; empty = none")
     seed: int = seed_field(0)
 
     @field_validator("instructions", "benchmarks")
@@ -142,6 +167,10 @@ class Evaluate(Section):
     calibrate: bool = True
     likelihood_dtype: Dtype = Field("float32", description="likelihood mode: float32 keeps a pair's score "
                                                            "independent of its batch (bf16 does not)")
+    samples: int = Field(1, ge=1, le=256, description="sampled judgments per pair and order for a majority vote "
+                                                      "(free_vote, constrained_vote) beside the greedy verdict; "
+                                                      "1 = no vote")
+    vote_temperature: float = Field(0.7, gt=0, description="sampling temperature of the vote's judgments")
     seed: int = seed_field(5)
 
     @field_validator("modes")
@@ -185,6 +214,16 @@ class Params(Section):
             if it.gen not in (0, it.prev):
                 raise ParamError(f"iterations.{k}.gen", f"generator must be 0 (the seed) or {it.prev} (the current "
                                                         f"judge); got {it.gen!r}")
+        names = [Path(b).stem for b in self.data.benchmarks]
+        for key in (*HEADLINE, REWARDBENCH_KEY):
+            if key in names:
+                raise ParamError("data.benchmarks", f"a benchmark file may not be named {key!r} (a headline key)")
+        e = self.evaluate
+        n = headline_values(e.modes, e.samples, len(set(names)), bool(self.data.rewardbench_sections))
+        if n > MAX_HEADLINE_VALUES:
+            raise ParamError("evaluate.modes", f"the headline metrics/iter_<k>.json would hold {n} values, at most "
+                                               f"{MAX_HEADLINE_VALUES}: evaluate fewer modes or benchmark files "
+                                               f"(the detail is in reports/eval_<k>.json)")
         g, lik = self.generation, self.evaluate.likelihood_dtype
         if g.backend == "vllm" and lik != g.dtype:
             raise ParamError("evaluate.likelihood_dtype", f"with generation.backend vllm it must equal generation.dtype"

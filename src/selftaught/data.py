@@ -1,16 +1,20 @@
-"""The data stage: validate pools and benchmarks, drop duplicates and benchmark overlap, shard per iteration."""
+"""The data stage: validate pools and benchmarks, drop duplicates and benchmark overlap, shard per iteration,
+split the benchmark pairs into test and validation, check the RewardBench section map."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
 from .errors import InputError, ParamError
 from .io import read_jsonl
-from .schemas import Instruction, Pair
+from .schemas import Instruction, Pair, RewardBenchPair
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -27,11 +31,23 @@ def jaccard(a: frozenset, b: frozenset) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+def benchmark_schema(path):
+    """The record type of a benchmark file: RewardBench's columns (`RewardBenchPair`) when its first record has
+    `prompt` and no `instruction`, else ours (`Pair`). A file that cannot be read is left to read_jsonl."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return Pair
+    return RewardBenchPair if isinstance(first, dict) and "prompt" in first and "instruction" not in first else Pair
+
+
 def read_many(files, schema):
-    """Read several JSONL files; ids must be unique across all of them."""
+    """Read several JSONL files; ids must be unique across all of them. `schema`: a record type, or a function
+    of the file's path that returns one."""
     out, first = [], {}
     for f in files:
-        for n, rec in enumerate(read_jsonl(f, schema), start=1):
+        for n, rec in enumerate(read_jsonl(f, schema if hasattr(schema, "from_dict") else schema(f)), start=1):
             if rec.id in first:
                 raise InputError(f, f"duplicate id {rec.id!r} (also in {first[rec.id]})", line=n, field="id")
             first[rec.id] = f
@@ -61,17 +77,84 @@ def dedupe(items, threshold, against=()):
     return kept, stats
 
 
-def sample_benchmarks(pairs, per_benchmark: int, seed: int):
-    """A seeded sample of `per_benchmark` pairs from each benchmark (0 = all), in id order."""
-    by_bench = {}
+def by_benchmark(pairs) -> dict:
+    """{benchmark name (the file's stem): its pairs in id order, `benchmark` set and `subset` "all" if none}."""
+    out = {}
     for path, p in pairs:
-        by_bench.setdefault(path.stem, []).append(replace(p, benchmark=path.stem, subset=p.subset or "all"))
-    out = []
-    for name in sorted(by_bench):
-        items = sorted(by_bench[name], key=lambda p: p.id)
+        out.setdefault(path.stem, []).append(replace(p, benchmark=path.stem, subset=p.subset or "all"))
+    return {name: sorted(items, key=lambda p: p.id) for name, items in sorted(out.items())}
+
+
+def split_benchmarks(pairs, per_benchmark: int, seed: int, validation_per_benchmark: int = 0):
+    """(test, validation), each in benchmark then id order. Per benchmark, `validation_per_benchmark` pairs
+    are held out first (seeded), then the test is a seeded sample of `per_benchmark` of the rest (0 = all of
+    it): disjoint by construction, and with no validation the test is what it always was."""
+    test, validation = [], []
+    for name, items in by_benchmark(pairs).items():
+        if validation_per_benchmark:
+            if validation_per_benchmark >= len(items):
+                raise ParamError("data.validation_per_benchmark", f"benchmark {name!r} has {len(items)} pairs: "
+                                 f"holding out {validation_per_benchmark} leaves none to test")
+            held = random.Random(f"{seed}:{name}:validation").sample(items, validation_per_benchmark)
+            ids = {p.id for p in held}
+            validation.extend(sorted(held, key=lambda p: p.id))
+            items = [p for p in items if p.id not in ids]
         if per_benchmark and per_benchmark < len(items):
             items = sorted(random.Random(f"{seed}:{name}").sample(items, per_benchmark), key=lambda p: p.id)
-        out.extend(items)
+        test.extend(items)
+    return test, validation
+
+
+def sample_benchmarks(pairs, per_benchmark: int, seed: int):
+    """A seeded sample of `per_benchmark` pairs from each benchmark (0 = all), in id order."""
+    return split_benchmarks(pairs, per_benchmark, seed)[0]
+
+
+def load_sections(path, pairs) -> dict:
+    """The RewardBench section map (data/README.md) checked against the benchmark pairs: {section: {subset:
+    weight}}, weight the example count the map gives or None (= the number of pairs evaluated). Every subset
+    must be in one section only and in exactly one benchmark."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read the section map ({getattr(e, 'strerror', None) or e})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(path, f"not valid YAML/JSON ({getattr(e, 'problem', None) or e})",
+                         line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict) or not raw:
+        raise InputError(path, "expected a non-empty mapping: section -> list of subsets")
+    where = {}
+    for p in pairs:
+        where.setdefault(p.subset, set()).add(p.benchmark)
+    out, seen = {}, {}
+    for section, subsets in raw.items():
+        if not isinstance(section, str) or not section.strip():
+            raise InputError(path, f"section names must be non-empty strings, got {section!r}")
+        if isinstance(subsets, list):
+            subsets = {s: None for s in subsets} if all(isinstance(s, str) for s in subsets) else subsets
+        if not isinstance(subsets, dict) or not subsets:
+            raise InputError(path, "expected a non-empty list of subset names, or a mapping subset -> example "
+                                   "count", field=section)
+        out[section] = {}
+        for subset, weight in subsets.items():
+            if not isinstance(subset, str) or not subset.strip():
+                raise InputError(path, f"subset names must be non-empty strings, got {subset!r}", field=section)
+            if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int) or weight < 1):
+                raise InputError(path, f"the example count must be an integer >= 1, got {weight!r}",
+                                 field=f"{section}.{subset}")
+            if subset in seen:
+                raise InputError(path, f"subset {subset!r} is also in section {seen[subset]!r}", field=section)
+            if subset not in where:
+                known = sorted(where)
+                raise InputError(path, f"no benchmark pair has subset {subset!r} (subsets: "
+                                       f"{', '.join(known[:12])}{', ...' if len(known) > 12 else ''})", field=section)
+            if len(where[subset]) > 1:
+                names = ", ".join(sorted(where[subset]))
+                raise InputError(path, f"subset {subset!r} is in several benchmarks ({names}): ambiguous", field=section)
+            seen[subset] = section
+            out[section][subset] = weight
     return out
 
 
@@ -86,13 +169,20 @@ def shard(instructions, iterations, per_iteration: int, seed: int):
 
 
 def prepare(params):
+    """(shards, test pairs, validation pairs, section map, metrics)."""
     d = params.data
-    benches = read_many(d.benchmarks, Pair)
+    benches = read_many(d.benchmarks, benchmark_schema)
+    sections = load_sections(d.rewardbench_sections, [p for ps in by_benchmark(benches).values() for p in ps]) \
+        if d.rewardbench_sections else {}
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=[p.instruction for _, p in benches])
     shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
-    evals = sample_benchmarks(benches, d.eval_per_benchmark, d.seed)
+    evals, validation = split_benchmarks(benches, d.eval_per_benchmark, d.seed, d.validation_per_benchmark)
+    count = lambda ps: {b: sum(1 for p in ps if p.benchmark == b) for b in sorted({p.benchmark for p in ps})}  # noqa: E731
     metrics = {"pool": len(pool), "kept": len(kept), **{k: stats[k] for k in ("exact_duplicate", "near_duplicate", "benchmark_overlap")},
-               "benchmark_pairs": {b: sum(1 for p in evals if p.benchmark == b) for b in sorted({p.benchmark for p in evals})},
-               "per_iteration": d.per_iteration}
-    return shards, evals, metrics
+               "benchmark_pairs": count(evals), "per_iteration": d.per_iteration}
+    if validation:
+        metrics["validation_pairs"] = count(validation)
+    if sections:
+        metrics["rewardbench_subsets"] = sum(len(s) for s in sections.values())
+    return shards, evals, validation, sections, metrics

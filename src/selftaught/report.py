@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .errors import InputError
 from .evaluation import HEADLINE
-from .io import atomic_path, write_text
+from .io import atomic_path, write_json, write_text
 
 PLOTTED = ("accuracy", "parse_rate", "position_consistency")
 
@@ -60,9 +60,39 @@ def long_table(metric_files) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["iteration", "mode", "statistic", "value"])
 
 
-def write_report(metric_files, out_dir="reports") -> pd.DataFrame:
+NO_BEST = {"iteration": None, "mode": None, "validation_accuracy": None, "test_accuracy": None}
+
+
+def best_iteration(test: pd.DataFrame, validation: pd.DataFrame) -> dict:
+    """The (iteration, mode) with the highest validation accuracy, ties to the earlier iteration, then to the
+    mode first in alphabetical order; its test accuracy is only reported, never used to choose. NO_BEST without
+    validation."""
+    val = validation[validation["statistic"] == "accuracy"]
+    if val.empty:
+        return dict(NO_BEST)
+    best = min(val.itertuples(index=False), key=lambda r: (-r.value, r.iteration, r.mode))
+    hit = test[(test["iteration"] == best.iteration) & (test["mode"] == best.mode) & (test["statistic"] == "accuracy")]
+    return {"iteration": int(best.iteration), "mode": best.mode, "validation_accuracy": float(best.value),
+            "test_accuracy": float(hit["value"].iloc[0]) if len(hit) else None}
+
+
+def validation_markdown(validation: pd.DataFrame, best: dict) -> list:
+    """summary.md's validation section: the pick, then the validation accuracy per mode and iteration."""
+    acc = validation[validation["statistic"] == "accuracy"]
+    table = acc.pivot_table(index="mode", columns="iteration", values="value", sort=False).reset_index()
+    table.columns = [f"iter {c}" if isinstance(c, int) else c for c in table.columns]
+    return ["## Best iteration (chosen on the validation split, never on test)", "",
+            f"Iteration {best['iteration']}, {best['mode']} verdicts: validation accuracy "
+            f"{best['validation_accuracy']:.3f}, test accuracy {_fmt(best['test_accuracy'])} (reports/best.json). "
+            "Ties go to the earlier iteration, then to the mode first in alphabetical order. Validation accuracy:", "",
+            table.to_markdown(index=False, floatfmt=".3f"), ""]
+
+
+def write_report(metric_files, out_dir="reports", validation_files=()) -> pd.DataFrame:
     """summary.md/.csv (every statistic, iterations as columns) and one CSV per plotted statistic
-    (iterations as rows, one column per verdict mode: one line per mode in `dvc plots show`)."""
+    (iterations as rows, one column per verdict mode: one line per mode in `dvc plots show`). With
+    `validation_files` (metrics/val_<k>.json), also best.json: the iteration chosen on validation accuracy,
+    and its section in summary.md when there is a validation split."""
     df = long_table(metric_files)
     out_dir = Path(out_dir)
     wide = df.pivot_table(index=["mode", "statistic"], columns="iteration", values="value", sort=False).reset_index()
@@ -78,6 +108,12 @@ def write_report(metric_files, out_dir="reports") -> pd.DataFrame:
           "Accuracy counts both orders of every pair, an unparseable verdict as half right; the standard error is "
           "over pairs. Per-subset figures: reports/eval_<k>.json.", "",
           wide.to_markdown(index=False, floatfmt=".3f"), ""]
+    if validation_files:
+        val = long_table(validation_files)
+        best = best_iteration(df, val)
+        if best["iteration"] is not None:
+            md += validation_markdown(val, best)
+        write_json(out_dir / "best.json", best)
     write_text(out_dir / "summary.md", "\n".join(md))
     with atomic_path(out_dir / "summary.csv") as tmp:
         wide.to_csv(tmp, index=False, float_format="%.4f")

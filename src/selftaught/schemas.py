@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
@@ -114,3 +116,22 @@ class Judgment(Record):
                    verdict=_take(d, "verdict", str, path, line, required=False), mode=_take(d, "mode", str, path, line),
                    margin=_take(d, "margin", (int, float), path, line, required=False),
                    raw_margin=_take(d, "raw_margin", (int, float), path, line, required=False))
+
+
+class RewardBenchPair:
+    """A pair in RewardBench's own columns (`prompt`, `chosen`, `rejected`, `subset`; `id` optional, an int
+    there; other columns such as chosen_model are ignored), read as a `Pair`. Without an id, the pair's id is
+    derived from its content: "rb-" + the first 16 hex digits of the SHA-256 of [subset, prompt, chosen,
+    rejected] as JSON, the same wherever the line is."""
+
+    @classmethod
+    def from_dict(cls, d, path="<memory>", line=None) -> Pair:
+        t = lambda n: _take(d, n, str, path, line)  # noqa: E731
+        prompt, chosen, rejected, subset = t("prompt"), t("chosen"), t("rejected"), t("subset")
+        rid = _take(d, "id", (int, str), path, line, required=False)
+        if isinstance(rid, bool):
+            raise InputError(path, "expected int/str, got bool", line=line, field="id")
+        if rid is None:
+            key = json.dumps([subset, prompt, chosen, rejected], ensure_ascii=False)
+            rid = "rb-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+        return Pair(id=str(rid), instruction=prompt, chosen=chosen, rejected=rejected, subset=subset)
