@@ -1,8 +1,9 @@
-"""Stage `filter@k`: rejection sampling of iteration k's judgments into SFT records, with stats."""
+"""Stage `filter@k`: rejection sampling of iteration k's judgments into SFT records, and correct-vs-wrong
+judgment pairs for preference training (train.objective dpo), with stats."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from selftaught.filtering import rejection_sample, training_records
+from selftaught.filtering import preference_pairs, rejection_sample, training_records
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.report import print_stats
 from selftaught.runner import run_stage
@@ -10,15 +11,19 @@ from selftaught.schemas import Judgment, SyntheticPair
 
 
 def main(params, args):
+    f, max_chars = params.filter, params.generation.max_judged_chars
     pairs = {p.id: p for p in read_jsonl(args.pairs, SyntheticPair)}
     judgments = [Judgment.from_dict(d, args.judgments, n) for n, d in enumerate(read_jsonl(args.judgments), 1)]
-    kept, stats = rejection_sample(judgments, params.filter.seed, params.filter.balance)
-    records, counts = training_records(kept, pairs, params.generation.max_judged_chars, params.filter.reasoning)
+    kept, stats = rejection_sample(judgments, f.seed, f.balance)
+    records, counts = training_records(kept, pairs, max_chars, f.reasoning)
     stats.update(counts)
+    prefs, pref_counts = preference_pairs(judgments, pairs, f.seed, f.balance, max_chars, f.reasoning)
+    stats.update(pref_counts)
     write_jsonl(args.out, records)
+    write_jsonl(args.preferences, prefs)
     write_json(args.metrics, stats)
     print_stats(f"filter, iteration {args.iteration}", stats)
 
 
 if __name__ == "__main__":
-    run_stage(main, "pairs", "judgments", "out", "metrics", iteration=True)
+    run_stage(main, "pairs", "judgments", "out", "preferences", "metrics", iteration=True)

@@ -1,5 +1,7 @@
-"""Stage `train@k`: SFT (TRL) of iteration k's judge on the kept judgments, from the seed or the previous
-judge (train.init). With train.accelerate_config set, the stage re-runs itself under `accelerate launch`."""
+"""Stage `train@k`: iteration k's judge, trained from the seed or the previous judge (train.init) on the kept
+judgments (train.objective sft) or on correct-vs-wrong judgment pairs (dpo). With train.accelerate_config set,
+the stage re-runs itself under `accelerate launch`; every process trains, the main process alone writes the
+checkpoint, the metrics and the loss curve."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
@@ -8,15 +10,19 @@ import sys
 
 from selftaught.io import atomic_path, read_jsonl, write_json
 from selftaught.runner import console, run_stage
-from selftaught.training import train
+from selftaught.training import check_launch, is_main_process, process_rank, train
 
 
 def main(params, args):
     p = params.train
+    check_launch(p)
     if p.accelerate_config and "ACCELERATE_MIXED_PRECISION" not in os.environ and "LOCAL_RANK" not in os.environ:
         os.execvp("accelerate", ["accelerate", "launch", "--config_file", p.accelerate_config, *sys.argv])
     init = args.seed_model if p.init == "seed" else args.prev_model
-    records = read_jsonl(args.data)
+    records = read_jsonl(args.preferences if p.objective == "dpo" else args.data)
+    if not is_main_process():      # trains and joins the collectives; writes nothing
+        train(records, init, None, p, params.generation.threads)
+        return
     with atomic_path(args.out) as tmp:
         stats = train(records, init, tmp, p, params.generation.threads)
     curve = stats.pop("loss_curve")
@@ -24,7 +30,9 @@ def main(params, args):
     with atomic_path(args.loss) as tmp:
         tmp.write_text("step,loss\n" + "".join(f"{i + 1},{v}\n" for i, v in enumerate(curve)))
     console.print(stats)
+    if "processes" in stats:
+        console.print(f"rank {process_rank()} wrote {args.out}, {args.metrics}, {args.loss}", highlight=False)
 
 
 if __name__ == "__main__":
-    run_stage(main, "data", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True)
+    run_stage(main, "data", "preferences", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True)

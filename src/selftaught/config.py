@@ -143,12 +143,29 @@ class Filter(Section):
 class Train(Section):
     init: Literal["previous", "seed"] = Field("previous", description="previous: continue from the last judge; "
                                                                       "seed: re-initialise each iteration (the paper)")
+    objective: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: next-token loss on the kept judgments (work/iter_<k>/train.jsonl); dpo: TRL's DPO "
+                           "on (correct, wrong or unparseable) judgment pairs of the same pair and order "
+                           "(work/iter_<k>/preferences.jsonl)")
+    dpo_beta: float = Field(0.1, gt=0, description="dpo only: the DPO beta (how far the judge may move from the "
+                                                   "reference, the initial checkpoint); higher = less")
+    nll_weight: float = Field(1.0, ge=0, description="dpo only: weight of the NLL term on the chosen (correct) "
+                                                     "judgment's tokens added to the DPO loss (DPO+NLL, TRL loss "
+                                                     "types sigmoid + sft); 0 = plain DPO")
     method: Literal["full", "lora"] = "full"
     epochs: float = Field(1, gt=0)
     learning_rate: float = Field(1.0e-4, gt=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
                           "polynomial", "inverse_sqrt"] = "linear"
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(0, ge=0, description="linear warmup, in optimizer steps (or use warmup_ratio)")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="linear warmup as a share of all optimizer steps "
+                                                             "(rounded up); 0 = none. Set this or warmup_steps, "
+                                                             "not both")
+    weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW weight decay (decoupled)")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32: float32 throughout; bf16: bfloat16 autocast over float32 weights (the "
+                            "checkpoint stays float32), needs a CUDA GPU with bf16 and is refused on a CPU-only "
+                            "machine")
     batch_size: int = Field(4, gt=0)
     grad_accum: int = Field(1, gt=0)
     max_length: int = Field(768, gt=0, description="records longer than this (tokens) are dropped")
@@ -156,6 +173,13 @@ class Train(Section):
     lora_alpha: int = Field(32, gt=0)
     accelerate_config: str = Field("", description="e.g. configs/accelerate_ddp.yaml: train under `accelerate launch`")
     seed: int = seed_field(4)
+
+    @model_validator(mode="after")
+    def _one_warmup(self):
+        if self.warmup_steps and self.warmup_ratio:
+            raise ParamError("train.warmup_ratio", f"set warmup_ratio or warmup_steps, not both; got warmup_ratio "
+                                                   f"{self.warmup_ratio!r} and warmup_steps {self.warmup_steps!r}")
+        return self
 
 
 class Evaluate(Section):

@@ -1,5 +1,6 @@
 """Rejection sampling: keep one judgment per (pair, order) whose verdict picks the known winner, drop
-unparseable ones, and balance 'A wins' against 'B wins'."""
+unparseable ones, and balance 'A wins' against 'B wins'. For preference training, pair a correct judgment with
+a wrong or unparseable one of the same (pair, order)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,75 @@ def training_records(kept, pairs_by_id, max_chars, reasoning="clean"):
     out, copied = [], 0
     for j in kept:
         p = pairs_by_id[j.pair_id]
-        a, b = ordered(p, j.order)
-        why = reasoning_part(j.text) if reasoning != "none" else ""
-        if reasoning == "clean" and why and copies_judged_text(why, [p.instruction, a, b]):
-            why, copied = "", copied + 1
-        out.append({"id": f"{j.pair_id}:{j.order}", "prompt": judge_messages(p.instruction, a, b, max_chars),
-                    "completion": [{"role": "assistant", "content": judgment_text(why, j.verdict)}]})
+        text, was_copy = target_text(j, p, reasoning)
+        copied += was_copy
+        out.append({"id": f"{j.pair_id}:{j.order}",
+                    "prompt": judge_messages(p.instruction, *ordered(p, j.order), max_chars),
+                    "completion": [{"role": "assistant", "content": text}]})
     with_reasoning = sum("\n" in r["completion"][0]["content"] for r in out)
     return out, {"records": len(out), "with_reasoning": with_reasoning, "reasoning_dropped_as_copy": copied}
+
+
+def target_text(j, pair, reasoning="clean") -> tuple[str, bool]:
+    """A parseable judgment rewritten in the free training format (see `training_records` for `reasoning`), and
+    whether its reasoning was dropped as a copy of the judged texts."""
+    a, b = ordered(pair, j.order)
+    why = reasoning_part(j.text) if reasoning != "none" else ""
+    if reasoning == "clean" and why and copies_judged_text(why, [pair.instruction, a, b]):
+        return judgment_text("", j.verdict), True
+    return judgment_text(why, j.verdict), False
+
+
+def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars, reasoning="clean"):
+    """Preference records for DPO, one per (pair, order) that has both a correct judgment and a wrong or
+    unparseable one: prompt = the judge prompt of the SFT records, chosen = a correct judgment, rejected = a
+    wrong or unparseable one, both of the same (pair, order), and counts.
+
+    The chosen judgment is the one `rejection_sample` keeps for that item (same seeded choice); the rejected one
+    is a seeded choice among the wrong and unparseable judgments (empty unparseable texts are not candidates).
+    A parseable judgment is written as in `training_records` (the same `reasoning` handling), an unparseable
+    one as the judge sampled it. With `balance`, as many items with the winner in position A as in B are kept
+    (the chosen verdicts are balanced, as in the SFT records)."""
+    groups = defaultdict(list)
+    for j in judgments:
+        groups[(j.pair_id, j.order)].append(j)
+    picked, both, only_correct, only_wrong, neither = [], 0, 0, 0, 0
+    for key in sorted(groups):
+        correct = sorted((j for j in groups[key] if j.correct), key=lambda j: j.sample)
+        wrong = sorted((j for j in groups[key] if j.correct is False or (j.verdict is None and j.text.strip())),
+                       key=lambda j: j.sample)
+        if correct and wrong:
+            both += 1
+            chosen = random.Random(f"{seed}:{key[0]}:{key[1]}").choice(correct)
+            rejected = random.Random(f"{seed}:{key[0]}:{key[1]}:rejected").choice(wrong)
+            picked.append((chosen, rejected))
+        elif correct:
+            only_correct += 1
+        elif wrong:
+            only_wrong += 1
+        else:
+            neither += 1
+    dropped_balance = 0
+    if balance:
+        a = [c for c in picked if c[0].verdict == "A"]
+        b = [c for c in picked if c[0].verdict == "B"]
+        small, big = sorted((a, b), key=len)
+        keep_big = random.Random(f"{seed}:balance:preferences").sample(big, len(small))
+        dropped_balance = len(big) - len(small)
+        picked = sorted(small + keep_big, key=lambda c: (c[0].pair_id, c[0].order))
+    out, unparseable = [], 0
+    for chosen, rejected in picked:
+        p = pairs_by_id[chosen.pair_id]
+        good, _ = target_text(chosen, p, reasoning)
+        if rejected.verdict is None:
+            bad, unparseable = rejected.text.strip(), unparseable + 1
+        else:
+            bad, _ = target_text(rejected, p, reasoning)
+        out.append({"id": f"{chosen.pair_id}:{chosen.order}",
+                    "prompt": judge_messages(p.instruction, *ordered(p, chosen.order), max_chars),
+                    "chosen": [{"role": "assistant", "content": good}],
+                    "rejected": [{"role": "assistant", "content": bad}]})
+    return out, {"preference_pairs": len(out), "preference_items_correct_and_wrong": both,
+                 "preference_items_only_correct": only_correct, "preference_items_only_wrong": only_wrong,
+                 "preference_items_empty": neither, "preference_dropped_balance": dropped_balance,
+                 "preference_rejected_unparseable": unparseable}

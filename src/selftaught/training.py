@@ -1,29 +1,93 @@
-"""SFT of the next judge with TRL on prompt-completion records (loss on the judgment tokens only)."""
+"""Training of the next judge with TRL: SFT on the kept judgments (loss on the judgment tokens only), or DPO on
+(correct, wrong) judgment pairs, optionally with an NLL term on the correct judgment (train.objective).
+
+The same code runs as one process or as N processes under `accelerate launch` (DDP, FSDP): every rank trains
+and joins the collectives (gradient all-reduce, the FSDP gather of the full weights at the end), and only the
+main process writes the checkpoint."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import torch
 
 from .backends import load_model, set_determinism
 from .config import Train
+from .errors import ParamError
+
+
+def process_rank() -> int:
+    """This process's global rank under `accelerate launch` (torchrun sets RANK); 0 when not distributed."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """The one process that writes the stage's outputs."""
+    return process_rank() == 0
+
+
+def check_precision(p: Train) -> None:
+    """Refuse train.precision bf16 where it cannot run as asked (no CUDA GPU with bfloat16)."""
+    if p.precision == "bf16" and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+        raise ParamError("train.precision", "bf16 needs a CUDA GPU with bfloat16 support and this machine has none "
+                                            "(CPU-only training is fp32); got 'bf16'")
+
+
+def check_launch(p: Train) -> None:
+    """Refuse, before anything starts, a training setup this machine cannot run as asked: train.precision bf16
+    without a CUDA GPU, a train.accelerate_config that is missing or unreadable, or one that asks for FSDP
+    without a CUDA GPU (accelerate 1.15 shards only on GPUs: on CPUs it would silently train with DDP)."""
+    check_precision(p)
+    if not p.accelerate_config:
+        return
+    path = Path(p.accelerate_config)
+    if not path.is_file():
+        raise ParamError("train.accelerate_config", f"no such file: {str(path)!r}")
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    try:
+        cfg = load_config_from_file(str(path))
+    except Exception as e:  # noqa: BLE001  (yaml, type and value errors of accelerate's loader)
+        raise ParamError("train.accelerate_config", f"{str(path)!r} is not an accelerate config "
+                                                    f"({type(e).__name__}: {e})") from None
+    if str(cfg.distributed_type).endswith("FSDP") and not torch.cuda.is_available():
+        raise ParamError("train.accelerate_config", f"{str(path)!r} asks for FSDP, which accelerate runs on CUDA "
+                                                    f"GPUs only (on CPUs it would train with DDP instead); on CPUs "
+                                                    f"use configs/accelerate_ddp_cpu.yaml")
+
+
+def _args(p: Train, output_dir: str) -> dict:
+    """The TrainingArguments shared by both objectives."""
+    cpu = not torch.cuda.is_available()
+    return dict(
+        output_dir=output_dir, num_train_epochs=p.epochs, learning_rate=p.learning_rate,
+        per_device_train_batch_size=p.batch_size, gradient_accumulation_steps=p.grad_accum,
+        max_length=p.max_length, lr_scheduler_type=p.lr_scheduler,
+        # transformers 5: a warmup_steps below 1 is a share of all steps (rounded up)
+        warmup_steps=p.warmup_ratio if p.warmup_ratio else p.warmup_steps, weight_decay=p.weight_decay,
+        seed=p.seed, data_seed=p.seed, full_determinism=True,
+        use_cpu=cpu, bf16=p.precision == "bf16", fp16=False, gradient_checkpointing=False, dataloader_num_workers=0,
+        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=False,
+    )
 
 
 def sft_config(p: Train, output_dir: str):
     from trl import SFTConfig
 
-    cpu = not torch.cuda.is_available()
-    return SFTConfig(
-        output_dir=output_dir, num_train_epochs=p.epochs, learning_rate=p.learning_rate,
-        per_device_train_batch_size=p.batch_size, gradient_accumulation_steps=p.grad_accum,
-        max_length=p.max_length, lr_scheduler_type=p.lr_scheduler,
-        warmup_steps=p.warmup_steps, weight_decay=0.0,
-        completion_only_loss=True, packing=False, seed=p.seed, data_seed=p.seed, full_determinism=True,
-        use_cpu=cpu, bf16=False, fp16=False, gradient_checkpointing=False, dataloader_num_workers=0,
-        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=False,
-    )
+    return SFTConfig(**_args(p, output_dir), completion_only_loss=True, packing=False)
+
+
+def dpo_config(p: Train, output_dir: str):
+    """DPO (sigmoid loss, beta = train.dpo_beta); with train.nll_weight > 0 plus that weight times the mean NLL of
+    the chosen completion's tokens (TRL 1.16 has no `rpo_alpha`: its loss types `sigmoid` + `sft`)."""
+    from trl import DPOConfig
+
+    nll = p.nll_weight
+    return DPOConfig(**_args(p, output_dir), beta=p.dpo_beta, loss_type=["sigmoid", "sft"] if nll else ["sigmoid"],
+                     loss_weights=[1.0, nll] if nll else None)
 
 
 def lora_config(p: Train):
@@ -34,17 +98,30 @@ def lora_config(p: Train):
 
 
 def n_tokens(tok, record) -> int:
+    if "chosen" in record:          # a preference record: the prompt with the longer of its two completions
+        return max(n_tokens(tok, {"prompt": record["prompt"], "completion": record[k]}) for k in ("chosen", "rejected"))
     return len(tok.apply_chat_template(record["prompt"] + record["completion"], tokenize=True))
 
 
-def train(records, init_dir, out_dir: Path, p: Train, threads: int = 0) -> dict:
-    """Fine-tune `init_dir` on `records`; save the result (full model or LoRA adapter) in `out_dir`."""
-    from datasets import Dataset
-    from trl import SFTTrainer
-
+def _check_records(records, p: Train) -> None:
     if not records:
         raise ValueError("the filter kept no judgments, so there is nothing to train on: use judge.mode "
                          "'constrained', more judge.samples, or a stronger seed")
+    need = ("prompt", "chosen", "rejected") if p.objective == "dpo" else ("prompt", "completion")
+    missing = [k for k in need if k not in records[0]]
+    if missing:
+        raise ValueError(f"train.objective {p.objective!r} needs records with {', '.join(need)}; the first record "
+                         f"lacks {', '.join(missing)}")
+
+
+def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -> dict:
+    """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save the
+    result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the main
+    process passes `out_dir` and alone writes it, the others pass None."""
+    from datasets import Dataset
+
+    check_precision(p)
+    _check_records(records, p)
     set_determinism(threads)
     model, tok = load_model(init_dir, dtype="float32")
     model.train()
@@ -54,18 +131,60 @@ def train(records, init_dir, out_dir: Path, p: Train, threads: int = 0) -> dict:
     fits = [r for r in records if n_tokens(tok, r) <= p.max_length]
     if not fits:
         raise ValueError(f"all {len(records)} training records are longer than train.max_length={p.max_length} tokens")
-    ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in fits])
-    trainer = SFTTrainer(model=model, args=sft_config(p, str(out_dir.parent / ".trainer")), train_dataset=ds,
-                         processing_class=tok, peft_config=lora_config(p) if p.method == "lora" else None)
+    # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
+    work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
+    peft = lora_config(p) if p.method == "lora" else None
+    if p.objective == "dpo":
+        from trl import DPOTrainer
+
+        ds = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in fits])
+        # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
+        ref = None if peft else load_model(init_dir, dtype="float32")[0]
+        trainer = DPOTrainer(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
+                             processing_class=tok, peft_config=peft)
+    else:
+        from trl import SFTTrainer
+
+        ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in fits])
+        trainer = SFTTrainer(model=model, args=sft_config(p, work), train_dataset=ds, processing_class=tok,
+                             peft_config=peft)
+    if trainer.args.should_save != (out_dir is not None):
+        raise RuntimeError(f"process {trainer.args.process_index} of {trainer.args.world_size}: the main process "
+                           f"(and only it) must be given the output directory")
     result = trainer.train()
-    trainer.model.save_pretrained(out_dir, safe_serialization=True)
+    save(trainer, tok, out_dir, init_dir, p)
+    logs = trainer.state.log_history
+    losses = [round(h["loss"], 5) for h in logs if "loss" in h]
+    stats = {"examples": len(fits), "too_long": len(records) - len(fits), "steps": trainer.state.global_step,
+             "train_loss": round(result.training_loss, 5), "first_loss": losses[0] if losses else None,
+             "last_loss": losses[-1] if losses else None, "method": p.method, "init": str(init_dir)}
+    if p.objective == "dpo":
+        acc = [h["rewards/accuracies"] for h in logs if "rewards/accuracies" in h]
+        margins = [h["rewards/margins"] for h in logs if "rewards/margins" in h]
+        stats.update(objective="dpo", dpo_beta=p.dpo_beta, nll_weight=p.nll_weight,
+                     last_reward_accuracy=round(acc[-1], 5) if acc else None,
+                     last_reward_margin=round(margins[-1], 5) if margins else None)
+    if trainer.args.world_size > 1:
+        stats["processes"] = trainer.args.world_size
+    stats["loss_curve"] = losses
+    return stats
+
+
+def save(trainer, tok, out_dir: Path | None, init_dir, p: Train) -> None:
+    """Write the trained judge to `out_dir` from the main process only. Every rank must call this: under FSDP the
+    full weights are gathered from all ranks first (FULL_STATE_DICT); with one process or DDP the main process
+    holds them all. `Trainer.save_model` is not used: it also pickles the training arguments into the
+    checkpoint."""
+    state_dict = trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
+    if out_dir is None:
+        return
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
     tok.save_pretrained(out_dir)
     if p.method == "lora":     # the adapter points at the checkpoint it was trained on, by repo path
         cfg_path = out_dir / "adapter_config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["base_model_name_or_path"] = str(init_dir)
+        if isinstance(cfg.get("target_modules"), list):    # peft writes a set: its order varies with the hash seed
+            cfg["target_modules"] = sorted(cfg["target_modules"])
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    losses = [round(h["loss"], 5) for h in trainer.state.log_history if "loss" in h]
-    return {"examples": len(fits), "too_long": len(records) - len(fits), "steps": trainer.state.global_step, "train_loss": round(result.training_loss, 5),
-            "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-            "method": p.method, "init": str(init_dir), "loss_curve": losses}
