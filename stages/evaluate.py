@@ -7,6 +7,7 @@ from selftaught.backends import Sampling, make_judging_backends
 from selftaught.evaluation import evaluate_all, headline
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_pairs
+from selftaught.prompts import judge_prompt
 from selftaught.report import print_eval
 from selftaught.runner import run_stage
 from selftaught.schemas import Pair
@@ -15,13 +16,17 @@ from selftaught.schemas import Pair
 def main(params, args):
     p, g, k = params.evaluate, params.generation, args.iteration
     pairs = read_jsonl(args.benchmarks, Pair)
+    prompt = judge_prompt(params)               # judge.template and judge.verdict_format, as in training
     backend, lik = make_judging_backends(args.model, g, p.modes, p.likelihood_dtype, params.seed.trust_remote_code)
+    prompt.fit_to(backend, g.max_prompt_tokens)
     out = judge_pairs(backend, pairs, p.modes, 1, Sampling(p.max_new_tokens, p.temperature, p.top_p),
-                      p.seed, p.calibrate, g.max_judged_chars, desc=f"evaluate iter {k}", likelihood_backend=lik)
+                      p.seed, p.calibrate, g.max_judged_chars, desc=f"evaluate iter {k}", likelihood_backend=lik,
+                      prompt=prompt)
     modes = {m: evaluate_all(js, pairs) for m, js in out.items()}
     write_jsonl(args.out, [j for m in p.modes for j in out[m]])
     write_json(args.metrics, {"iteration": k, **headline(modes)})
-    write_json(args.report, {"iteration": k, "modes": modes})
+    write_json(args.report, {"iteration": k, "verdict_format": prompt.verdict.name,
+                             "prompts_cut_to_fit": prompt.cut, "modes": modes})
     print_eval(k, modes)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from .prompts import judge_messages, judgment_text, ordered
+from .prompts import JudgePrompt, ordered
 from .verdict import copies_judged_text, reasoning_part
 
 
@@ -46,20 +46,23 @@ def rejection_sample(judgments, seed: int, balance: bool):
     return kept, stats
 
 
-def training_records(kept, pairs_by_id, max_chars, reasoning="clean"):
+def training_records(kept, pairs_by_id, max_chars, reasoning="clean", prompt: JudgePrompt | None = None):
     """Prompt-completion records for TRL (loss on the completion, the judgment, only) and counts.
 
     reasoning: `keep` the sampled reasoning as is; `clean` (default) drop it when it copies the judged texts
     (a weak seed's "reasoning" is mostly a copy of a response, which teaches the judge to copy and run out
-    of tokens before its verdict); `none` train on the verdict line alone."""
+    of tokens before its verdict); `none` train on the verdict line alone. `prompt`: the judge template and
+    verdict format the judgments were made with (default: ours, judged texts cut at `max_chars`)."""
+    prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
     out, copied = [], 0
     for j in kept:
         p = pairs_by_id[j.pair_id]
         a, b = ordered(p, j.order)
         why = reasoning_part(j.text) if reasoning != "none" else ""
-        if reasoning == "clean" and why and copies_judged_text(why, [p.instruction, a, b]):
+        if reasoning == "clean" and why and copies_judged_text(why, [p.instruction, a, b],
+                                                                  markers=prompt.template.markers):
             why, copied = "", copied + 1
-        out.append({"id": f"{j.pair_id}:{j.order}", "prompt": judge_messages(p.instruction, a, b, max_chars),
-                    "completion": [{"role": "assistant", "content": judgment_text(why, j.verdict)}]})
+        out.append({"id": f"{j.pair_id}:{j.order}", "prompt": prompt.messages(p.instruction, a, b),
+                    "completion": [{"role": "assistant", "content": prompt.verdict.target(why, j.verdict)}]})
     with_reasoning = sum("\n" in r["completion"][0]["content"] for r in out)
     return out, {"records": len(out), "with_reasoning": with_reasoning, "reasoning_dropped_as_copy": copied}
