@@ -15,6 +15,7 @@ from selftaught.errors import InputError
 from selftaught.evaluation import evaluate_all, evaluate_vote, headline, rewardbench
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_pairs
+from selftaught.prompts import judge_prompt
 from selftaught.report import print_eval
 from selftaught.runner import run_stage
 from selftaught.schemas import Pair
@@ -32,19 +33,19 @@ def read_sections(path) -> dict:
         raise InputError(path, f"cannot read the section map ({e})") from None
 
 
-def evaluate(params, backend, lik, pairs, sections, desc):
+def evaluate(params, backend, lik, prompt, pairs, sections, desc):
     """(judgment records, {mode: metrics}) of one split: the greedy verdicts of every mode, then the sampled
     judgments of each vote, each judged in its own call (a split's results do not depend on another's)."""
     p, g = params.evaluate, params.generation
     out = judge_pairs(backend, pairs, p.modes, 1, Sampling(p.max_new_tokens, p.temperature, p.top_p),
-                      p.seed, p.calibrate, g.max_judged_chars, desc=desc, likelihood_backend=lik)
+                      p.seed, p.calibrate, g.max_judged_chars, desc=desc, likelihood_backend=lik, prompt=prompt)
     records = [j for m in p.modes for j in out[m]]
     modes = {m: evaluate_all(js, pairs) for m, js in out.items()}
     if vote_modes(p.modes, p.samples):
         generative = [m for m in p.modes if m in GENERATIVE_MODES]
         sampled = judge_pairs(backend, pairs, generative, p.samples,
                               Sampling(p.max_new_tokens, p.vote_temperature, p.top_p), p.seed, p.calibrate,
-                              g.max_judged_chars, desc=f"{desc} (vote)")
+                              g.max_judged_chars, desc=f"{desc} (vote)", prompt=prompt)
         for m in generative:
             js = [replace(j, mode=m + VOTE_SUFFIX) for j in sampled[m]]
             records += js
@@ -60,12 +61,15 @@ def main(params, args):
     p, g, k = params.evaluate, params.generation, args.iteration
     pairs, validation = read_jsonl(args.benchmarks, Pair), read_pairs(args.validation)
     sections = read_sections(args.sections)
+    prompt = judge_prompt(params)               # judge.template and judge.verdict_format, as in training
     backend, lik = make_judging_backends(args.model, g, p.modes, p.likelihood_dtype, params.seed.trust_remote_code)
-    records, modes = evaluate(params, backend, lik, pairs, sections, f"evaluate iter {k}")
-    val = evaluate(params, backend, lik, validation, sections, f"validate iter {k}") if validation else None
+    prompt.fit_to(backend, g.max_prompt_tokens)
+    records, modes = evaluate(params, backend, lik, prompt, pairs, sections, f"evaluate iter {k}")
+    val = evaluate(params, backend, lik, prompt, validation, sections, f"validate iter {k}") if validation else None
     write_jsonl(args.out, records)
     write_json(args.metrics, {"iteration": k, **headline(modes)})
-    write_json(args.report, {"iteration": k, "modes": modes})
+    write_json(args.report, {"iteration": k, "verdict_format": prompt.verdict.name, "prompts_cut_to_fit": prompt.cut,
+                             "modes": modes})
     write_jsonl(args.val_out, val[0] if val else [])
     write_json(args.val_metrics, {"iteration": k, **headline(val[1])} if val else {"iteration": k})
     write_json(args.val_report, {"iteration": k, "modes": val[1]} if val else {"iteration": k, "modes": {}})

@@ -9,6 +9,7 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 from selftaught.backends import Sampling, make_backend
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_adaptive, judge_pairs
+from selftaught.prompts import judge_prompt
 from selftaught.runner import console, run_stage
 from selftaught.schemas import SyntheticPair
 
@@ -16,20 +17,24 @@ from selftaught.schemas import SyntheticPair
 def main(params, args):
     p, g, k = params.judge, params.generation, args.iteration
     pairs = read_jsonl(args.pairs, SyntheticPair)
+    prompt = judge_prompt(params)               # template and verdict format, checked before the model loads
     backend = make_backend(args.model, g, params.seed.trust_remote_code, max_new_tokens=p.max_new_tokens)
+    prompt.fit_to(backend, g.max_prompt_tokens)  # judged texts cut to fit generation.max_prompt_tokens
     sampling = Sampling(p.max_new_tokens, p.temperature, p.top_p)
     if p.adaptive:
         judgments, stats = judge_adaptive(backend, pairs, p.mode, p.samples, p.round_samples, sampling,
-                                          p.seed, p.calibrate, g.max_judged_chars, desc=f"judge iter {k}")
+                                          p.seed, p.calibrate, g.max_judged_chars, desc=f"judge iter {k}",
+                                          prompt=prompt)
     else:
         judgments = judge_pairs(backend, pairs, [p.mode], p.samples, sampling, p.seed, p.calibrate,
-                                g.max_judged_chars, desc=f"judge iter {k}")[p.mode]
+                                g.max_judged_chars, desc=f"judge iter {k}", prompt=prompt)[p.mode]
         items = len({(j.pair_id, j.order) for j in judgments})
         stats = {"items": items, "max_samples": p.samples, "round_samples": p.samples, "rounds": 1,
                  "samples_drawn": len(judgments), "samples_fixed_n": items * p.samples,
                  "items_with_correct": len({(j.pair_id, j.order) for j in judgments if j.correct})}
     usage = backend.usage.snapshot()
-    stats = {"adaptive": p.adaptive, "mode": p.mode, **stats,
+    stats = {"adaptive": p.adaptive, "mode": p.mode, "verdict_format": prompt.verdict.name, **stats,
+             "prompts_cut_to_fit": prompt.cut,
              "correct_judgments": sum(bool(j.correct) for j in judgments),
              "generated_tokens": usage["generated_tokens"], "prefill_tokens": usage["prefill_tokens"],
              "generated_tokens_per_item_with_correct":

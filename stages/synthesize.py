@@ -5,12 +5,14 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 from selftaught import progress
 from selftaught.backends import make_backend
 from selftaught.io import read_jsonl, write_json, write_jsonl
+from selftaught.prompts import check_synthesis_templates
 from selftaught.runner import console, run_stage
 from selftaught.schemas import Instruction
 from selftaught.synthesize import synthesize
 
 
 def main(params, args):
+    check_synthesis_templates(params)
     instructions = read_jsonl(args.shard, Instruction)
     backend = make_backend(args.model, params.generation, params.seed.trust_remote_code)
     with progress.task(f"synthesize iter {args.iteration}", 3 * len(instructions)):   # x, x', answer to x' (at most)

@@ -14,6 +14,7 @@ def write_params(tmp: Path, seed_dir: Path, **sections) -> Path:
     params["seed"].update(source="hf_dir", path=str(seed_dir))
     for key in ("instructions", "benchmarks"):            # the shipped files (a test may name its own)
         params["data"][key] = [str(ROOT / f) for f in params["data"][key]]
+    params["judge"]["template"] = str(ROOT / params["judge"]["template"])     # the shipped template file
     for section, values in TINY.items():
         params[section].update(values)
     for section, values in sections.items():

@@ -117,3 +117,46 @@ def test_command_paths_are_declared(name):
     assert paths
     for p in paths:
         assert p in deps or p in outs or any(o.startswith(p + "/") for o in outs), (name, p)
+
+
+# The template files a stage reads, by the params keys that name them.
+TEMPLATE_PARAMS = {"synthesize": ("synthesize.modify_template", "synthesize.answer_template"),
+                   "judge": ("judge.template",), "filter": ("judge.template",), "evaluate": ("judge.template",),
+                   "evaluate_seed": ("judge.template",)}
+
+
+def template_deps_missing(root=ROOT):
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    out = []
+    for name, (_, deps, _) in stages(root).items():
+        for key in TEMPLATE_PARAMS.get(name.split("@")[0], ()):
+            section, field = key.split(".")
+            if not covered(params[section][field], deps):
+                out.append((name, key))
+    return out
+
+
+def test_every_template_file_a_stage_reads_is_a_dep():
+    assert template_deps_missing() == []
+
+
+def test_the_template_a_param_names_becomes_the_dep(tmp_path):
+    """Point judge.template at another file: the judging stages depend on that file (and check its key)."""
+    import shutil
+
+    import yaml
+
+    for f in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / f, tmp_path / f)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".dvc").mkdir()
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["judge"]["template"] = "prompts/my_judge.yaml"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    got = stages(tmp_path)
+    for name in ("judge@1", "filter@2", "evaluate@1", "evaluate_seed@0"):
+        assert "prompts/my_judge.yaml" in got[name][1], name
+    assert "prompts/my_judge.yaml" not in got["synthesize@1"][1]
+    assert template_deps_missing(tmp_path) == []

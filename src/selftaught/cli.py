@@ -20,6 +20,7 @@ def cmd_judge(args) -> int:
     from .evaluation import HEADLINE, evaluate_all, summarise
     from .io import read_jsonl, write_json, write_jsonl
     from .judging import judge_pairs
+    from .prompts import judge_prompt
     from .report import print_eval
     from .schemas import Pair
 
@@ -35,7 +36,7 @@ def cmd_judge(args) -> int:
     sampling = Sampling(args.max_new_tokens or e.max_new_tokens,
                         e.temperature if args.temperature is None else args.temperature, e.top_p)
     js = judge_pairs(backend, pairs, [mode], 1, sampling, e.seed, e.calibrate, g.max_judged_chars,
-                     likelihood_backend=lik)[mode]
+                     likelihood_backend=lik, prompt=judge_prompt(params, backend))[mode]
     by_id = {p.id: p for p in pairs}
     records = []
     for j in js:

@@ -102,7 +102,8 @@ class Generation(Section):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
     batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
-    max_prompt_tokens: int = Field(1024, gt=0)
+    max_prompt_tokens: int = Field(1024, gt=0, description="the most prompt tokens: a longer judge prompt has its "
+                                                           "judged texts cut to fit (never its instructions)")
     max_judged_chars: int = Field(800, gt=0, description="each judged text (instruction, response) is cut to this")
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
@@ -115,8 +116,12 @@ class Synthesize(Section):
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
     fallback: Literal["neighbour", "drop"] = Field("neighbour", description="when the generated x' is unusable")
-    modify_shots: int = Field(3, ge=0, le=3, description="worked examples (prompts.MODIFY_EXAMPLES) before the "
-                                                         "request for x'; 0 = none")
+    modify_shots: int = Field(3, ge=0, description="worked examples of the modify template before the request "
+                                                   "for x'; 0 = none")
+    modify_template: str = Field("src/selftaught/prompts/templates/modify.yaml", min_length=1,
+                                 description="the x' writer's prompt template (a YAML file, see prompts/__init__.py)")
+    answer_template: str = Field("src/selftaught/prompts/templates/answer.yaml", min_length=1,
+                                 description="the responder's prompt template (answers to x and x')")
     seed: int = seed_field(1)
 
 
@@ -130,6 +135,12 @@ class Judge(Section):
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
     calibrate: bool = Field(True, description="constrained: subtract the mean A-vs-B margin (position bias)")
+    template: str = Field("src/selftaught/prompts/templates/judge.yaml", min_length=1,
+                          description="the judge prompt template (judge, filter, evaluate); "
+                                      "templates/judge_pairwise.yaml: MT-Bench style, bracket verdicts")
+    verdict_format: Literal["last_line", "bracket"] = Field(
+        "last_line", description="last_line: a last line `Verdict: [[X]]`; bracket: the last [[A]]/[[B]] ([[C]]: "
+                                 "tie); parsing, training targets and the constrained prefix follow it")
     seed: int = seed_field(2)
 
 

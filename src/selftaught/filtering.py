@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from .prompts import judge_messages, judgment_text, ordered
+from .prompts import JudgePrompt, ordered
 from .verdict import copies_judged_text, reasoning_part
 
 
@@ -47,35 +47,38 @@ def rejection_sample(judgments, seed: int, balance: bool):
     return kept, stats
 
 
-def training_records(kept, pairs_by_id, max_chars, reasoning="clean"):
+def training_records(kept, pairs_by_id, max_chars, reasoning="clean", prompt: JudgePrompt | None = None):
     """Prompt-completion records for TRL (loss on the completion, the judgment, only) and counts.
 
     reasoning: `keep` the sampled reasoning as is; `clean` (default) drop it when it copies the judged texts
     (a weak seed's "reasoning" is mostly a copy of a response, which teaches the judge to copy and run out
-    of tokens before its verdict); `none` train on the verdict line alone."""
+    of tokens before its verdict); `none` train on the verdict line alone. `prompt`: the judge template and
+    verdict format the judgments were made with (default: ours, judged texts cut at `max_chars`)."""
+    prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
     out, copied = [], 0
     for j in kept:
         p = pairs_by_id[j.pair_id]
-        text, was_copy = target_text(j, p, reasoning)
+        text, was_copy = target_text(j, p, reasoning, prompt)
         copied += was_copy
-        out.append({"id": f"{j.pair_id}:{j.order}",
-                    "prompt": judge_messages(p.instruction, *ordered(p, j.order), max_chars),
+        out.append({"id": f"{j.pair_id}:{j.order}", "prompt": prompt.messages(p.instruction, *ordered(p, j.order)),
                     "completion": [{"role": "assistant", "content": text}]})
     with_reasoning = sum("\n" in r["completion"][0]["content"] for r in out)
     return out, {"records": len(out), "with_reasoning": with_reasoning, "reasoning_dropped_as_copy": copied}
 
 
-def target_text(j, pair, reasoning="clean") -> tuple[str, bool]:
-    """A parseable judgment rewritten in the free training format (see `training_records` for `reasoning`), and
-    whether its reasoning was dropped as a copy of the judged texts."""
+def target_text(j, pair, reasoning, prompt: JudgePrompt) -> tuple[str, bool]:
+    """A parseable judgment rewritten as a training target in the prompt's verdict format (see
+    `training_records` for `reasoning`), and whether its reasoning was dropped as a copy of the judged texts."""
     a, b = ordered(pair, j.order)
     why = reasoning_part(j.text) if reasoning != "none" else ""
-    if reasoning == "clean" and why and copies_judged_text(why, [pair.instruction, a, b]):
-        return judgment_text("", j.verdict), True
-    return judgment_text(why, j.verdict), False
+    if reasoning == "clean" and why and copies_judged_text(why, [pair.instruction, a, b],
+                                                              markers=prompt.template.markers):
+        return prompt.verdict.target("", j.verdict), True
+    return prompt.verdict.target(why, j.verdict), False
 
 
-def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars, reasoning="clean"):
+def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars, reasoning="clean",
+                     prompt: JudgePrompt | None = None):
     """Preference records for DPO, one per (pair, order) that has both a correct judgment and a wrong or
     unparseable one: prompt = the judge prompt of the SFT records, chosen = a correct judgment, rejected = a
     wrong or unparseable one, both of the same (pair, order), and counts.
@@ -112,16 +115,17 @@ def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars
         keep_big = random.Random(f"{seed}:balance:preferences").sample(big, len(small))
         dropped_balance = len(big) - len(small)
         picked = sorted(small + keep_big, key=lambda c: (c[0].pair_id, c[0].order))
+    prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
     out, unparseable = [], 0
     for chosen, rejected in picked:
         p = pairs_by_id[chosen.pair_id]
-        good, _ = target_text(chosen, p, reasoning)
+        good, _ = target_text(chosen, p, reasoning, prompt)
         if rejected.verdict is None:
             bad, unparseable = rejected.text.strip(), unparseable + 1
         else:
-            bad, _ = target_text(rejected, p, reasoning)
+            bad, _ = target_text(rejected, p, reasoning, prompt)
         out.append({"id": f"{chosen.pair_id}:{chosen.order}",
-                    "prompt": judge_messages(p.instruction, *ordered(p, chosen.order), max_chars),
+                    "prompt": prompt.messages(p.instruction, *ordered(p, chosen.order)),
                     "chosen": [{"role": "assistant", "content": good}],
                     "rejected": [{"role": "assistant", "content": bad}]})
     return out, {"preference_pairs": len(out), "preference_items_correct_and_wrong": both,

@@ -15,21 +15,25 @@ import math
 from . import progress
 from .backends import Request, Sampling, request_seed
 from .config import GENERATIVE_MODES
-from .prompts import NEUTRAL_INSTRUCTION, VERDICT_PREFIX, answer_messages, judge_messages, judgment_text, \
-    likelihood_text, ordered, truncate
+from .prompts import NEUTRAL_INSTRUCTION, JudgePrompt, answer_messages, likelihood_text, ordered, truncate
 from .schemas import Judgment
-from .verdict import parse_verdict, reasoning_part
+from .verdict import reasoning_part
 
 ORDERS = (0, 1)
 
 
-def _entries(pairs, max_chars):
+def _prompt(prompt, max_chars) -> JudgePrompt:
+    """The caller's JudgePrompt (template, verdict format, budgets), or our default one cutting at `max_chars`."""
+    return prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
+
+
+def _entries(pairs, prompt: JudgePrompt):
     """{(pair id, order): judge messages}, in the order of `pairs`, then order 0, 1."""
     out = {}
     for p in pairs:
         for order in ORDERS:
             a, b = ordered(p, order)
-            out[(p.id, order)] = judge_messages(p.instruction, a, b, max_chars)
+            out[(p.id, order)] = prompt.messages(p.instruction, a, b)
     return out
 
 
@@ -38,9 +42,10 @@ def mean_margin(raw) -> float:
     return math.fsum(raw) / len(raw) if raw else 0.0
 
 
-def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
+def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt):
     """Judge `todo` = [((pair id, order), sample, messages)]. `shift` is the constrained calibration shift,
-    or a function of the raw margins of this call that returns it. Returns ({mode: [Judgment]}, shift)."""
+    or a function of the raw margins of this call that returns it; `fmt` the VerdictFormat (parser, training
+    text, verdict prefix). Returns ({mode: [Judgment]}, shift)."""
     # in chunks (when the backend asks for it): an item's verdict scoring follows its generation while the
     # backend still holds the item's prompt state
     step = getattr(backend, "call_chunk", None) or max(len(todo), 1)
@@ -51,12 +56,12 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
         got = backend.generate(reqs, sampling, desc=desc)
         texts += got
         if "constrained" in modes:
-            prefix_reqs = [Request.make(msgs, 0, assistant_prefix=(r + "\n" if r else "") + VERDICT_PREFIX)
+            prefix_reqs = [Request.make(msgs, 0, assistant_prefix=fmt.scoring_prefix(r))
                            for (_, _, msgs), r in zip(part, map(reasoning_part, got))]
             raw += backend.next_token_margins(prefix_reqs, desc=f"{desc} (verdict scores)")
     out = {}
     if "free" in modes:
-        out["free"] = [Judgment(key[0], key[1], s, t, parse_verdict(t), "free") for (key, s, _), t in zip(todo, texts)]
+        out["free"] = [Judgment(key[0], key[1], s, t, fmt.parse(t), "free") for (key, s, _), t in zip(todo, texts)]
     if "constrained" in modes:
         reasons = [reasoning_part(t) for t in texts]
         if callable(shift):
@@ -65,7 +70,7 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc):
         for (key, s, _), r, m in zip(todo, reasons, raw):
             margin = m - shift
             verdict = "A" if margin > 0 else "B" if margin < 0 else None
-            js.append(Judgment(key[0], key[1], s, judgment_text(r, verdict) if verdict else r, verdict, "constrained",
+            js.append(Judgment(key[0], key[1], s, fmt.target(r, verdict) if verdict else r, verdict, "constrained",
                                margin=round(margin, 6), raw_margin=round(m, 6)))
         out["constrained"] = js
     return out, shift
@@ -88,7 +93,7 @@ def likelihood_scores(backend, pairs, max_chars, desc="likelihood"):
     return {key: lp[(x, r)] - lp[(NEUTRAL_INSTRUCTION, r)] for key, (x, r) in texts.items()}
 
 
-def judge_likelihood(backend, pairs, max_chars, desc="likelihood"):
+def judge_likelihood(backend, pairs, max_chars, desc="likelihood", fmt=None):
     """One deterministic judgment per pair and order (sample 0). Each response is scored alone, so both orders
     get the same scores: the mode is position-consistent by construction (a tie has no verdict)."""
     score = likelihood_scores(backend, pairs, max_chars, desc)
@@ -97,34 +102,37 @@ def judge_likelihood(backend, pairs, max_chars, desc="likelihood"):
         for order in ORDERS:
             sa, sb = (score[(p.id, "chosen")], score[(p.id, "rejected")])[::1 if order == 0 else -1]
             verdict = "A" if sa > sb else "B" if sb > sa else None
-            out.append(Judgment(p.id, order, 0, likelihood_text(sa, sb, verdict), verdict, "likelihood",
+            out.append(Judgment(p.id, order, 0, likelihood_text(sa, sb, verdict, fmt), verdict, "likelihood",
                                 margin=round(sa - sb, 6), raw_margin=round(sa - sb, 6)))
     return out
 
 
 def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge",
-                likelihood_backend=None):
+                likelihood_backend=None, prompt: JudgePrompt | None = None):
     """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both generative modes.
     The constrained calibration shift is the mean raw margin over all of them (both orders: position bias).
     `likelihood` (deterministic) gives one judgment per pair and order whatever `samples` is; it runs on
-    `likelihood_backend` when given (e.g. the model in float32), else on `backend`."""
+    `likelihood_backend` when given (e.g. the model in float32), else on `backend`. `prompt`: the judge
+    template, verdict format and budgets (default: ours, judged texts cut at `max_chars`)."""
+    prompt = _prompt(prompt, max_chars)
     out = {}
     generative = [m for m in modes if m in GENERATIVE_MODES]
-    todo = [(key, s, msgs) for key, msgs in _entries(pairs, max_chars).items() for s in range(samples)] \
+    todo = [(key, s, msgs) for key, msgs in _entries(pairs, prompt).items() for s in range(samples)] \
         if generative else []
     total = len(todo) * (2 if "constrained" in generative else 1) + \
         (len(likelihood_requests(pairs, max_chars)[1]) if "likelihood" in modes else 0)
     with progress.task(desc, total):             # one bar for the whole pass, every backend call in it
         if generative:
-            out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc)
+            out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc,
+                            prompt.verdict)
         if "likelihood" in modes:
             out["likelihood"] = judge_likelihood(likelihood_backend or backend, pairs, max_chars,
-                                                 desc=f"{desc} (likelihood)")
+                                                 desc=f"{desc} (likelihood)", fmt=prompt.verdict)
     return out
 
 
 def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: Sampling, seed, calibrate, max_chars,
-                   desc="judge"):
+                   desc="judge", prompt: JudgePrompt | None = None):
     """Adaptive rejection sampling. Round r draws the next `round_samples` samples of every item (pair, order)
     that has no correct judgment yet and fewer than `max_samples`; an item leaves once it has a correct one.
 
@@ -133,7 +141,8 @@ def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: S
     stats with per-round counts)."""
     if max_samples < 1 or round_samples < 1:
         raise ValueError("max_samples and round_samples must be >= 1")
-    entries = _entries(pairs, max_chars)
+    prompt = _prompt(prompt, max_chars)
+    entries = _entries(pairs, prompt)
     drawn = dict.fromkeys(entries, 0)
     solved, got = set(), {key: [] for key in entries}
     shift = mean_margin if calibrate else 0.0
@@ -148,7 +157,8 @@ def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: S
             todo = [(key, s, entries[key]) for key in active
                     for s in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
             before = backend.usage.snapshot() if hasattr(backend, "usage") else {}
-            out, shift = _judge(backend, todo, [mode], sampling, seed, shift, f"{desc} round {len(rounds) + 1}")
+            out, shift = _judge(backend, todo, [mode], sampling, seed, shift, f"{desc} round {len(rounds) + 1}",
+                                prompt.verdict)
             after = backend.usage.snapshot() if hasattr(backend, "usage") else {}
             newly = set()
             for j in out[mode]:

@@ -53,16 +53,17 @@ def synthesize(backend, generator_name, instructions, p):
     seed = p.seed
     answer = Sampling(p.max_new_tokens, p.temperature, p.top_p)
     rewrite = Sampling(p.instruction_max_new_tokens, p.temperature, p.top_p)
-    good = backend.generate([Request.make(answer_messages(x.instruction), request_seed(seed, x.id, "good"))
+    answer_t, modify_t = p.answer_template, p.modify_template     # template files (prompts package)
+    good = backend.generate([Request.make(answer_messages(x.instruction, answer_t), request_seed(seed, x.id, "good"))
                              for x in instructions], answer, desc="answer x")
-    variants = backend.generate([Request.make(modify_messages(x.instruction, p.modify_shots),
+    variants = backend.generate([Request.make(modify_messages(x.instruction, p.modify_shots, modify_t),
                                               request_seed(seed, x.id, "modify"))
                                  for x in instructions], rewrite, desc="write x'")
     variants = [clean_instruction(v) for v in variants]
     why = [usable_variant(x.instruction, v) for x, v in zip(instructions, variants)]
     todo = [i for i, w in enumerate(why) if w is None]
     bad = dict(zip(todo, backend.generate(
-        [Request.make(answer_messages(variants[i]), request_seed(seed, instructions[i].id, "bad")) for i in todo],
+        [Request.make(answer_messages(variants[i], answer_t), request_seed(seed, instructions[i].id, "bad")) for i in todo],
         answer, desc="answer x'")))
     stats, pairs = Counter(), []
     for i, x in enumerate(instructions):

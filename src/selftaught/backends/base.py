@@ -61,6 +61,14 @@ class GenerationBackend(ABC):
     def __init__(self):
         self.usage = Usage()
 
+    tok = None                    # the tokenizer (transformers and vLLM backends)
+
+    def prompt_length(self, messages) -> int:
+        """Tokens of `messages` as a prompt, counted as every backend encodes it (the judge prompt's budget)."""
+        from .encoding import prompt_length
+
+        return prompt_length(self.tok, messages)
+
     @abstractmethod
     def generate(self, requests: Sequence[Request], sampling: Sampling, desc: str = "generate") -> list[str]:
         """One completion per request (the assistant turn after its prefix), stripped, special tokens removed."""
