@@ -1,15 +1,17 @@
 """Stage `data`: validated, deduplicated, decontaminated instruction shards (one file per iteration,
-`iter_<k>.jsonl`) and benchmark pairs."""
+`iter_<k>.jsonl`) and benchmark pairs; with data.categories, only the instructions of data.keep_categories
+(labels from stage categorize)."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.data import prepare
-from selftaught.io import atomic_path, write_json, write_jsonl
+from selftaught.io import atomic_path, read_jsonl, write_json, write_jsonl
 from selftaught.runner import console, run_stage
 
 
 def main(params, args):
-    shards, evals, metrics = prepare(params)
+    labels = {r["id"]: r["category"] for r in read_jsonl(args.categories)} if params.data.categories else None
+    shards, evals, metrics = prepare(params, labels)
     with atomic_path(args.shards) as tmp:
         tmp.mkdir()
         for k, items in shards.items():
@@ -20,4 +22,4 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "shards", "benchmarks", "metrics")
+    run_stage(main, "categories", "shards", "benchmarks", "metrics")

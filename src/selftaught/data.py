@@ -85,14 +85,32 @@ def shard(instructions, iterations, per_iteration: int, seed: int):
     return {k: order[(k - 1) * per_iteration: k * per_iteration] for k in iterations}
 
 
-def prepare(params):
+def keep_categories(pool, labels: dict, keep):
+    """The pool items whose label (`labels`: id -> category) is in `keep` (empty: all), and counts per category
+    of the whole pool and of the kept items."""
+    missing = [x.id for x in pool if x.id not in labels]
+    if missing:
+        raise InputError("categories", f"no category label for {missing[:3]} (rerun stage categorize)")
+    kept = [x for x in pool if not keep or labels[x.id] in keep]
+    return kept, {"labelled": dict(sorted(Counter(labels[x.id] for x in pool).items())),
+                  "kept": dict(sorted(Counter(labels[x.id] for x in kept).items()))}
+
+
+def prepare(params, labels=None):
+    """Shards, benchmark pairs and metrics. `labels` (id -> category, stage categorize) with data.categories
+    set: only the pool items of data.keep_categories are kept (empty: all), counts per category in metrics."""
     d = params.data
     benches = read_many(d.benchmarks, Pair)
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]
+    categories = None
+    if d.categories:
+        pool, categories = keep_categories(pool, labels or {}, d.keep_categories)
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=[p.instruction for _, p in benches])
     shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
     evals = sample_benchmarks(benches, d.eval_per_benchmark, d.seed)
     metrics = {"pool": len(pool), "kept": len(kept), **{k: stats[k] for k in ("exact_duplicate", "near_duplicate", "benchmark_overlap")},
                "benchmark_pairs": {b: sum(1 for p in evals if p.benchmark == b) for b in sorted({p.benchmark for p in evals})},
                "per_iteration": d.per_iteration}
+    if categories is not None:
+        metrics["categories"] = categories
     return shards, evals, metrics
