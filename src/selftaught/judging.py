@@ -54,7 +54,7 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, store=No
             max(chunk_size or span, 1)
         step = min(step, span)
     constrained = "constrained" in modes
-    texts, raw, replay = [], [], []
+    texts, raw = [], []
     for start in range(0, len(todo), span):
         chunk = todo[start:start + span]
         key = hit = None
@@ -68,16 +68,17 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, store=No
             texts += hit["texts"]
             raw += hit["raw"]
             if constrained:
-                replay.append(_prefix_requests(chunk, hit["texts"]))
+                store.replay.append(_prefix_requests(chunk, hit["texts"]))
             continue
-        if replay:
+        if store is not None and store.replay:
             # scoring may leave state behind (the transformers backend keeps prompt states for later rounds):
-            # rerun the loaded chunks' scoring, uncounted, so this chunk sees what an uninterrupted run saw
+            # rerun the loaded chunks' scoring (of this and earlier rounds), uncounted, so this chunk sees what
+            # an uninterrupted run saw
             before = snapshot(backend)
-            for reqs in replay:
+            for reqs in store.replay:
                 backend.next_token_margins(reqs, desc=f"{desc} (resume)")
             restore_usage(backend, before)
-            replay = []
+            store.replay = []
         before = snapshot(backend)
         got_texts, got_raw = [], []
         for c in range(0, len(chunk), step):

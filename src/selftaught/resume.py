@@ -72,7 +72,7 @@ class ChunkStore:
         self.root, self.log = Path(root), log
         self.salt = json.dumps(salt, sort_keys=True, default=list)
         self.loaded = self.computed = self.loaded_requests = self.computed_requests = 0
-        self._pass = None
+        self.replay = []          # scoring requests of loaded chunks, rerun before the next computed chunk
 
     def key(self, kind: str, payload) -> str:
         body = json.dumps([self.salt, kind, payload], sort_keys=True, ensure_ascii=False, default=list)
