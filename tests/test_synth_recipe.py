@@ -131,28 +131,44 @@ class KillingStore(ChunkStore):
             raise Killed
 
 
+class CachingFake(FakeBackend):
+    """Like the transformers backend's prompt cache: a prompt scored before gives a slightly different margin
+    (its state was computed in another batch), so a resumed run must rebuild what earlier calls left behind."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.scored_prompts = set()
+
+    def next_token_margins(self, requests, options=("A", "B"), desc="score verdicts"):
+        got = super().next_token_margins(requests, options, desc)
+        out = [m + (1e-3 if r.messages in self.scored_prompts else 0.0) for r, m in zip(requests, got)]
+        self.scored_prompts |= {r.messages for r in requests}
+        return out
+
+
 def generated(backend):
     return sum(n for kind, n in backend.calls if kind == "generate")
 
 
-@pytest.mark.parametrize("mode", ["free", "constrained"])
-def test_a_killed_adaptive_judge_resumes_to_the_same_judgments(tmp_path, mode):
+@pytest.mark.parametrize("mode, after", [("free", 6), ("constrained", 5), ("constrained", 6)])
+def test_a_killed_adaptive_judge_resumes_to_the_same_judgments(tmp_path, mode, after):
+    """Killed after `after` chunks of 16 (round 1 has 5: 40 pairs x 2 orders), rerun: the same judgments."""
     ps, sampling = pairs(40), Sampling(16, 0.7, 0.9)
-    whole = FakeBackend(batch_size=4)
+    whole = CachingFake(batch_size=4)
     ref, ref_stats = judge_adaptive(whole, ps, mode, 4, 1, sampling, 7, True, 800, store=ChunkStore(tmp_path / "a", {}),
                                     chunk_size=16)
-    plain, _ = judge_adaptive(FakeBackend(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800)
+    plain, _ = judge_adaptive(CachingFake(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800)
     assert ref == plain                                   # a store alone changes nothing
     root = tmp_path / "b"
     with pytest.raises(Killed):
-        judge_adaptive(FakeBackend(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800,
-                       store=KillingStore(root, {}, after=6), chunk_size=16)
-    assert len(list(root.glob("*.json"))) == 6
-    again, store = FakeBackend(batch_size=4), ChunkStore(root, {})
+        judge_adaptive(CachingFake(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800,
+                       store=KillingStore(root, {}, after=after), chunk_size=16)
+    assert len(list(root.glob("*.json"))) == after
+    again, store = CachingFake(batch_size=4), ChunkStore(root, {})
     got, stats = judge_adaptive(again, ps, mode, 4, 1, sampling, 7, True, 800, store=store, chunk_size=16)
     assert got == ref and stats == ref_stats              # usage of loaded chunks is counted: same metrics
-    assert store.loaded == 6 and 0 < generated(again) < generated(whole)
-    assert store.summary().startswith(f"resumed 6 of {store.loaded + store.computed} chunks")
+    assert store.loaded == after and 0 < generated(again) < generated(whole)
+    assert store.summary().startswith(f"resumed {after} of {store.loaded + store.computed} chunks")
     other = ChunkStore(root, {"model": "another"})        # another model (or params, code) reuses nothing
     judge_adaptive(FakeBackend(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800, store=other, chunk_size=16)
     assert other.loaded == 0
