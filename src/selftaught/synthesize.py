@@ -93,7 +93,9 @@ def _rewrite(gen, instructions, good, p):
     outs = gen([Request.make(rewrite_messages(x.instruction, good[i], p.modify_shots),
                              request_seed(p.seed, x.id, "rewrite")) for i, x in enumerate(instructions)],
                sampling, "write x' and its answer", "rewrite")
-    stats, variants, bad, why = Counter(), [], {}, []
+    stats = Counter(dict.fromkeys(("rewrite_parsed", "rewrite_unparseable", "rewrite_empty_answer",
+                                   "rewrite_same_as_chosen"), 0))      # every outcome reported, 0 included
+    variants, bad, why = [], {}, []
     for i, (x, out) in enumerate(zip(instructions, outs)):
         x2, y2, w = parse_rewrite(out)
         stats[f"rewrite_{w or 'parsed'}"] += 1
