@@ -1,16 +1,18 @@
 """Stage `data`: validated, deduplicated, decontaminated instruction shards (one file per iteration,
 `iter_<k>.jsonl`), the benchmark pairs split into test and validation (an empty file when
-data.validation_per_benchmark is 0), and the checked RewardBench section map (`{}` when none is set)."""
+data.validation_per_benchmark is 0), and the checked RewardBench section map (`{}` when none is set); with
+data.categories, only the instructions of data.keep_categories (labels from stage categorize)."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.data import prepare
-from selftaught.io import atomic_path, write_json, write_jsonl
+from selftaught.io import atomic_path, read_jsonl, write_json, write_jsonl
 from selftaught.runner import console, run_stage
 
 
 def main(params, args):
-    shards, evals, validation, sections, metrics = prepare(params)
+    labels = {r["id"]: r["category"] for r in read_jsonl(args.categories)} if params.data.categories else None
+    shards, evals, validation, sections, metrics = prepare(params, labels)
     with atomic_path(args.shards) as tmp:
         tmp.mkdir()
         for k, items in shards.items():
@@ -23,4 +25,4 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "shards", "benchmarks", "validation", "sections", "metrics")
+    run_stage(main, "categories", "shards", "benchmarks", "validation", "sections", "metrics")

@@ -1,4 +1,6 @@
-"""Stage `synthesize@k`: contrasting pairs from iteration k's shard, written by the generator model."""
+"""Stage `synthesize@k`: contrasting pairs from iteration k's shard, written by the generator model: the model
+iterations.<k>.gen names (--model), or the `generator` model (--generator) with synthesize.generator: separate.
+Finished chunks are kept beside the output until it is written, so a rerun after a kill resumes."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
@@ -6,21 +8,29 @@ from selftaught import progress
 from selftaught.backends import make_backend
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.prompts import check_synthesis_templates
+from selftaught.resume import stage_store
 from selftaught.runner import console, run_stage
 from selftaught.schemas import Instruction
+from selftaught.seed import resolve_model
 from selftaught.synthesize import synthesize
 
 
 def main(params, args):
     check_synthesis_templates(params)
+    p, g = params.synthesize, params.generation
     instructions = read_jsonl(args.shard, Instruction)
-    backend = make_backend(args.model, params.generation, params.seed.trust_remote_code)
-    with progress.task(f"synthesize iter {args.iteration}", 3 * len(instructions)):   # x, x', answer to x' (at most)
-        pairs, metrics = synthesize(backend, str(args.model), instructions, params.synthesize)
+    name = args.generator if p.generator == "separate" else args.model
+    model = resolve_model(name)
+    backend = make_backend(model, g, params.seed.trust_remote_code)
+    store = stage_store(args.out, model, g, {"stage": "synthesize"}, log=console.print)
+    calls = 2 if p.pairs == "rewrite" else 3      # x, x' and its answer (rewrite: one call), answer to x' (at most)
+    with progress.task(f"synthesize iter {args.iteration}", calls * len(instructions)):
+        pairs, metrics = synthesize(backend, str(name), instructions, p, store, g.chunk_size)
     write_jsonl(args.out, pairs)
     write_json(args.metrics, metrics)
+    store.finish()
     console.print(metrics)
 
 
 if __name__ == "__main__":
-    run_stage(main, "shard", "model", "out", "metrics", iteration=True)
+    run_stage(main, "shard", "model", "generator", "out", "metrics", iteration=True)

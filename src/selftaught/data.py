@@ -168,13 +168,28 @@ def shard(instructions, iterations, per_iteration: int, seed: int):
     return {k: order[(k - 1) * per_iteration: k * per_iteration] for k in iterations}
 
 
-def prepare(params):
-    """(shards, test pairs, validation pairs, section map, metrics)."""
+def keep_categories(pool, labels: dict, keep):
+    """The pool items whose label (`labels`: id -> category) is in `keep` (empty: all), and counts per category
+    of the whole pool and of the kept items."""
+    missing = [x.id for x in pool if x.id not in labels]
+    if missing:
+        raise InputError("categories", f"no category label for {missing[:3]} (rerun stage categorize)")
+    kept = [x for x in pool if not keep or labels[x.id] in keep]
+    return kept, {"labelled": dict(sorted(Counter(labels[x.id] for x in pool).items())),
+                  "kept": dict(sorted(Counter(labels[x.id] for x in kept).items()))}
+
+
+def prepare(params, labels=None):
+    """(shards, test pairs, validation pairs, section map, metrics). `labels` (id -> category, stage categorize) with data.categories
+    set: only the pool items of data.keep_categories are kept (empty: all), counts per category in metrics."""
     d = params.data
     benches = read_many(d.benchmarks, benchmark_schema)
     sections = load_sections(d.rewardbench_sections, [p for ps in by_benchmark(benches).values() for p in ps]) \
         if d.rewardbench_sections else {}
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]
+    categories = None
+    if d.categories:
+        pool, categories = keep_categories(pool, labels or {}, d.keep_categories)
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=[p.instruction for _, p in benches])
     shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
     evals, validation = split_benchmarks(benches, d.eval_per_benchmark, d.seed, d.validation_per_benchmark)
@@ -185,4 +200,6 @@ def prepare(params):
         metrics["validation_pairs"] = count(validation)
     if sections:
         metrics["rewardbench_subsets"] = sum(len(s) for s in sections.values())
+    if categories is not None:
+        metrics["categories"] = categories
     return shards, evals, validation, sections, metrics

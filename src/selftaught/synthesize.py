@@ -1,13 +1,17 @@
 """Contrasting pairs with a known winner: answer x (chosen); write a related but different x' and answer
-x' (rejected). When the generator's x' is unusable, a neighbour instruction of the shard stands in."""
+x' (rejected). `two_step` asks for x', then answers it in a second call; `rewrite` (the paper) gives the
+model x and its good answer and asks for x' and a good answer to x' in one reply of two labelled blocks.
+When the generator's x' is unusable, a neighbour instruction of the shard stands in (or the item is dropped)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
+from . import resume
 from .backends import Request, Sampling, request_seed
 from .data import jaccard, normalise, words
-from .prompts import answer_messages, modify_messages
+from .prompts import answer_messages, modify_messages, rewrite_messages
 from .schemas import SyntheticPair
 from .verdict import clean_instruction
 
@@ -49,25 +53,80 @@ def nearest(i, instructions):
     return best
 
 
-def synthesize(backend, generator_name, instructions, p):
-    seed = p.seed
+_LABEL = r"[ \t*#_]*{}[ \t*_]*:[ \t*_]*"
+_REWRITE = re.compile(_LABEL.format(r"new\s+instruction") + r"(?P<x>.*?)\n\s*" + _LABEL.format(r"new\s+answer")
+                      + r"(?P<y>.*)", re.IGNORECASE | re.DOTALL)
+
+
+def parse_rewrite(text: str):
+    """(x', answer to x', None) from a reply in the REWRITE_TEMPLATE format, or (x', answer, why) with why
+    "unparseable" (the two labelled blocks are not there, or x' is empty) or "empty_answer"."""
+    m = _REWRITE.search(text)
+    if not m:
+        return "", "", "unparseable"
+    x2, y2 = clean_instruction(m.group("x")), m.group("y").strip()
+    if not x2:
+        return "", y2, "unparseable"
+    if not y2:
+        return x2, "", "empty_answer"
+    return x2, y2, None
+
+
+def _two_step(gen, instructions, good, p):
+    """x' from one call, its answer from a second (only for usable x')."""
     answer = Sampling(p.max_new_tokens, p.temperature, p.top_p)
     rewrite = Sampling(p.instruction_max_new_tokens, p.temperature, p.top_p)
-    answer_t, modify_t = p.answer_template, p.modify_template     # template files (prompts package)
-    good = backend.generate([Request.make(answer_messages(x.instruction, answer_t), request_seed(seed, x.id, "good"))
-                             for x in instructions], answer, desc="answer x")
-    variants = backend.generate([Request.make(modify_messages(x.instruction, p.modify_shots, modify_t),
-                                              request_seed(seed, x.id, "modify"))
-                                 for x in instructions], rewrite, desc="write x'")
+    variants = gen([Request.make(modify_messages(x.instruction, p.modify_shots, p.modify_template),
+                                 request_seed(p.seed, x.id, "modify")) for x in instructions], rewrite, "write x'", "modify")
     variants = [clean_instruction(v) for v in variants]
     why = [usable_variant(x.instruction, v) for x, v in zip(instructions, variants)]
     todo = [i for i, w in enumerate(why) if w is None]
-    bad = dict(zip(todo, backend.generate(
-        [Request.make(answer_messages(variants[i], answer_t), request_seed(seed, instructions[i].id, "bad")) for i in todo],
-        answer, desc="answer x'")))
-    stats, pairs = Counter(), []
+    bad = dict(zip(todo, gen([Request.make(answer_messages(variants[i], p.answer_template),
+                                           request_seed(p.seed, instructions[i].id, "bad"))
+                              for i in todo], answer, "answer x'", "answer_x2")))
+    stats = Counter(f"variant_{w or 'ok'}" for w in why)
+    return variants, bad, why, stats
+
+
+def _rewrite(gen, instructions, good, p):
+    """x' and a good answer to x' from one call given x and its good answer (the paper's construction)."""
+    sampling = Sampling(p.instruction_max_new_tokens + p.max_new_tokens, p.temperature, p.top_p)
+    outs = gen([Request.make(rewrite_messages(x.instruction, good[i], p.modify_shots),
+                             request_seed(p.seed, x.id, "rewrite")) for i, x in enumerate(instructions)],
+               sampling, "write x' and its answer", "rewrite")
+    stats = Counter(dict.fromkeys(("rewrite_parsed", "rewrite_unparseable", "rewrite_empty_answer",
+                                   "rewrite_same_as_chosen"), 0))      # every outcome reported, 0 included
+    variants, bad, why = [], {}, []
+    for i, (x, out) in enumerate(zip(instructions, outs)):
+        x2, y2, w = parse_rewrite(out)
+        stats[f"rewrite_{w or 'parsed'}"] += 1
+        if w is None:
+            w = usable_variant(x.instruction, x2)
+            stats[f"variant_{w or 'ok'}"] += 1
+        if w is None and y2.strip() == good[i].strip():
+            w = "same_as_chosen"
+            stats["rewrite_same_as_chosen"] += 1
+        variants.append(x2)
+        bad[i] = y2
+        why.append(w)
+    return variants, bad, why, stats
+
+
+def synthesize(backend, generator_name, instructions, p, store=None, chunk_size=64):
+    """Pairs for `instructions` (synthesize params `p`): x's good answer is chosen; the rejected answer answers
+    x' (p.pairs: two_step or rewrite), or a neighbour instruction when x' is unusable (p.fallback).
+    With a `store` (selftaught.resume), every generate call runs in resumable chunks of `chunk_size`."""
+    seed = p.seed
+    answer = Sampling(p.max_new_tokens, p.temperature, p.top_p)
+
+    def gen(requests, sampling, desc, kind):
+        return resume.generate(backend, store, requests, sampling, chunk_size, desc, kind)
+
+    good = gen([Request.make(answer_messages(x.instruction, p.answer_template), request_seed(seed, x.id, "good"))
+                for x in instructions], answer, "answer x", "answer_x")
+    variants, bad, why, stats = (_rewrite if p.pairs == "rewrite" else _two_step)(gen, instructions, good, p)
+    pairs = []
     for i, x in enumerate(instructions):
-        stats[f"variant_{why[i] or 'ok'}"] += 1
         if why[i] is None and bad[i].strip() and bad[i].strip() != good[i].strip():
             neg_instr, rejected, source = variants[i], bad[i], "modified"
         elif p.fallback == "neighbour":

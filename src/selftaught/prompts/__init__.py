@@ -301,3 +301,66 @@ def check_synthesis_templates(params) -> None:
     if params.synthesize.modify_shots > len(modify.examples):
         raise ParamError("synthesize.modify_shots", f"{modify.path} has {len(modify.examples)} worked examples, "
                                                     f"fewer than {params.synthesize.modify_shots}")
+
+
+
+# --- synthesize.pairs: rewrite (the paper's construction: one call writes x' and a good answer to x') ---------
+# The model sees x and its good answer y, and writes a related but different instruction x' with a good answer
+# to x', in two labelled blocks (parsed by selftaught.synthesize.parse_rewrite). The answer to x' is the
+# rejected response for x. Ours, written for this purpose.
+
+REWRITE_INSTRUCTION_LABEL = "NEW INSTRUCTION:"
+REWRITE_ANSWER_LABEL = "NEW ANSWER:"
+
+REWRITE_TEMPLATE = """Below is an instruction and a good answer to it. Write one new instruction on a closely related topic that asks for something different, so that a good answer to the new instruction would be a poor answer to the original one. Then write a good answer to the new instruction.
+Reply in exactly this format and nothing else:
+NEW INSTRUCTION: <the new instruction>
+NEW ANSWER: <a good answer to the new instruction>
+
+Instruction: {instruction}
+
+Answer: {answer}"""
+
+REWRITE_EXAMPLES = (
+    ("Give three tips for keeping houseplants alive in winter.",
+     "1. Water less often. 2. Move them near a bright window. 3. Keep them away from cold drafts.",
+     "Give three tips for keeping a vegetable garden productive in summer.",
+     "1. Water deeply in the early morning. 2. Mulch to keep the soil moist. 3. Pick ripe vegetables often."),
+    ("Write a Python function that returns the largest number in a list.",
+     "def largest(xs):\n    return max(xs)",
+     "Write a Python function that returns the number of even numbers in a list.",
+     "def count_even(xs):\n    return sum(1 for x in xs if x % 2 == 0)"),
+    ("Why is the sky blue during the day?",
+     "Air scatters blue sunlight more than red light, so blue light reaches our eyes from every part of the sky.",
+     "Why do the leaves of many trees turn red in autumn?",
+     "As days shorten, trees stop making green chlorophyll, and red pigments made from trapped sugars show."),
+)
+
+
+def rewrite_answer_text(new_instruction: str, new_answer: str) -> str:
+    """The reply REWRITE_TEMPLATE asks for."""
+    return f"{REWRITE_INSTRUCTION_LABEL} {new_instruction}\n{REWRITE_ANSWER_LABEL} {new_answer}"
+
+
+def rewrite_messages(instruction: str, answer: str, shots: int = 0, max_chars: int = 100_000) -> list[dict]:
+    """The one request for x' and its answer, given x and its good answer. With `shots` > 0, that many worked
+    examples come first as earlier turns."""
+    msgs = []
+    for x, y, x2, y2 in REWRITE_EXAMPLES[:shots]:
+        msgs += [{"role": "user", "content": REWRITE_TEMPLATE.format(instruction=x, answer=y)},
+                 {"role": "assistant", "content": rewrite_answer_text(x2, y2)}]
+    user = REWRITE_TEMPLATE.format(instruction=truncate(instruction, max_chars), answer=truncate(answer, max_chars))
+    return msgs + [{"role": "user", "content": user}]
+
+
+# --- data.categories: the generator labels each pool instruction with one category ---------------------------
+CATEGORY_TEMPLATE = """Which one of these categories does the instruction below belong to?
+Categories: {categories}
+Reply with the category name only, nothing else.
+
+Instruction: {instruction}"""
+
+
+def category_messages(instruction: str, categories, max_chars: int = 100_000) -> list[dict]:
+    return [{"role": "user", "content": CATEGORY_TEMPLATE.format(categories=", ".join(categories),
+                                                                   instruction=truncate(instruction, max_chars))}]
