@@ -6,11 +6,16 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 from selftaught.data import prepare
 from selftaught.io import atomic_path, write_json, write_jsonl
 from selftaught.runner import console, run_stage
+from selftaught.safety import check_paths
 
 
 def main(params, args):
+    d = params.data
+    check_paths({**{f"data.instructions[{i}]": f for i, f in enumerate(d.instructions)},
+                 **{f"data.benchmarks[{i}]": f for i, f in enumerate(d.benchmarks)}},
+                {"--shards": args.shards, "--benchmarks": args.benchmarks, "--metrics": args.metrics}, dirs={"--shards"})
     shards, evals, metrics = prepare(params)
-    with atomic_path(args.shards) as tmp:
+    with atomic_path(args.shards, directory=True) as tmp:
         tmp.mkdir()
         for k, items in shards.items():
             write_jsonl(tmp / f"iter_{k}.jsonl", items)
@@ -20,4 +25,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "shards", "benchmarks", "metrics")
+    run_stage(main, "shards", "benchmarks", "metrics", outputs=("shards", "benchmarks", "metrics"),
+              dirs=("shards",))

@@ -26,4 +26,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "benchmarks", "model", "out", "metrics", "report", iteration=True)
+    run_stage(main, "benchmarks", "model", "out", "metrics", "report", iteration=True,
+              outputs=("out", "metrics", "report"))

@@ -21,4 +21,4 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "pairs", "judgments", "out", "metrics", iteration=True)
+    run_stage(main, "pairs", "judgments", "out", "metrics", iteration=True, outputs=("out", "metrics"))

@@ -19,4 +19,4 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "shard", "model", "out", "metrics", iteration=True)
+    run_stage(main, "shard", "model", "out", "metrics", iteration=True, outputs=("out", "metrics"))

@@ -17,7 +17,7 @@ def main(params, args):
         os.execvp("accelerate", ["accelerate", "launch", "--config_file", p.accelerate_config, *sys.argv])
     init = args.seed_model if p.init == "seed" else args.prev_model
     records = read_jsonl(args.data)
-    with atomic_path(args.out) as tmp:
+    with atomic_path(args.out, directory=True) as tmp:
         stats = train(records, init, tmp, p, params.generation.threads)
     curve = stats.pop("loss_curve")
     write_json(args.metrics, stats)
@@ -27,4 +27,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "data", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True)
+    run_stage(main, "data", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True,
+              outputs=("out", "metrics", "loss"), dirs=("out",))

@@ -21,6 +21,7 @@ def cmd_judge(args) -> int:
     from .io import read_jsonl, write_json, write_jsonl
     from .judging import judge_pairs
     from .report import print_eval
+    from .safety import check_paths
     from .schemas import Pair
 
     params = config.load(args.params)
@@ -28,6 +29,8 @@ def cmd_judge(args) -> int:
     if args.backend:
         g = g.model_copy(update={"backend": args.backend})
     mode = args.mode or e.modes[0]
+    check_paths({"--pairs": args.pairs, "--model": args.model, "--params": args.params},
+                {"--out": args.out, "--metrics": args.metrics})
     pairs = read_jsonl(args.pairs, Pair)
     pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]

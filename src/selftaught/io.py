@@ -1,4 +1,4 @@
-"""JSONL reading with precise errors, and atomic writes (temp file + rename)."""
+"""JSONL reading with precise errors, and atomic writes (temp folder beside the output + rename)."""
 
 from __future__ import annotations
 
@@ -55,21 +55,48 @@ def dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
+def check_target(path, directory=False, label=None) -> None:
+    """An output never replaces something of the other kind: a file output over a directory (that would
+    delete a whole folder) or a folder output over a file. `label` (a flag) prefixes the message."""
+    path, who = Path(path), f"{label} " if label else ""
+    if not directory and path.is_dir():
+        raise InputError(path, f"{who}is a directory: an output file never replaces a directory; give a file path")
+    if directory and path.exists() and not path.is_dir():
+        raise InputError(path, f"{who}exists and is not a directory: an output folder never replaces a file")
+
+
 @contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path`; on success rename it into place, on error remove it."""
+def atomic_path(path, directory=False):
+    """Yield a temporary path beside `path`; on success rename it into place, on error remove it.
+
+    `directory`: the output is a folder (an existing one is replaced whole); otherwise a file, and an
+    existing directory at `path` is an error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    check_target(path, directory)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(path, f"cannot create its folder ({e.strerror or e})") from None
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as e:
+        raise InputError(path, f"cannot write beside it ({e.strerror or e})") from None
+    try:
+        tmp = tmpdir / path.name
         yield tmp
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-        os.replace(tmp, path)
+        check_target(path, directory)
+        old = None
+        if directory and path.is_dir() and not path.is_symlink():
+            old = tmpdir / f"{path.name}.replaced"         # out of the way, removed with the temp folder
+            os.rename(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.rename(old, path)
+            raise
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def write_jsonl(path, records: Iterable) -> int:

@@ -1,0 +1,195 @@
+"""Hostile input: each case exits 2 with one clear line naming the file, line and field (or the params key),
+writes nothing outside its declared outputs and never damages an input. Fast: the tiny model only where a
+run would otherwise reach one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, TINY
+from selftaught.cli import main as cli
+from selftaught.errors import InputError
+from selftaught.io import atomic_path, read_jsonl, write_json, write_jsonl, write_text
+from selftaught.schemas import Instruction, Pair
+
+
+def snapshot(*roots) -> dict:
+    """Every path under `roots` with its bytes (files), link target (links) or None (directories)."""
+    out = {}
+    for root in map(Path, roots):
+        for p in sorted(root.rglob("*")):
+            out[str(p)] = os.readlink(p) if p.is_symlink() else None if p.is_dir() else p.read_bytes()
+    return out
+
+
+def one_line(err: str) -> str:
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def stage(name, *args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def tiny_params(path: Path, **data) -> Path:
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in TINY.items():
+        p[section].update(values)
+    p["data"].update(data)
+    path.write_text(yaml.safe_dump(p))
+    return path
+
+
+PAIRS = [{"id": f"q{i}", "instruction": f"Name colour number {i}.", "chosen": f"Red is colour {i}.",
+          "rejected": "I like trains."} for i in range(3)]
+
+
+def jsonl(path: Path, records) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def cli_dir(tmp_path, tiny_model):
+    tiny_params(tmp_path / "params.yaml")
+    jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    return tmp_path, tiny_model
+
+
+def judge(tmp, model, capsys, *extra, out="out.jsonl", metrics="m.json", pairs="pairs.jsonl"):
+    args = ["judge", "--model", str(model), "--pairs", str(tmp / pairs), "--out", str(tmp / out),
+            "--params", str(tmp / "params.yaml"), "--mode", "likelihood", *extra]
+    if metrics:
+        args += ["--metrics", str(tmp / metrics)]
+    code = cli(args)
+    return code, capsys.readouterr().err
+
+
+# -- 1. outputs never replace a directory or an input ------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["out", "metrics"])
+def test_cli_output_that_is_a_directory_is_refused(cli_dir, capsys, which):
+    tmp, model = cli_dir
+    victim = tmp / "results"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("a week of work")
+    before = snapshot(tmp, model)
+    code, err = judge(tmp, model, capsys, **{which: "results"})
+    assert code == 2
+    line = one_line(err)
+    assert str(victim) in line and "is a directory" in line and f"--{which}" in line
+    assert snapshot(tmp, model) == before
+
+
+@pytest.mark.parametrize("how", ["same", "dotdot", "symlink", "hardlink", "metrics_is_pairs", "out_is_metrics",
+                                 "inside_model"])
+def test_cli_output_that_is_an_input_is_refused(cli_dir, capsys, how):
+    tmp, model = cli_dir
+    (tmp / "sub").mkdir()
+    kw = {}
+    if how == "same":
+        kw["out"] = "pairs.jsonl"
+    elif how == "dotdot":
+        kw["out"] = "sub/../pairs.jsonl"
+    elif how == "symlink":
+        (tmp / "link.jsonl").symlink_to(tmp / "pairs.jsonl")
+        kw["out"] = "link.jsonl"
+    elif how == "hardlink":
+        os.link(tmp / "pairs.jsonl", tmp / "hard.jsonl")
+        kw["out"] = "hard.jsonl"
+    elif how == "metrics_is_pairs":
+        kw["metrics"] = "pairs.jsonl"
+    elif how == "out_is_metrics":
+        kw["out"] = kw["metrics"] = "same.json"
+    elif how == "inside_model":
+        kw["out"] = os.path.relpath(model / "judgments.jsonl", tmp)
+    before = snapshot(tmp, model)
+    code, err = judge(tmp, model, capsys, **kw)
+    assert code == 2
+    line = one_line(err)
+    want = {"out_is_metrics": "--metrics", "inside_model": "--model"}.get(how, "--pairs")
+    assert want in line and ("same" in line or "inside" in line), line
+    assert snapshot(tmp, model) == before
+
+
+def test_writing_a_file_over_a_directory_is_an_error_not_rmtree(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "x.txt").write_text("keep")
+    before = snapshot(tmp_path)
+    for write in (lambda: write_jsonl(d, [{"a": 1}]), lambda: write_json(d, {"a": 1}), lambda: write_text(d, "t")):
+        with pytest.raises(InputError, match="is a directory"):
+            write()
+    with pytest.raises(InputError, match="not a directory"):           # and a folder never replaces a file
+        with atomic_path(d / "x.txt", directory=True) as tmp:
+            tmp.mkdir()
+    assert snapshot(tmp_path) == before
+
+
+def test_output_under_a_file_is_an_error(tmp_path):
+    (tmp_path / "f").write_text("keep")
+    with pytest.raises(InputError, match="f"):
+        write_jsonl(tmp_path / "f" / "o.jsonl", [{"a": 1}])
+    assert (tmp_path / "f").read_text() == "keep"
+
+
+DATA_ARGS = ["--shards", "work/data/shards", "--benchmarks", "work/data/benchmarks.jsonl",
+             "--metrics", "metrics/data.json"]
+
+
+def bench_file(path: Path, extra=()) -> Path:
+    return jsonl(path, [{"id": "b0", "instruction": "Compare two sorting algorithms in detail.", "chosen": "x",
+                         "rejected": "y"}, *extra])
+
+
+POOL = ["Write a haiku about the sea.", "List three uses of baking soda.", "Explain how vaccines train the body.",
+        "Translate good morning into French.", "Suggest a name for a bakery.", "Summarise the plot of Hamlet."]
+
+
+def pool_file(path: Path, texts=POOL, extra=()) -> Path:
+    return jsonl(path, [*({"id": f"i{n}", "instruction": t} for n, t in enumerate(texts)), *extra])
+
+
+def data_repo(tmp_path, pool=None, bench=None, **data):
+    (tmp_path / "in").mkdir(exist_ok=True)
+    pool = pool or pool_file(tmp_path / "in" / "pool.jsonl")
+    bench = bench or bench_file(tmp_path / "in" / "bench.jsonl")
+    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2, **data)
+    return tmp_path
+
+
+def test_stage_output_that_is_a_directory_is_refused_before_any_write(tmp_path):
+    data_repo(tmp_path)
+    (tmp_path / "metrics" / "data.json").mkdir(parents=True)
+    (tmp_path / "metrics" / "data.json" / "notes.md").write_text("keep")
+    before = snapshot(tmp_path)
+    r = stage("data", *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert "metrics/data.json" in line and "is a directory" in line and "--metrics" in line
+    assert snapshot(tmp_path) == before                        # no shards, no benchmarks file either
+
+
+def test_stage_output_that_is_its_input_is_refused(tmp_path):
+    pair = {"id": "p0", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Bye.", "negative_instruction": "Say bye.",
+            "negative_source": "modified", "generator": "models/iter_0", "seed": 1}
+    jsonl(tmp_path / "pairs.jsonl", [pair])
+    jsonl(tmp_path / "judgments.jsonl", [{"pair_id": "p0", "order": o, "sample": 0, "text": "[[A]]",
+                                          "verdict": "AB"[o], "mode": "constrained"} for o in (0, 1)])
+    tiny_params(tmp_path / "params.yaml")
+    before = snapshot(tmp_path)
+    r = stage("filter", "--iteration", 1, "--pairs", "pairs.jsonl", "--judgments", "judgments.jsonl",
+              "--out", "./pairs.jsonl", "--metrics", "m.json", cwd=tmp_path)
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert "pairs.jsonl" in line and "--out" in line and "--pairs" in line
+    assert snapshot(tmp_path) == before
