@@ -193,3 +193,57 @@ def test_stage_output_that_is_its_input_is_refused(tmp_path):
     line = one_line(r.stderr)
     assert "pairs.jsonl" in line and "--out" in line and "--pairs" in line
     assert snapshot(tmp_path) == before
+
+
+# -- 2. JSONL that round-trips ------------------------------------------------------------------------------
+
+SEPARATORS = ["\u2028", "\u2029", "\x85"]
+
+
+def test_strings_with_unicode_line_separators_round_trip_byte_stably(tmp_path):
+    recs = [{"id": f"s{i}", "instruction": f"first{c}second"} for i, c in enumerate(SEPARATORS)]
+    recs.append({"id": "plain", "instruction": "café, naïve, 日本語"})
+    src = jsonl(tmp_path / "in.jsonl", recs)                         # json.dumps escapes them: a valid file
+    got = read_jsonl(src, Instruction)
+    assert [r.instruction for r in got] == [r["instruction"] for r in recs]
+    write_jsonl(tmp_path / "out.jsonl", got)
+    raw = (tmp_path / "out.jsonl").read_bytes()
+    assert not any(c.encode() in raw for c in SEPARATORS)
+    assert "café, naïve, 日本語".encode() in raw                      # everything else stays unescaped
+    again = read_jsonl(tmp_path / "out.jsonl", Instruction)
+    assert again == got
+    write_jsonl(tmp_path / "out2.jsonl", again)
+    assert (tmp_path / "out2.jsonl").read_bytes() == raw
+    # free-form records too, lone surrogates included (valid JSON, not encodable as UTF-8 raw)
+    odd = {"text": "a\u2028b\ud800c\udfff", "n": 1}
+    write_jsonl(tmp_path / "odd.jsonl", [odd])
+    assert read_jsonl(tmp_path / "odd.jsonl") == [odd]
+    write_json(tmp_path / "odd.json", odd)
+    assert json.loads((tmp_path / "odd.json").read_text()) == odd
+
+
+def test_reader_splits_lines_on_newline_only(tmp_path):
+    f = tmp_path / "raw.jsonl"
+    f.write_bytes(('{"id": "a", "instruction": "x\u2028y\x85z\u2029w"}\r\n'
+                   '{"id": "b", "instruction": "plain"}\n').encode())
+    assert [r.instruction for r in read_jsonl(f, Instruction)] == ["x\u2028y\x85z\u2029w", "plain"]
+
+
+def test_data_stage_output_with_line_separators_is_readable(tmp_path):
+    texts = [f"{t[:-1]} {c} now." for t, c in zip(POOL, SEPARATORS * 2)]
+    data_repo(tmp_path, pool=pool_file(tmp_path / "pool.jsonl", texts))
+    r = stage("data", *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    got = [i.instruction for k in (1, 2) for i in read_jsonl(tmp_path / f"work/data/shards/iter_{k}.jsonl", Instruction)]
+    assert len(got) == 4 and set(got) <= set(texts)
+
+
+def test_lone_surrogate_in_a_record_is_named(tmp_path):
+    pool = pool_file(tmp_path / "pool.jsonl", extra=['{"id": "bad", "instruction": "broken \\ud83d text"}'])
+    data_repo(tmp_path, pool=pool)
+    before = snapshot(tmp_path)
+    r = stage("data", *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert "pool.jsonl, line 7: field 'instruction'" in line and "surrogate" in line
+    assert snapshot(tmp_path) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -17,7 +18,8 @@ def read_jsonl(path, schema=None) -> list:
     """Read a JSONL file; with `schema` (a dataclass with `from_dict`), validate every record.
 
     Errors name the file, the 1-based line and the field. Blank lines are an error too: a JSONL file
-    written by a tool has none, so one usually means a truncated or hand-edited file.
+    written by a tool has none, so one usually means a truncated or hand-edited file. Lines end at "\\n"
+    only (JSONL's separator): U+2028, U+2029 and U+0085 are ordinary characters inside a string.
     """
     path = Path(path)
     if not path.exists():
@@ -28,7 +30,9 @@ def read_jsonl(path, schema=None) -> list:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError(path, f"not valid UTF-8 (byte {e.start})", line=line) from None
-    lines = text.splitlines()
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     if not lines:
         raise InputError(path, "file is empty")
     records, seen = [], {}
@@ -51,8 +55,19 @@ def read_jsonl(path, schema=None) -> list:
     return records
 
 
+# Characters that json.dumps(ensure_ascii=False) writes raw but that some readers take for line breaks
+# (str.splitlines, JavaScript), and lone surrogates (valid as JSON escapes, not encodable as UTF-8): escaped,
+# so that any record read from valid JSON is written back as one line and reads back the same. Only these:
+# every other character stays as it is, so files without them are byte-identical to plain json.dumps.
+_ESCAPE = re.compile("[\u0085\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(s: str) -> str:
+    return _ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
+
+
 def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    return _escape(json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
 def check_target(path, directory=False, label=None) -> None:
@@ -110,7 +125,8 @@ def write_jsonl(path, records: Iterable) -> int:
 
 def write_json(path, obj) -> None:
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        Path(tmp).write_text(_escape(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)) + "\n",
+                             encoding="utf-8")
 
 
 def write_text(path, text: str) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from .errors import InputError
+
+# A JSON escape can spell half a surrogate pair ("\\ud83d"), which is no character: tokenizers and UTF-8
+# writers fail on it far from the file that held it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _take(d: dict, name: str, kind, path, line, required=True, nonempty=True):
@@ -17,8 +22,13 @@ def _take(d: dict, name: str, kind, path, line, required=True, nonempty=True):
     if kind is int and isinstance(v, bool) or not isinstance(v, kind):
         want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise InputError(path, f"expected {want}, got {type(v).__name__}", line=line, field=name)
-    if nonempty and isinstance(v, str) and not v.strip():
-        raise InputError(path, "empty", line=line, field=name)
+    if isinstance(v, str):
+        if nonempty and not v.strip():
+            raise InputError(path, "empty", line=line, field=name)
+        bad = _SURROGATE.search(v)
+        if bad:
+            raise InputError(path, f"holds a lone surrogate (\\u{ord(bad.group()):04x}, not a character) at "
+                                   f"position {bad.start()}", line=line, field=name)
     return v
 
 
