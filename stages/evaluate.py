@@ -27,4 +27,4 @@ def main(params, args):
 
 if __name__ == "__main__":
     run_stage(main, "benchmarks", "model", "out", "metrics", "report", iteration=True,
-              outputs=("out", "metrics", "report"))
+              outputs=("out", "metrics", "report"), models=("model",))

@@ -40,4 +40,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "pairs", "model", "out", "metrics", iteration=True, outputs=("out", "metrics"))
+    run_stage(main, "pairs", "model", "out", "metrics", iteration=True, outputs=("out", "metrics"),
+              models=("model",))

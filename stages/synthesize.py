@@ -19,4 +19,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "shard", "model", "out", "metrics", iteration=True, outputs=("out", "metrics"))
+    run_stage(main, "shard", "model", "out", "metrics", iteration=True, outputs=("out", "metrics"),
+              models=("model",))

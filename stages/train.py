@@ -28,4 +28,4 @@ def main(params, args):
 
 if __name__ == "__main__":
     run_stage(main, "data", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True,
-              outputs=("out", "metrics", "loss"), dirs=("out",))
+              outputs=("out", "metrics", "loss"), dirs=("out",), models=("seed-model", "prev-model"))

@@ -247,3 +247,102 @@ def test_lone_surrogate_in_a_record_is_named(tmp_path):
     line = one_line(r.stderr)
     assert "pool.jsonl, line 7: field 'instruction'" in line and "surrogate" in line
     assert snapshot(tmp_path) == before
+
+
+# -- 3. one line, not a traceback ---------------------------------------------------------------------------
+
+def test_directory_as_an_instruction_pool_is_named(tmp_path):
+    pools = tmp_path / "pools[red]"                   # printed as is, not taken for console markup
+    pools.mkdir()
+    data_repo(tmp_path, pool=pools)
+    before = snapshot(tmp_path)
+    r = stage("data", *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert str(pools) in line and "is a directory" in line
+    assert snapshot(tmp_path) == before
+
+
+def test_directory_as_pairs_is_named(cli_dir, capsys):
+    tmp, model = cli_dir
+    (tmp / "pairs_dir").mkdir()
+    before = snapshot(tmp, model)
+    code, err = judge(tmp, model, capsys, pairs="pairs_dir")
+    assert code == 2
+    line = one_line(err)
+    assert str(tmp / "pairs_dir") in line and "is a directory" in line
+    assert snapshot(tmp, model) == before
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "cannot read the params file (No such file"),
+    ("directory", "cannot read the params file (Is a directory)"),
+    ("binary", "cannot read the params file ('utf-8' codec"),
+    ("empty", "the params file is empty"),
+    ("broken", "line 2: not valid YAML"),
+])
+def test_missing_or_broken_params_is_one_line(tmp_path, capsys, kind, message):
+    f = tmp_path / "params.yaml"
+    {"missing": lambda: None, "directory": f.mkdir, "binary": lambda: f.write_bytes(b"\xff\xfe data"),
+     "empty": lambda: f.write_text(""), "broken": lambda: f.write_text("data: {a: 1\n")}[kind]()
+    jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    before = snapshot(tmp_path)
+    code = cli(["judge", "--model", "m", "--pairs", str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "o"),
+                "--params", str(f)])
+    assert code == 2
+    line = one_line(capsys.readouterr().err)
+    assert str(f) in line and message in line, line
+    r = stage("data", "--params", f, *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 2 and message in one_line(r.stderr)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.fixture(scope="module")
+def bin_adapter(tiny_model, tmp_path_factory):
+    """A real LoRA adapter over the tiny model, saved as pickle weights (adapter_model.bin)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    d = tmp_path_factory.mktemp("adapter") / "adapter"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                           LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model.save_pretrained(d, safe_serialization=False)
+    cfg = json.loads((d / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = str(tiny_model)
+    (d / "adapter_config.json").write_text(json.dumps(cfg))
+    assert (d / "adapter_model.bin").exists() and not list(d.glob("*.safetensors"))
+    return d
+
+
+def test_pickle_adapter_is_refused(cli_dir, capsys, bin_adapter):
+    tmp, _ = cli_dir
+    before = snapshot(tmp, bin_adapter)
+    code, err = judge(tmp, bin_adapter, capsys)
+    assert code == 2
+    line = one_line(err)
+    assert str(bin_adapter) in line and "adapter_model.bin" in line and "safetensors" in line
+    assert snapshot(tmp, bin_adapter) == before
+
+
+def test_pickle_adapter_is_refused_by_a_stage(tmp_path, bin_adapter):
+    pair = {"id": "p0", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Bye.", "negative_instruction": "Bye?",
+            "negative_source": "modified", "generator": "m", "seed": 1}
+    jsonl(tmp_path / "pairs.jsonl", [pair])
+    tiny_params(tmp_path / "params.yaml")
+    before = snapshot(tmp_path)
+    r = stage("judge", "--iteration", 1, "--pairs", "pairs.jsonl", "--model", bin_adapter, "--out", "j.jsonl",
+              "--metrics", "m.json", cwd=tmp_path)
+    assert r.returncode == 2
+    line = one_line(r.stderr)
+    assert str(bin_adapter) in line and "adapter_model.bin" in line and "safetensors" in line
+    assert snapshot(tmp_path) == before
+
+
+def test_adapter_whose_base_is_itself_is_refused(cli_dir, capsys, tmp_path_factory):
+    tmp, _ = cli_dir
+    d = tmp_path_factory.mktemp("loop") / "adapter"
+    d.mkdir()
+    (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(d), "r": 2}))
+    (d / "adapter_model.safetensors").write_bytes(b"")
+    code, err = judge(tmp, d, capsys)
+    assert code == 2 and "cycle" in one_line(err)

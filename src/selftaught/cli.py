@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from .config import MODES
 from .errors import InputError, ParamError
@@ -21,7 +22,7 @@ def cmd_judge(args) -> int:
     from .io import read_jsonl, write_json, write_jsonl
     from .judging import judge_pairs
     from .report import print_eval
-    from .safety import check_paths
+    from .safety import check_model_dir, check_paths
     from .schemas import Pair
 
     params = config.load(args.params)
@@ -32,6 +33,7 @@ def cmd_judge(args) -> int:
     check_paths({"--pairs": args.pairs, "--model": args.model, "--params": args.params},
                 {"--out": args.out, "--metrics": args.metrics})
     pairs = read_jsonl(args.pairs, Pair)
+    check_model_dir(args.model, "--model")
     pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
     backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.seed.trust_remote_code)
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (InputError, ParamError) as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
 
 

@@ -212,6 +212,8 @@ def _message(err: dict) -> str:
 
 def validate(raw, source=PARAMS) -> Params:
     """A `Params` from the parsed YAML, or a ParamError naming the first bad key."""
+    if raw is None:
+        raise ParamError("", "the params file is empty: expected a mapping of sections", source)
     if not isinstance(raw, dict):
         raise ParamError("", f"expected a mapping of sections, got {type(raw).__name__}", source)
     for name, field in Params.model_fields.items():   # every key explicit: DVC tracks params.yaml's keys

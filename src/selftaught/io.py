@@ -22,9 +22,14 @@ def read_jsonl(path, schema=None) -> list:
     only (JSONL's separator): U+2028, U+2029 and U+0085 are ordinary characters inside a string.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a JSONL file")
     if not path.exists():
         raise InputError(path, "file not found")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(path, f"cannot read the file ({e.strerror or e})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
