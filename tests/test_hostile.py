@@ -346,3 +346,49 @@ def test_adapter_whose_base_is_itself_is_refused(cli_dir, capsys, tmp_path_facto
     (d / "adapter_model.safetensors").write_bytes(b"")
     code, err = judge(tmp, d, capsys)
     assert code == 2 and "cycle" in one_line(err)
+
+
+# -- 4. leftovers of a killed run ---------------------------------------------------------------------------
+
+def test_temp_dirs_of_outputs_are_git_ignored():
+    for p in ("models/.iter_1.k2j4h6g8.partial/iter_1/model.safetensors",
+              "models/.iter_1.k2j4h6g8.partial/.trainer/checkpoint-1/x",
+              "models/.iter_2.ab_cd123/.trainer/x",                            # made before the .partial suffix
+              "work/iter_1/.judgments.jsonl.abcd1234.partial/judgments.jsonl",
+              "metrics/.judge_1.json.abcd1234.partial/judge_1.json"):
+        r = subprocess.run(["git", "check-ignore", "-q", "--no-index", p], cwd=ROOT)
+        assert r.returncode == 0, f"{p} is not ignored"
+    for p in ("src/selftaught/.notes.abcd1234/x", "data/.partial"):        # not every dot-folder
+        assert subprocess.run(["git", "check-ignore", "-q", "--no-index", p], cwd=ROOT).returncode == 1, p
+
+
+def test_stale_temp_siblings_are_removed_and_live_ones_kept(tmp_path):
+    out = tmp_path / "j.jsonl"
+    holder = subprocess.Popen(      # a live writer of the same output, killed -9 below
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from selftaught.io import atomic_path\n"
+         "with atomic_path(sys.argv[2]) as t:\n    t.write_text('partial'); print('ready', flush=True); time.sleep(60)",
+         str(ROOT / "src"), str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        live = [p for p in tmp_path.iterdir() if p.name.startswith(".j.jsonl.")]
+        assert len(live) == 1
+        legacy = tmp_path / ".j.jsonl.ab_cd123"                     # the old code's pattern
+        (legacy / ".trainer").mkdir(parents=True)
+        (legacy / "j.jsonl").write_text("partial")
+        unrelated = [tmp_path / ".j.jsonl.notes", tmp_path / ".k.jsonl.abcd1234.partial", tmp_path / "j.jsonl.bak",
+                     tmp_path / ".j.jsonl.ab_cd124"]
+        for u in unrelated:
+            u.mkdir()
+        (tmp_path / ".j.jsonl.ab_cd124" / "mine.txt").write_text("not a temp dir of ours")
+        for d in tmp_path.iterdir():                                # all made "a minute ago"
+            os.utime(d, (time.time() - 60, time.time() - 60))
+        write_jsonl(out, [{"a": 1}])
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live[0].name, *(u.name for u in unrelated)])
+        holder.kill()
+        holder.wait()
+        os.utime(live[0], (time.time() - 60, time.time() - 60))
+        write_jsonl(out, [{"a": 2}])
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, *(u.name for u in unrelated)])
+        assert read_jsonl(out) == [{"a": 2}]
+    finally:
+        holder.kill()

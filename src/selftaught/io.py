@@ -7,11 +7,17 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
+
+try:
+    import fcntl
+except ImportError:          # not POSIX: stale temp folders are left for the user to remove
+    fcntl = None
 
 
 def read_jsonl(path, schema=None) -> list:
@@ -75,6 +81,54 @@ def dumps(obj) -> str:
     return _escape(json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
+# Temp folders of atomic_path: `.<name>.<8 random characters>.partial` beside the output (the .partial suffix
+# is newer: the 8-character form without it is also ours). A writer holds a lock on its folder while it
+# lives; a folder nobody holds is the leftover of a killed run. One changed less than STALE_AFTER_S ago may
+# belong to a writer that has just made it and not locked it yet: it is left for the next time.
+_RANDOM = r"[a-z0-9_]{8}"
+STALE_AFTER_S = 1.0
+
+
+def _is_stale_temp(d: Path, name: str) -> bool:
+    if fcntl is None or d.is_symlink() or not d.is_dir():
+        return False
+    try:
+        if time.time() - d.stat().st_mtime < STALE_AFTER_S:
+            return False
+    except OSError:
+        return False
+    if not d.name.endswith(".partial"):           # the older form: only if it holds nothing but our files
+        if not {p.name for p in d.iterdir()} <= {name, ".trainer"}:
+            return False
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:                                # a live writer holds it
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(path) -> list:
+    """Remove the temp folders that killed writers of `path` left beside it (only atomic_path's own)."""
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.name}.") + _RANDOM + r"(\.partial)?")
+    removed = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for d in siblings:
+        if pattern.fullmatch(d.name) and _is_stale_temp(d, path.name):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
 def check_target(path, directory=False, label=None) -> None:
     """An output never replaces something of the other kind: a file output over a directory (that would
     delete a whole folder) or a folder output over a file. `label` (a flag) prefixes the message."""
@@ -90,18 +144,23 @@ def atomic_path(path, directory=False):
     """Yield a temporary path beside `path`; on success rename it into place, on error remove it.
 
     `directory`: the output is a folder (an existing one is replaced whole); otherwise a file, and an
-    existing directory at `path` is an error."""
+    existing directory at `path` is an error. Temp folders left by killed writers of `path` are removed."""
     path = Path(path)
     check_target(path, directory)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(path, f"cannot create its folder ({e.strerror or e})") from None
+    remove_stale_temps(path)
     try:
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     except OSError as e:
         raise InputError(path, f"cannot write beside it ({e.strerror or e})") from None
+    lock = None
     try:
+        if fcntl is not None:
+            lock = os.open(tmpdir, os.O_RDONLY)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         tmp = tmpdir / path.name
         yield tmp
         check_target(path, directory)
@@ -117,6 +176,8 @@ def atomic_path(path, directory=False):
             raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
 
 
 def write_jsonl(path, records: Iterable) -> int:
