@@ -1,10 +1,11 @@
 """Stage `data`: validated, deduplicated, decontaminated instruction shards (one file per iteration,
-`iter_<k>.jsonl`) and benchmark pairs."""
+`iter_<k>.jsonl`) and benchmark pairs. With data.skip_invalid, invalid lines of the pools and benchmarks are
+left out, counted in the metrics (`skipped_invalid`) and listed in the log; by default the first one stops it."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.data import prepare
-from selftaught.io import atomic_path, write_json, write_jsonl
+from selftaught.io import atomic_path, report_skipped, write_json, write_jsonl
 from selftaught.runner import console, run_stage
 from selftaught.safety import check_paths
 
@@ -14,7 +15,9 @@ def main(params, args):
     check_paths({**{f"data.instructions[{i}]": f for i, f in enumerate(d.instructions)},
                  **{f"data.benchmarks[{i}]": f for i, f in enumerate(d.benchmarks)}},
                 {"--shards": args.shards, "--benchmarks": args.benchmarks, "--metrics": args.metrics}, dirs={"--shards"})
-    shards, evals, metrics = prepare(params)
+    shards, evals, metrics, skipped = prepare(params)
+    for line in report_skipped(skipped, "data.skip_invalid"):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     with atomic_path(args.shards, directory=True) as tmp:
         tmp.mkdir()
         for k, items in shards.items():

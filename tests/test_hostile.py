@@ -392,3 +392,74 @@ def test_stale_temp_siblings_are_removed_and_live_ones_kept(tmp_path):
         assert read_jsonl(out) == [{"a": 2}]
     finally:
         holder.kill()
+
+
+# -- 5. empty responses are data; --skip-invalid --------------------------------------------------------------
+
+def test_empty_responses_are_judged(cli_dir, capsys):
+    tmp, model = cli_dir
+    jsonl(tmp / "pairs.jsonl", [{**PAIRS[0], "chosen": ""}, {**PAIRS[1], "rejected": ""}, PAIRS[2]])
+    before = (tmp / "pairs.jsonl").read_bytes()
+    code, err = judge(tmp, model, capsys)
+    assert code == 0, err
+    recs = read_jsonl(tmp / "out.jsonl")
+    assert sorted((r["pair_id"], r["order"]) for r in recs) == [(f"q{i}", o) for i in range(3) for o in (0, 1)]
+    assert (tmp / "pairs.jsonl").read_bytes() == before
+
+
+BAD_LINES = ['{"id": "e1", "instruction": "", "chosen": "a", "rejected": "b"}',          # empty instruction
+             '{"id": "", "instruction": "x", "chosen": "a", "rejected": "b"}',           # empty id
+             '{"id": "q0", "instruction": "again", "chosen": "a", "rejected": "b"}',     # duplicate id
+             '{"id": "t", "instruction": "x", "chosen": "a"',                            # truncated
+             '{"id": "m", "instruction": "x", "chosen": "a"}']                           # missing rejected
+
+
+def test_cli_skip_invalid_counts_and_reports(cli_dir, capsys):
+    tmp, model = cli_dir
+    jsonl(tmp / "pairs.jsonl", [PAIRS[0], *BAD_LINES, PAIRS[1], {**PAIRS[2], "chosen": ""}])
+    before = snapshot(tmp, model)
+    code, err = judge(tmp, model, capsys)
+    assert code == 2
+    assert "pairs.jsonl, line 2: field 'instruction': empty" in one_line(err)
+    assert snapshot(tmp, model) == before
+    code, err = judge(tmp, model, capsys, "--skip-invalid")
+    assert code == 0, err
+    assert "skipped 5 invalid lines" in err
+    for n, field in ((2, "instruction"), (3, "id"), (4, "id"), (6, "rejected")):
+        assert f"line {n}: field '{field}'" in err, err
+    assert "line 5: bad JSON" in err
+    assert {r["pair_id"] for r in read_jsonl(tmp / "out.jsonl")} == {"q0", "q1", "q2"}
+    assert json.loads((tmp / "m.json").read_text())["skipped_invalid"] == 5
+    assert (tmp / "pairs.jsonl").read_bytes() == before[str(tmp / "pairs.jsonl")]
+
+
+def test_data_stage_accepts_empty_responses_and_skips_invalid_on_request(tmp_path):
+    bad_pool = ['{"id": "x1", "instruction": "   "}', '{"id": "i0", "instruction": "Duplicate id."}', "[1, 2]"]
+    # a benchmark line that is invalid but whose instruction is still known: still decontaminates
+    bad_bench = ['{"id": "b9", "instruction": "Suggest a name for a bakery.", "chosen": "x"}']
+    pool = pool_file(tmp_path / "pool.jsonl", extra=bad_pool)
+    bench = bench_file(tmp_path / "bench.jsonl", extra=[{"id": "b1", "instruction": "Pick one.", "chosen": "",
+                                                        "rejected": "B"}, *bad_bench])
+    data_repo(tmp_path, pool=pool, bench=bench, eval_per_benchmark=0)
+    before = snapshot(tmp_path)
+    r = stage("data", *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "bench.jsonl, line 3: field 'rejected': missing" in one_line(r.stderr)
+    assert snapshot(tmp_path) == before
+    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2,
+                eval_per_benchmark=0, skip_invalid=True)
+    r = stage("data", *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "metrics" / "data.json").read_text())
+    assert m["skipped_invalid"] == 4 and m["benchmark_overlap"] == 1 and m["kept"] == 5
+    assert "skipped 4 invalid lines" in r.stderr and "pool.jsonl, line 9" in r.stderr
+    evals = read_jsonl(tmp_path / "work" / "data" / "benchmarks.jsonl", Pair)
+    assert {p.id: p.chosen for p in evals} == {"b0": "x", "b1": ""}
+    assert (pool.read_bytes(), bench.read_bytes()) == (before[str(pool)], before[str(bench)])
+
+
+def test_skip_invalid_param_is_declared():
+    from selftaught.config import Params
+
+    assert Params().data.skip_invalid is False
+    assert yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["skip_invalid"] is False

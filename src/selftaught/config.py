@@ -57,6 +57,8 @@ class Data(Section):
                                                                         "instructions are duplicates")
     per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard (disjoint)")
     eval_per_benchmark: int = Field(40, ge=0, description="seeded sample of each benchmark; 0 = all pairs")
+    skip_invalid: bool = Field(False, description="leave out invalid lines of the pools and benchmarks (counted "
+                                                  "in metrics/data.json) instead of stopping at the first")
     seed: int = seed_field(0)
 
     @field_validator("instructions", "benchmarks")

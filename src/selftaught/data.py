@@ -27,13 +27,19 @@ def jaccard(a: frozenset, b: frozenset) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def read_many(files, schema):
-    """Read several JSONL files; ids must be unique across all of them."""
+def read_many(files, schema, skipped=None):
+    """Read several JSONL files; ids must be unique across all of them. With `skipped` (a list), invalid
+    lines, and records whose id an earlier file already has, are appended to it and left out."""
     out, first = [], {}
     for f in files:
-        for n, rec in enumerate(read_jsonl(f, schema), start=1):
+        for rec in read_jsonl(f, schema, skipped):
             if rec.id in first:
-                raise InputError(f, f"duplicate id {rec.id!r} (also in {first[rec.id]})", line=n, field="id")
+                err = InputError(f, f"duplicate id {rec.id!r} (also in {first[rec.id]})", field="id")
+                if skipped is None:
+                    raise err
+                err.record = rec.to_dict()
+                skipped.append(err)
+                continue
             first[rec.id] = f
             out.append((Path(f), rec))
     return out
@@ -87,12 +93,18 @@ def shard(instructions, iterations, per_iteration: int, seed: int):
 
 def prepare(params):
     d = params.data
-    benches = read_many(d.benchmarks, Pair)
-    pool = [rec for _, rec in read_many(d.instructions, Instruction)]
-    kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=[p.instruction for _, p in benches])
+    skipped = [] if d.skip_invalid else None
+    benches = read_many(d.benchmarks, Pair, skipped)
+    # a skipped benchmark line still names its instruction: the pool is decontaminated against it too
+    against = [p.instruction for _, p in benches] + [
+        e.record["instruction"] for e in skipped or ()
+        if isinstance(getattr(e, "record", None), dict) and isinstance(e.record.get("instruction"), str)
+        and e.record["instruction"].strip()]
+    pool = [rec for _, rec in read_many(d.instructions, Instruction, skipped)]
+    kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=against)
     shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
     evals = sample_benchmarks(benches, d.eval_per_benchmark, d.seed)
     metrics = {"pool": len(pool), "kept": len(kept), **{k: stats[k] for k in ("exact_duplicate", "near_duplicate", "benchmark_overlap")},
                "benchmark_pairs": {b: sum(1 for p in evals if p.benchmark == b) for b in sorted({p.benchmark for p in evals})},
-               "per_iteration": d.per_iteration}
-    return shards, evals, metrics
+               "per_iteration": d.per_iteration, "skipped_invalid": len(skipped or ())}
+    return shards, evals, metrics, skipped or []

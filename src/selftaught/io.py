@@ -20,12 +20,16 @@ except ImportError:          # not POSIX: stale temp folders are left for the us
     fcntl = None
 
 
-def read_jsonl(path, schema=None) -> list:
+def read_jsonl(path, schema=None, skipped: list | None = None) -> list:
     """Read a JSONL file; with `schema` (a dataclass with `from_dict`), validate every record.
 
     Errors name the file, the 1-based line and the field. Blank lines are an error too: a JSONL file
     written by a tool has none, so one usually means a truncated or hand-edited file. Lines end at "\\n"
     only (JSONL's separator): U+2028, U+2029 and U+0085 are ordinary characters inside a string.
+
+    With `skipped` (a list), an invalid line (bad JSON, not an object, a schema error, a repeated id) is
+    appended to it as an InputError, with the parsed object as `.record` when there is one, and left out;
+    a file with no valid line at all is still an error.
     """
     path = Path(path)
     if path.is_dir():
@@ -46,24 +50,48 @@ def read_jsonl(path, schema=None) -> list:
         lines.pop()
     if not lines:
         raise InputError(path, "file is empty")
-    records, seen = [], {}
+    records, seen, bad = [], {}, []
     for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise InputError(path, "blank line", line=n)
+        obj = None
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(path, f"bad JSON: {e.msg} (column {e.colno})", line=n) from None
-        if not isinstance(obj, dict):
-            raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
-        if schema is not None:
-            obj = schema.from_dict(obj, path=path, line=n)
-            rid = obj.id
-            if rid in seen:
-                raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n, field="id")
-            seen[rid] = n
-        records.append(obj)
+            if not line.strip():
+                raise InputError(path, "blank line", line=n)
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(path, f"bad JSON: {e.msg} (column {e.colno})", line=n) from None
+            if not isinstance(obj, dict):
+                raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
+            rec = obj
+            if schema is not None:
+                rec = schema.from_dict(obj, path=path, line=n)
+                rid = rec.id
+                if rid in seen:
+                    raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n, field="id")
+                seen[rid] = n
+        except InputError as e:
+            if skipped is None:
+                raise
+            e.record = obj if isinstance(obj, dict) else None
+            bad.append(e)
+            continue
+        records.append(rec)
+    if skipped is not None:
+        if not records:
+            raise InputError(path, f"no valid line: all {len(bad)} are invalid (first: {bad[0]})")
+        skipped.extend(bad)
     return records
+
+
+def report_skipped(skipped, what: str, limit: int = 10) -> list:
+    """Lines for the log: how many invalid lines were skipped, and the first `limit` of them."""
+    if not skipped:
+        return []
+    out = [f"skipped {len(skipped)} invalid line{'s' if len(skipped) != 1 else ''} ({what}):"]
+    out += [f"  {e}" for e in skipped[:limit]]
+    if len(skipped) > limit:
+        out.append(f"  ... and {len(skipped) - limit} more")
+    return out
 
 
 # Characters that json.dumps(ensure_ascii=False) writes raw but that some readers take for line breaks

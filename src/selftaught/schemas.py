@@ -53,7 +53,9 @@ class Instruction(Record):
 class Pair(Record):
     """A benchmark pair (gold label) or a user's pair: `chosen` is the better response when labelled.
 
-    For unlabelled user pairs, `chosen`/`rejected` only mean "first" and "second".
+    For unlabelled user pairs, `chosen`/`rejected` only mean "first" and "second". A response may be empty
+    (public benchmarks hold such pairs: an empty answer is a bad answer, judged like any other); the id and
+    the instruction may not.
     """
     id: str
     instruction: str
@@ -66,7 +68,8 @@ class Pair(Record):
     @classmethod
     def from_dict(cls, d, path="<memory>", line=None):
         t = lambda n, **kw: _take(d, n, str, path, line, **kw)  # noqa: E731
-        return cls(id=t("id"), instruction=t("instruction"), chosen=t("chosen"), rejected=t("rejected"),
+        return cls(id=t("id"), instruction=t("instruction"), chosen=t("chosen", nonempty=False),
+                   rejected=t("rejected", nonempty=False),
                    source=t("source", required=False), subset=t("subset", required=False),
                    benchmark=t("benchmark", required=False))
 
