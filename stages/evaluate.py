@@ -80,4 +80,5 @@ def main(params, args):
 
 if __name__ == "__main__":
     run_stage(main, "benchmarks", "validation", "sections", "model", "out", "metrics", "report", "val-out",
-              "val-metrics", "val-report", iteration=True)
+              "val-metrics", "val-report", iteration=True,
+              outputs=("out", "metrics", "report", "val-out", "val-metrics", "val-report"), models=("model",))

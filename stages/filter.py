@@ -28,4 +28,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "pairs", "judgments", "out", "preferences", "metrics", iteration=True)
+    run_stage(main, "pairs", "judgments", "out", "preferences", "metrics", iteration=True,
+              outputs=("out", "preferences", "metrics"))

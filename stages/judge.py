@@ -51,4 +51,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "pairs", "model", "out", "metrics", iteration=True)
+    run_stage(main, "pairs", "model", "out", "metrics", iteration=True, outputs=("out", "metrics"),
+              models=("model",))

@@ -11,4 +11,4 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "out")
+    run_stage(main, "out", outputs=("out",), dirs=("out",))

@@ -18,4 +18,4 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "metrics", "out", "headline")
+    run_stage(main, "metrics", "out", "headline", outputs=("out", "headline"), dirs=("out",))

@@ -33,4 +33,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "shard", "model", "generator", "out", "metrics", iteration=True)
+    run_stage(main, "shard", "model", "generator", "out", "metrics", iteration=True, outputs=("out", "metrics"),
+              models=("model",))

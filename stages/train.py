@@ -23,7 +23,7 @@ def main(params, args):
     if not is_main_process():      # trains and joins the collectives; writes nothing
         train(records, init, None, p, params.generation.threads)
         return
-    with atomic_path(args.out) as tmp:
+    with atomic_path(args.out, directory=True) as tmp:
         stats = train(records, init, tmp, p, params.generation.threads)
     curve = stats.pop("loss_curve")
     write_json(args.metrics, stats)
@@ -35,4 +35,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "data", "preferences", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True)
+    run_stage(main, "data", "preferences", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True,
+              outputs=("out", "metrics", "loss"), dirs=("out",), models=("seed-model", "prev-model"))

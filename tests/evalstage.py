@@ -34,7 +34,7 @@ def pairs(name: str, n: int, subsets=("s1", "s2")):
              "rejected": "I like trains.", "subset": subsets[i % len(subsets)]} for i in range(n)]
 
 
-DATA_OUT = {"shards": "work/data/shards", "benchmarks": "work/data/benchmarks.jsonl",
+DATA_OUT = {"categories": "work/data/categories.jsonl", "shards": "work/data/shards", "benchmarks": "work/data/benchmarks.jsonl",
             "validation": "work/data/validation.jsonl", "sections": "work/data/sections.json",
             "metrics": "metrics/data.json"}
 

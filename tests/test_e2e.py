@@ -1,7 +1,12 @@
 """The real DVC pipeline on a tiny random model: every stage, caching, partial reruns, experiments."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +112,40 @@ def test_default_generator_and_categories_do_no_model_work(repo):
     assert "categories" not in json.loads((repo / "metrics/data.json").read_text())
     assert not any(k.startswith("rewrite_") for k in json.loads((repo / "metrics/synthesize_1.json").read_text()))
     assert not list((repo / "work").rglob("*.chunks"))
+
+
+def test_kill_9_mid_stage_then_repro_recovers(built_repo, tmp_path):
+    """A setting changes, `dvc repro` starts and is killed -9 (the whole process group) while train@1 trains:
+    the temp folder beside models/iter_1 is left behind. The next `dvc repro` must finish the job, `dvc status`
+    be clean and no leftover of the killed run remain (train@1's next write of models/iter_1 removes it).
+
+    The setting is train.lora_r, which full training does not read: train@1 and train@2 rerun (their params
+    changed, so DVC's run cache has no copy to restore) and write the same bytes, so nothing else reruns."""
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["train"]["method"] == "full"
+    params["train"]["lora_r"] += 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+           "DVC_NO_ANALYTICS": "1"}
+    p = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while p.poll() is None and time.monotonic() < deadline and not list((repo / "models").glob(".iter_1.*")):
+            time.sleep(0.1)
+        time.sleep(1.0)                                    # a moment into training
+        assert p.poll() is None, "train@1 ended before it could be killed"
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    assert list((repo / "models").glob(".iter_1.*.partial")), "the killed run left no temp folder to clean"
+    out = run(["dvc", "repro"], repo).stdout
+    assert {"train@1", "train@2"} <= ran(out), out
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    leftovers = [str(f.relative_to(repo)) for f in repo.rglob("*")
+                 if f.name.endswith(".partial") or f.name.startswith(".iter_")]
+    assert leftovers == []
+    untracked = [ln for ln in run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout.splitlines()
+                 if ln.startswith("??")]
+    assert untracked == []

@@ -56,7 +56,8 @@ def test_write_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["o.jsonl"]
 
 
-DATA_ARGS = ["--shards", "work/data/shards", "--benchmarks", "work/data/benchmarks.jsonl", "--validation",
+DATA_ARGS = ["--categories", "work/data/categories.jsonl", "--shards", "work/data/shards", "--benchmarks",
+             "work/data/benchmarks.jsonl", "--validation",
              "work/data/validation.jsonl", "--sections", "work/data/sections.json", "--metrics", "metrics/data.json"]
 
 

@@ -105,9 +105,9 @@ def test_warmup_is_set_once():
     ({"accelerate_config": "configs/accelerate_fsdp.yaml"}, "train.accelerate_config", "asks for FSDP"),
     ({"accelerate_config": "configs/nope.yaml"}, "train.accelerate_config", "no such file"),
 ])
-def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, train, key, message):
+def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, tiny_model, train, key, message):
     p = stage("train", "--data", tmp_path / "none.jsonl", "--preferences", tmp_path / "none.jsonl",
-              "--seed-model", tmp_path, "--prev-model", tmp_path, "--out", tmp_path / "out",
+              "--seed-model", tiny_model, "--prev-model", tiny_model, "--out", tmp_path / "out",
               "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv", params=tiny_params(tmp_path, **train))
     assert p.returncode == 2, p.stderr[-3000:]
     err = p.stderr.replace("\n", " ")

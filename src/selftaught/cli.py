@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from .config import MODES
 from .errors import InputError, ParamError
@@ -18,10 +19,11 @@ def cmd_judge(args) -> int:
     from . import config
     from .backends import Sampling, make_judging_backends
     from .evaluation import HEADLINE, evaluate_all, summarise
-    from .io import read_jsonl, write_json, write_jsonl
+    from .io import read_jsonl, report_skipped, write_json, write_jsonl
     from .judging import judge_pairs
     from .prompts import judge_prompt
     from .report import print_eval
+    from .safety import check_model_dir, check_paths
     from .schemas import Pair
 
     params = config.load(args.params)
@@ -29,7 +31,13 @@ def cmd_judge(args) -> int:
     if args.backend:
         g = g.model_copy(update={"backend": args.backend})
     mode = args.mode or e.modes[0]
-    pairs = read_jsonl(args.pairs, Pair)
+    check_paths({"--pairs": args.pairs, "--model": args.model, "--params": args.params},
+                {"--out": args.out, "--metrics": args.metrics})
+    skipped = [] if args.skip_invalid else None
+    pairs = read_jsonl(args.pairs, Pair, skipped)
+    for line in report_skipped(skipped, "--skip-invalid"):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    check_model_dir(args.model, "--model")
     pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
     backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.seed.trust_remote_code)
@@ -51,12 +59,13 @@ def cmd_judge(args) -> int:
         if args.metrics:
             write_json(args.metrics, {"mode": mode, **{k: m[k] for k in HEADLINE}, "a_share": m["a_share"],
                                       "subsets": {s: v["accuracy"] for b in m["benchmarks"].values()
-                                                  for s, v in b["subsets"].items()}})
+                                                  for s, v in b["subsets"].items()},
+                                      "skipped_invalid": len(skipped or ())})
     else:
         s = summarise(js, by_id, labelled=False)
         console.print(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; position consistency {s['position_consistency']:.3f}")
         if args.metrics:
-            write_json(args.metrics, {"mode": mode, **s})
+            write_json(args.metrics, {"mode": mode, **s, "skipped_invalid": len(skipped or ())})
     return 0
 
 
@@ -112,6 +121,8 @@ def main(argv=None) -> int:
     j.add_argument("--backend", choices=["transformers", "vllm"])
     j.add_argument("--temperature", type=float)
     j.add_argument("--max-new-tokens", type=int)
+    j.add_argument("--skip-invalid", action="store_true",
+                   help="leave out invalid lines of --pairs (listed, and counted in --metrics) instead of stopping")
     j.add_argument("--params", default="params.yaml")
     j.set_defaults(func=cmd_judge)
     r = sub.add_parser("report", help="table, markdown and plot data of every evaluated iteration")
@@ -139,7 +150,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (InputError, ParamError) as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
 
 

@@ -89,6 +89,8 @@ class Data(Section):
     keep_categories: list[str] = Field([], description="the categories the shards keep (a subset of categories); "
                                                        "empty = all, unparseable labels included")
     category_max_new_tokens: int = Field(8, gt=0, description="tokens of each category label")
+    skip_invalid: bool = Field(False, description="leave out invalid lines of the pools and benchmarks (counted "
+                                                  "in metrics/data.json) instead of stopping at the first")
     seed: int = seed_field(0)
 
     @field_validator("instructions", "benchmarks")
@@ -334,6 +336,8 @@ def _message(err: dict) -> str:
 
 def validate(raw, source=PARAMS) -> Params:
     """A `Params` from the parsed YAML, or a ParamError naming the first bad key."""
+    if raw is None:
+        raise ParamError("", "the params file is empty: expected a mapping of sections", source)
     if not isinstance(raw, dict):
         raise ParamError("", f"expected a mapping of sections, got {type(raw).__name__}", source)
     for name, field in Params.model_fields.items():   # every key explicit: DVC tracks params.yaml's keys

@@ -1,75 +1,211 @@
-"""JSONL reading with precise errors, and atomic writes (temp file + rename)."""
+"""JSONL reading with precise errors, and atomic writes (temp folder beside the output + rename)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
 from .errors import InputError
 
+try:
+    import fcntl
+except ImportError:          # not POSIX: stale temp folders are left for the user to remove
+    fcntl = None
 
-def read_jsonl(path, schema=None) -> list:
+
+def read_jsonl(path, schema=None, skipped: list | None = None) -> list:
     """Read a JSONL file; with `schema` (a dataclass with `from_dict`), validate every record.
 
     Errors name the file, the 1-based line and the field. Blank lines are an error too: a JSONL file
-    written by a tool has none, so one usually means a truncated or hand-edited file.
+    written by a tool has none, so one usually means a truncated or hand-edited file. Lines end at "\\n"
+    only (JSONL's separator): U+2028, U+2029 and U+0085 are ordinary characters inside a string.
+
+    With `skipped` (a list), an invalid line (bad JSON, not an object, a schema error, a repeated id) is
+    appended to it as an InputError, with the parsed object as `.record` when there is one, and left out;
+    a file with no valid line at all is still an error.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a JSONL file")
     if not path.exists():
         raise InputError(path, "file not found")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(path, f"cannot read the file ({e.strerror or e})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise InputError(path, f"not valid UTF-8 (byte {e.start})", line=line) from None
-    lines = text.splitlines()
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
     if not lines:
         raise InputError(path, "file is empty")
-    records, seen = [], {}
+    records, seen, bad = [], {}, []
     for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise InputError(path, "blank line", line=n)
+        obj = None
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(path, f"bad JSON: {e.msg} (column {e.colno})", line=n) from None
-        if not isinstance(obj, dict):
-            raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
-        if schema is not None:
-            obj = schema.from_dict(obj, path=path, line=n)
-            rid = obj.id
-            if rid in seen:
-                raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n, field="id")
-            seen[rid] = n
-        records.append(obj)
+            if not line.strip():
+                raise InputError(path, "blank line", line=n)
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(path, f"bad JSON: {e.msg} (column {e.colno})", line=n) from None
+            if not isinstance(obj, dict):
+                raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
+            rec = obj
+            if schema is not None:
+                rec = schema.from_dict(obj, path=path, line=n)
+                rid = rec.id
+                if rid in seen:
+                    raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n, field="id")
+                seen[rid] = n
+        except InputError as e:
+            if skipped is None:
+                raise
+            e.record = obj if isinstance(obj, dict) else None
+            bad.append(e)
+            continue
+        records.append(rec)
+    if skipped is not None:
+        if not records:
+            raise InputError(path, f"no valid line: all {len(bad)} are invalid (first: {bad[0]})")
+        skipped.extend(bad)
     return records
 
 
+def report_skipped(skipped, what: str, limit: int = 10) -> list:
+    """Lines for the log: how many invalid lines were skipped, and the first `limit` of them."""
+    if not skipped:
+        return []
+    out = [f"skipped {len(skipped)} invalid line{'s' if len(skipped) != 1 else ''} ({what}):"]
+    out += [f"  {e}" for e in skipped[:limit]]
+    if len(skipped) > limit:
+        out.append(f"  ... and {len(skipped) - limit} more")
+    return out
+
+
+# Characters that json.dumps(ensure_ascii=False) writes raw but that some readers take for line breaks
+# (str.splitlines, JavaScript), and lone surrogates (valid as JSON escapes, not encodable as UTF-8): escaped,
+# so that any record read from valid JSON is written back as one line and reads back the same. Only these:
+# every other character stays as it is, so files without them are byte-identical to plain json.dumps.
+_ESCAPE = re.compile("[\u0085\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(s: str) -> str:
+    return _ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
+
+
 def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    return _escape(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+
+
+# Temp folders of atomic_path: `.<name>.<8 random characters>.partial` beside the output (the .partial suffix
+# is newer: the 8-character form without it is also ours). A writer holds a lock on its folder while it
+# lives; a folder nobody holds is the leftover of a killed run. One changed less than STALE_AFTER_S ago may
+# belong to a writer that has just made it and not locked it yet: it is left for the next time.
+_RANDOM = r"[a-z0-9_]{8}"
+STALE_AFTER_S = 1.0
+
+
+def _is_stale_temp(d: Path, name: str) -> bool:
+    if fcntl is None or d.is_symlink() or not d.is_dir():
+        return False
+    try:
+        if time.time() - d.stat().st_mtime < STALE_AFTER_S:
+            return False
+    except OSError:
+        return False
+    if not d.name.endswith(".partial"):           # the older form: only if it holds nothing but our files
+        if not {p.name for p in d.iterdir()} <= {name, ".trainer"}:
+            return False
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:                                # a live writer holds it
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(path) -> list:
+    """Remove the temp folders that killed writers of `path` left beside it (only atomic_path's own)."""
+    path = Path(path)
+    pattern = re.compile(re.escape(f".{path.name}.") + _RANDOM + r"(\.partial)?")
+    removed = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for d in siblings:
+        if pattern.fullmatch(d.name) and _is_stale_temp(d, path.name):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def check_target(path, directory=False, label=None) -> None:
+    """An output never replaces something of the other kind: a file output over a directory (that would
+    delete a whole folder) or a folder output over a file. `label` (a flag) prefixes the message."""
+    path, who = Path(path), f"{label} " if label else ""
+    if not directory and path.is_dir():
+        raise InputError(path, f"{who}is a directory: an output file never replaces a directory; give a file path")
+    if directory and path.exists() and not path.is_dir():
+        raise InputError(path, f"{who}exists and is not a directory: an output folder never replaces a file")
 
 
 @contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path`; on success rename it into place, on error remove it."""
+def atomic_path(path, directory=False):
+    """Yield a temporary path beside `path`; on success rename it into place, on error remove it.
+
+    `directory`: the output is a folder (an existing one is replaced whole); otherwise a file, and an
+    existing directory at `path` is an error. Temp folders left by killed writers of `path` are removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    check_target(path, directory)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(path, f"cannot create its folder ({e.strerror or e})") from None
+    remove_stale_temps(path)
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    except OSError as e:
+        raise InputError(path, f"cannot write beside it ({e.strerror or e})") from None
+    lock = None
+    try:
+        if fcntl is not None:
+            lock = os.open(tmpdir, os.O_RDONLY)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        tmp = tmpdir / path.name
         yield tmp
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-        os.replace(tmp, path)
+        check_target(path, directory)
+        old = None
+        if directory and path.is_dir() and not path.is_symlink():
+            old = tmpdir / f"{path.name}.replaced"         # out of the way, removed with the temp folder
+            os.rename(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.rename(old, path)
+            raise
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
 
 
 def write_jsonl(path, records: Iterable) -> int:
@@ -83,7 +219,8 @@ def write_jsonl(path, records: Iterable) -> int:
 
 def write_json(path, obj) -> None:
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        Path(tmp).write_text(_escape(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)) + "\n",
+                             encoding="utf-8")
 
 
 def write_text(path, text: str) -> None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 from .errors import InputError
+
+# A JSON escape can spell half a surrogate pair ("\\ud83d"), which is no character: tokenizers and UTF-8
+# writers fail on it far from the file that held it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _take(d: dict, name: str, kind, path, line, required=True, nonempty=True):
@@ -19,8 +24,13 @@ def _take(d: dict, name: str, kind, path, line, required=True, nonempty=True):
     if kind is int and isinstance(v, bool) or not isinstance(v, kind):
         want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise InputError(path, f"expected {want}, got {type(v).__name__}", line=line, field=name)
-    if nonempty and isinstance(v, str) and not v.strip():
-        raise InputError(path, "empty", line=line, field=name)
+    if isinstance(v, str):
+        if nonempty and not v.strip():
+            raise InputError(path, "empty", line=line, field=name)
+        bad = _SURROGATE.search(v)
+        if bad:
+            raise InputError(path, f"holds a lone surrogate (\\u{ord(bad.group()):04x}, not a character) at "
+                                   f"position {bad.start()}", line=line, field=name)
     return v
 
 
@@ -45,7 +55,9 @@ class Instruction(Record):
 class Pair(Record):
     """A benchmark pair (gold label) or a user's pair: `chosen` is the better response when labelled.
 
-    For unlabelled user pairs, `chosen`/`rejected` only mean "first" and "second".
+    For unlabelled user pairs, `chosen`/`rejected` only mean "first" and "second". A response may be empty
+    (public benchmarks hold such pairs: an empty answer is a bad answer, judged like any other); the id and
+    the instruction may not.
     """
     id: str
     instruction: str
@@ -58,7 +70,8 @@ class Pair(Record):
     @classmethod
     def from_dict(cls, d, path="<memory>", line=None):
         t = lambda n, **kw: _take(d, n, str, path, line, **kw)  # noqa: E731
-        return cls(id=t("id"), instruction=t("instruction"), chosen=t("chosen"), rejected=t("rejected"),
+        return cls(id=t("id"), instruction=t("instruction"), chosen=t("chosen", nonempty=False),
+                   rejected=t("rejected", nonempty=False),
                    source=t("source", required=False), subset=t("subset", required=False),
                    benchmark=t("benchmark", required=False))
 

@@ -72,7 +72,7 @@ def copy_hf_dir(src, out_dir: Path) -> None:
 
 
 def build_seed(p: SeedModel | GeneratorModel, out_dir) -> None:
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, directory=True) as tmp:
         if p.source == "hf_dir":
             copy_hf_dir(p.path, tmp)
         else:
