@@ -80,7 +80,7 @@ def bench(size: str, method: str, base: Path) -> dict:
     repo.mkdir()
     make_repo(repo, seed, overrides)
     cache = repo / ".dvc" / "cache"
-    steps = [("0: seed, data, evaluate_seed", ["seed", "data", "evaluate_seed"], None)]
+    steps = [("0: seed, data, evaluate_seed", ["seed", "data", "evaluate_seed@0"], None)]
     steps += [(f"{k}: synthesize…evaluate@{k}", [f"evaluate@{k}"], k) for k in (1, 2, 3)]
     growth = []
     for label, targets, k in steps:

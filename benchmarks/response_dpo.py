@@ -34,7 +34,7 @@ from selftaught.schemas import Pair, SyntheticPair  # noqa: E402
 def likelihood_accuracy(model_dir, bench, max_chars):
     """The evaluate stages' likelihood judging: their backend factory, generation params and likelihood_dtype."""
     params = config.load()
-    _, be = make_judging_backends(model_dir, params["generation"], ["likelihood"], params["evaluate"]["likelihood_dtype"])
+    _, be = make_judging_backends(model_dir, params.generation, ["likelihood"], params.evaluate.likelihood_dtype)
     m = evaluate_all(judge_likelihood(be, bench, max_chars, desc=f"likelihood {Path(model_dir).name}"), bench)
     return {"mean": m["accuracy"], **{b: v["accuracy"] for b, v in m["benchmarks"].items()}}
 

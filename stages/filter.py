@@ -2,29 +2,23 @@
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from rich.table import Table
-
-from selftaught import paths
 from selftaught.filtering import rejection_sample, training_records
 from selftaught.io import read_jsonl, write_json, write_jsonl
-from selftaught.runner import console, run_stage
+from selftaught.report import print_stats
+from selftaught.runner import run_stage
 from selftaught.schemas import Judgment, SyntheticPair
 
 
-def main(params, k):
-    pairs = {p.id: p for p in read_jsonl(paths.pairs(k), SyntheticPair)}
-    judgments = [Judgment.from_dict(d, paths.judgments(k), n) for n, d in enumerate(read_jsonl(paths.judgments(k)), 1)]
-    kept, stats = rejection_sample(judgments, params["filter"]["seed"], params["filter"]["balance"])
-    records, counts = training_records(kept, pairs, params["generation"]["max_judged_chars"], params["filter"]["reasoning"])
+def main(params, args):
+    pairs = {p.id: p for p in read_jsonl(args.pairs, SyntheticPair)}
+    judgments = [Judgment.from_dict(d, args.judgments, n) for n, d in enumerate(read_jsonl(args.judgments), 1)]
+    kept, stats = rejection_sample(judgments, params.filter.seed, params.filter.balance)
+    records, counts = training_records(kept, pairs, params.generation.max_judged_chars, params.filter.reasoning)
     stats.update(counts)
-    write_jsonl(paths.train_set(k), records)
-    write_json(paths.filter_metrics(k), stats)
-    table = Table(title=f"filter, iteration {k}")
-    for key in stats:
-        table.add_column(key.replace("_", " "))
-    table.add_row(*(str(v) for v in stats.values()))
-    console.print(table)
+    write_jsonl(args.out, records)
+    write_json(args.metrics, stats)
+    print_stats(f"filter, iteration {args.iteration}", stats)
 
 
 if __name__ == "__main__":
-    run_stage(main, iteration=True)
+    run_stage(main, "pairs", "judgments", "out", "metrics", iteration=True)

@@ -2,11 +2,10 @@
 
 With judge.adaptive, judgments are drawn in rounds of judge.round_samples per (pair, order) and an item
 stops at its first correct judgment (at most judge.samples); otherwise judge.samples are drawn for every
-item. metrics/judge_<k>.json records samples drawn, rounds and tokens generated."""
+item. The metrics record samples drawn, rounds and tokens generated."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from selftaught import paths
 from selftaught.backends import Sampling, make_backend
 from selftaught.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_adaptive, judge_pairs
@@ -14,32 +13,31 @@ from selftaught.runner import console, run_stage
 from selftaught.schemas import SyntheticPair
 
 
-def main(params, k):
-    p, g = params["judge"], params["generation"]
-    pairs = read_jsonl(paths.pairs(k), SyntheticPair)
-    backend = make_backend(paths.model_dir(params["iterations"][k]["prev"]), g, params["seed"]["trust_remote_code"],
-                           max_new_tokens=p["max_new_tokens"])
-    sampling = Sampling(p["max_new_tokens"], p["temperature"], p["top_p"])
-    if p["adaptive"]:
-        judgments, stats = judge_adaptive(backend, pairs, p["mode"], p["samples"], p["round_samples"], sampling,
-                                          p["seed"], p["calibrate"], g["max_judged_chars"], desc=f"judge iter {k}")
+def main(params, args):
+    p, g, k = params.judge, params.generation, args.iteration
+    pairs = read_jsonl(args.pairs, SyntheticPair)
+    backend = make_backend(args.model, g, params.seed.trust_remote_code, max_new_tokens=p.max_new_tokens)
+    sampling = Sampling(p.max_new_tokens, p.temperature, p.top_p)
+    if p.adaptive:
+        judgments, stats = judge_adaptive(backend, pairs, p.mode, p.samples, p.round_samples, sampling,
+                                          p.seed, p.calibrate, g.max_judged_chars, desc=f"judge iter {k}")
     else:
-        judgments = judge_pairs(backend, pairs, [p["mode"]], p["samples"], sampling, p["seed"], p["calibrate"],
-                                g["max_judged_chars"], desc=f"judge iter {k}")[p["mode"]]
+        judgments = judge_pairs(backend, pairs, [p.mode], p.samples, sampling, p.seed, p.calibrate,
+                                g.max_judged_chars, desc=f"judge iter {k}")[p.mode]
         items = len({(j.pair_id, j.order) for j in judgments})
-        stats = {"items": items, "max_samples": p["samples"], "round_samples": p["samples"], "rounds": 1,
-                 "samples_drawn": len(judgments), "samples_fixed_n": items * p["samples"],
+        stats = {"items": items, "max_samples": p.samples, "round_samples": p.samples, "rounds": 1,
+                 "samples_drawn": len(judgments), "samples_fixed_n": items * p.samples,
                  "items_with_correct": len({(j.pair_id, j.order) for j in judgments if j.correct})}
     usage = backend.usage.snapshot()
-    stats = {"adaptive": p["adaptive"], "mode": p["mode"], **stats,
+    stats = {"adaptive": p.adaptive, "mode": p.mode, **stats,
              "correct_judgments": sum(bool(j.correct) for j in judgments),
              "generated_tokens": usage["generated_tokens"], "prefill_tokens": usage["prefill_tokens"],
              "generated_tokens_per_item_with_correct":
                  round(usage["generated_tokens"] / stats["items_with_correct"], 2) if stats["items_with_correct"] else None}
-    write_jsonl(paths.judgments(k), judgments)
-    write_json(paths.judge_metrics(k), stats)
+    write_jsonl(args.out, judgments)
+    write_json(args.metrics, stats)
     console.print({key: v for key, v in stats.items() if key != "per_round"})
 
 
 if __name__ == "__main__":
-    run_stage(main, iteration=True)
+    run_stage(main, "pairs", "model", "out", "metrics", iteration=True)

@@ -13,11 +13,12 @@ import torch
 from selftaught import backends
 from selftaught.backends import (GenerationBackend, Request, Sampling, TransformersBackend, VLLMBackend, make_backend,
                                  request_seed, sample_next, vllm_engine_kwargs, vllm_sampling_kwargs)
+from selftaught.config import Generation
 from selftaught.errors import InputError
 from selftaught.prompts import VERDICT_PREFIX, judge_messages
 
-GEN = {"backend": "vllm", "device": "cuda", "dtype": "bfloat16", "batch_size": 16, "max_prompt_tokens": 512,
-       "max_judged_chars": 800, "threads": 0, "tensor_parallel_size": 4, "gpu_memory_utilization": 0.7}
+GEN = Generation(backend="vllm", device="cuda", dtype="bfloat16", batch_size=16, max_prompt_tokens=512,
+                 max_judged_chars=800, threads=0, tensor_parallel_size=4, gpu_memory_utilization=0.7)
 
 
 # ---------------------------------------------------------------- vLLM, faked
@@ -130,7 +131,7 @@ def test_vllm_generate_maps_every_request(fake_vllm, tiny_model):
     assert fake_vllm.calls["SamplingParams"] == [dict(n=1, seed=r.seed, temperature=0.7, top_p=0.9, max_tokens=24) for r in reqs]
     (call,) = fake_vllm.calls["generate"]
     assert call["lora_request"] is None and len(call["params"]) == 3
-    want = backends.encode_request(be.tok, reqs[0], GEN["max_prompt_tokens"])[0]
+    want = backends.encode_request(be.tok, reqs[0], GEN.max_prompt_tokens)[0]
     assert call["prompts"][0] == {"prompt_token_ids": list(want)}            # same tokens as the transformers backend
     assert be.usage.generated_tokens == 1 + 2 + 3 and be.usage.requests == 3
 
@@ -141,7 +142,7 @@ def test_vllm_continuation_logprobs_sum_the_prompt_logprobs_of_the_continuation(
     got = be.continuation_logprobs(reqs, ["an answer here", ""])
     (call,) = fake_vllm.calls["generate"]
     assert call["params"].kw == dict(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-    prompt = list(backends.encode_request(be.tok, reqs[0], GEN["max_prompt_tokens"])[0])
+    prompt = list(backends.encode_request(be.tok, reqs[0], GEN.max_prompt_tokens)[0])
     cont = be.tok("an answer here", add_special_tokens=False).input_ids
     assert call["prompts"][0] == {"prompt_token_ids": prompt + cont}
     n = len(prompt) + len(cont)

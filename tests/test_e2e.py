@@ -34,7 +34,7 @@ def test_every_stage_ran_and_outputs_are_cached(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     stages = set(lock["stages"])
     assert stages == ran(FIRST_RUN["out"])
-    assert {"seed", "data", "synthesize@1", "judge@2", "filter@2", "train@2", "evaluate_seed", "evaluate@2", "summary"} <= stages
+    assert {"seed", "data", "synthesize@1", "judge@2", "filter@2", "train@2", "evaluate_seed@0", "evaluate@2", "summary"} <= stages
     for name, st in lock["stages"].items():
         for out in st.get("outs", []):
             if out["path"].startswith(("metrics/", "reports/")):
@@ -43,9 +43,28 @@ def test_every_stage_ran_and_outputs_are_cached(repo):
             assert cache_has(repo, out["md5"]), (name, out["path"])
     for k in (0, 1, 2):
         m = json.loads((repo / f"metrics/iter_{k}.json").read_text())
-        assert {"accuracy", "parse_rate", "position_consistency"} <= set(m)
-        assert set(m["benchmarks"] if "benchmarks" in m else m["modes"]["free"]["benchmarks"]) == {"evalbiasbench", "hhh_alignment", "llmbar"}
+        assert set(m) == {"iteration", "free", "constrained", "likelihood"}
+        for mode in ("free", "constrained", "likelihood"):
+            assert set(m[mode]) == {"accuracy", "accuracy_stderr", "parse_rate", "position_consistency",
+                                    "evalbiasbench", "hhh_alignment", "llmbar"}
+        detail = json.loads((repo / f"reports/eval_{k}.json").read_text())
+        assert detail["modes"]["free"]["benchmarks"]["llmbar"]["subsets"]
     assert run(["dvc", "status"], repo).stdout.strip() in ("", "Data and pipelines are up to date.")
+
+
+def leaves(x) -> int:
+    return sum(map(leaves, x.values())) if isinstance(x, dict) else sum(map(leaves, x)) if isinstance(x, list) else 1
+
+
+def test_metrics_are_a_small_headline_and_plots_draw_every_mode(repo):
+    for k in (0, 1, 2):
+        assert leaves(json.loads((repo / f"metrics/iter_{k}.json").read_text())) <= 40
+    head = json.loads((repo / "reports/headline.json").read_text())
+    assert head["final"]["iteration"] == 2 and set(head["baseline"]) == {"free", "constrained", "likelihood"}
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
+    for name in ("accuracy", "parse_rate", "position_consistency"):
+        fields = {row["field"] for row in plots[name][0]["content"]["data"]["values"]}
+        assert fields == {"free", "constrained", "likelihood"}, (name, fields)
 
 
 def test_second_repro_does_nothing(repo):

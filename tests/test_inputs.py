@@ -56,13 +56,16 @@ def test_write_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["o.jsonl"]
 
 
+DATA_ARGS = ["--shards", "work/data/shards", "--benchmarks", "work/data/benchmarks.jsonl", "--metrics", "metrics/data.json"]
+
+
 def params():
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def test_default_params_are_valid():
     p = config.validate(params())
-    assert sorted(p["iterations"]) == [1, 2]
+    assert list(p.iterations) == [1, 2]
 
 
 @pytest.mark.parametrize("edit, key", [
@@ -88,7 +91,8 @@ def test_stage_rejects_bad_params_before_work(tmp_path):
     p = params()
     p["data"]["per_iteration"] = -3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py")], cwd=tmp_path, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py"), *DATA_ARGS], cwd=tmp_path,
+                       capture_output=True, text=True)
     assert r.returncode == 2 and "data.per_iteration" in r.stderr
     assert [f.name for f in tmp_path.iterdir()] == ["params.yaml"]
 
@@ -100,7 +104,8 @@ def test_data_stage_names_bad_file(tmp_path):
     p["data"]["instructions"] = [str(bad)]
     p["data"]["benchmarks"] = [str(ROOT / b) for b in p["data"]["benchmarks"]]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py")], cwd=tmp_path, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py"), *DATA_ARGS], cwd=tmp_path,
+                       capture_output=True, text=True)
     assert r.returncode == 2
     assert "pool.jsonl, line 2: field 'instruction': missing" in " ".join(r.stderr.split())
     assert not (tmp_path / "work").exists()

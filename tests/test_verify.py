@@ -1,5 +1,5 @@
 """`selftaught verify`: a from-scratch rebuild of iteration 2 of the tiny pipeline, in a fresh clone with an
-empty cache, gives byte-identical outputs (the determinism check); a tampered dvc.lock is caught."""
+empty cache, gives byte-identical outputs (the determinism check); a tampered dvc.lock and a stale one are caught."""
 
 import re
 
@@ -44,17 +44,24 @@ def test_rebuild_of_iteration_2_is_byte_identical(repo, tmp_path):
     assert "MISMATCH" not in p.stdout
 
 
-def test_tampered_lock_fails_and_names_the_output(repo):
+def test_tampered_lock_and_stale_input_fail_and_are_named(repo):
+    """A wrong md5 in dvc.lock is an output MISMATCH; a code change committed without `dvc repro` (a comment:
+    the outputs stay the same) is an INPUT MISMATCH that `dvc status` finds before the rebuild."""
     lock_path = repo / "dvc.lock"
     lock = yaml.safe_load(lock_path.read_text())
     model = next(o for o in lock["stages"]["train@1"]["outs"] if o["path"] == "models/iter_1")
     real, model["md5"] = model["md5"], "0" * 32 + ".dir"
     lock_path.write_text(yaml.safe_dump(lock, sort_keys=False))
-    run("git commit -qam 'tamper with train@1 in dvc.lock'", repo)
+    with open(repo / "stages" / "filter.py", "a") as f:
+        f.write("# edited without dvc repro\n")
+    run("git commit -qam 'tamper with train@1 in dvc.lock, edit stages/filter.py'", repo)
     n = len(outs(lock, ANCESTRY_1))
     p = run(["selftaught", "verify", "--iteration", "1"], repo, check=False)
     assert p.returncode == 1, p.stdout + p.stderr[-3000:]
     assert f"MISMATCH train@1 models/iter_1: expected {'0' * 32}.dir, rebuilt {real}" in p.stdout, p.stdout
-    assert f"{n - 1}/{n} outputs identical" in p.stdout
+    assert f"{n - 1}/{n} outputs identical; 1 input(s) differ from dvc.lock" in p.stdout, p.stdout
+    assert [line for line in p.stdout.splitlines() if line.startswith("INPUT MISMATCH")] == [
+        "INPUT MISMATCH filter@1 stages/filter.py: modified since dvc.lock (stale dvc.lock: run `dvc repro` and "
+        "commit it)"], p.stdout
     v = verdicts(p.stdout)
     assert v.pop(("train@1", "models/iter_1")) == "MISMATCH" and set(v.values()) == {"match"}

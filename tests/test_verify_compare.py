@@ -1,10 +1,14 @@
-"""The comparison logic of `selftaught verify` on hand-written dvc.lock contents (fast, no DVC run)."""
+"""`selftaught verify` on hand-written dvc.lock and `dvc status` contents, and end to end on a toy DVC
+pipeline of shell commands with the real one's shape (fast: no model)."""
 
 import shutil
+import textwrap
 
-from conftest import ROOT, run
+import pytest
+
+from conftest import ROOT, copy_repo, run
 from selftaught.cli import main
-from selftaught.verify import compare_inputs, compare_outputs, target_stage
+from selftaught.verify import Ancestry, InputChange, ancestry, compare_outputs, stale_inputs, target_stage
 
 
 def lock(model_md5="m1.dir", metric_md5="t1", code_md5="c1", lr=0.0001):
@@ -23,7 +27,6 @@ def test_identical_locks_match_every_output():
     rows = compare_outputs(lock(), lock(), ["seed", "train@1"])
     assert [(r.stage, r.path, r.ok) for r in rows] == [
         ("seed", "models/iter_0", True), ("train@1", "metrics/train_1.json", True), ("train@1", "models/iter_1", True)]
-    assert compare_inputs(lock(), lock(), ["seed", "train@1"]) == []
 
 
 def test_a_changed_output_and_a_missing_one_are_mismatches():
@@ -39,13 +42,24 @@ def test_only_stages_of_the_ancestry_are_compared():
     assert all(r.ok for r in compare_outputs(lock(), rebuilt, ["seed", "train@1"]))
 
 
-def test_inputs_that_no_stage_produces_reveal_a_stale_lock():
-    # an upstream output used as a dep (models/iter_0) is compared as an output, not again as an input
-    rebuilt = lock(code_md5="c2", lr=0.001)
-    rebuilt["stages"]["train@1"]["deps"][0]["md5"] = "different.dir"
-    rows = compare_inputs(lock(), rebuilt, ["seed", "train@1"])
-    assert {(r.path, r.expected, r.rebuilt) for r in rows} == {
-        ("src/t.py", "c1", "c2"), ("params.yaml:train", repr({"learning_rate": 0.0001}), repr({"learning_rate": 0.001}))}
+def test_stale_inputs_from_dvc_status():
+    """`dvc status --json --with-deps` in a fresh clone with an empty cache: outputs are missing everywhere and
+    deps produced upstream are deleted; only changed code, params and commands are a stale dvc.lock."""
+    status = {
+        "seed": [{"changed outs": {"models/iter_0": "not in cache"}}],
+        "downloads/seed.whl.dvc": [{"changed outs": {"downloads/seed.whl": "not in cache"}}],
+        "train@1": [{"changed deps": {"models/iter_0": "deleted", "work/iter_1/train.jsonl": "deleted",
+                                      "src/t.py": "modified", "params.yaml": {"train.learning_rate": "modified"}}},
+                    {"changed outs": {"models/iter_1": "not in cache", "metrics/train_1.json": "deleted"}},
+                    "changed command"],
+        "evaluate@1": [{"changed deps": {"src/e.py": "modified"}}],
+    }
+    produced = ["models/iter_0", "work/iter_1", "models/iter_1", "metrics/train_1.json"]
+    assert stale_inputs(status, ["seed", "train@1"], produced) == [
+        InputChange("train@1", "src/t.py", "modified"),
+        InputChange("train@1", "params.yaml:train.learning_rate", "modified"),
+        InputChange("train@1", "cmd", "changed")]
+    assert stale_inputs({"seed": status["seed"]}, ["seed", "train@1"], produced) == []
 
 
 def test_target_stage():
@@ -64,10 +78,73 @@ def test_not_a_git_repository_exits_2(tmp_path):
     assert main(["verify", "--iteration", "1", "--repo", str(tmp_path)]) == 2
 
 
-def test_ancestry_leaves_out_dvc_files(monkeypatch):
-    """A `dvc add`ed input (the seed wheel's .dvc file) is a node of `dvc dag` but has no dvc.lock entry."""
-    from selftaught import verify
+TOY = {
+    "params.yaml": """\
+        iterations: {"1": {}, "2": {}}
+        seed: {path: downloads/seed.bin}
+        train: {lr: 1}
+        """,
+    "code.py": "# the stages' code: a comment, the outputs do not depend on it\n",
+    "dvc.yaml": """\
+        stages:
+          seed:
+            cmd: mkdir -p models/iter_0 && cp ${seed.path} models/iter_0/w
+            deps: [code.py, "${seed.path}"]
+            params: [seed]
+            outs: [models/iter_0]
+          train:
+            foreach: ${iterations}
+            do:
+              cmd: mkdir -p models/iter_${key} metrics && cp models/iter_0/w models/iter_${key}/w && echo 1 > metrics/train_${key}.json
+              deps: [code.py, models/iter_0]
+              params: [train]
+              outs: ["models/iter_${key}"]
+              metrics:
+                - metrics/train_${key}.json: {cache: false}
+        """,
+}
 
-    dot = 'strict digraph  {\n"downloads/seed.whl.dvc";\n"seed";\n"train@1";\n"downloads/seed.whl.dvc" -> "seed";\n}\n'
-    monkeypatch.setattr(verify, "_run", lambda *a, **k: dot)
-    assert verify.ancestry(ROOT, "train@1") == ["seed", "train@1"]
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """Committed after `dvc repro`; the seed is `dvc add`ed and gitignored, as the real seed wheel."""
+    repo = tmp_path_factory.mktemp("toy") / "repo"
+    (repo / "downloads").mkdir(parents=True)
+    for name, text in TOY.items():
+        (repo / name).write_text(textwrap.dedent(text))
+    (repo / "downloads" / "seed.bin").write_text("weights\n")
+    run("git init -q && dvc init -q && dvc add -q downloads/seed.bin && dvc repro -q && git add -A "
+        "&& git commit -qm toy", repo)
+    return repo
+
+
+def test_ancestry_comes_from_dvc(toy):
+    """DVC's graph: the target's stages in dvc.yaml order, without the seed's .dvc file (no dvc.lock entry)
+    or the other iteration; the seed file is an input, models/iter_0 is not."""
+    assert ancestry(toy, "train@1") == Ancestry(["seed", "train@1"],
+                                                ["models/iter_0", "models/iter_1", "metrics/train_1.json"],
+                                                ["code.py", "downloads/seed.bin"])
+
+
+def test_toy_rebuild_is_identical(toy, capsys):
+    assert main(["verify", "--iteration", "1", "--repo", str(toy)]) == 0
+    out = capsys.readouterr().out
+    assert "3/3 outputs identical" in out and "MISMATCH" not in out, out
+
+
+def test_stale_lock_is_an_input_mismatch(toy, tmp_path, capsys):
+    """Code, a param and a command changed and committed without `dvc repro`: the outputs are identical, the
+    committed dvc.lock is not theirs."""
+    repo = copy_repo(toy, tmp_path / "repo")
+    (repo / "code.py").write_text("# edited\n")
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("lr: 1", "lr: 2"))
+    (repo / "dvc.yaml").write_text((repo / "dvc.yaml").read_text().replace("cmd: mkdir -p models/iter_${key}",
+                                                                            "cmd: mkdir -p  models/iter_${key}"))
+    run("git commit -qam 'no dvc repro'", repo)
+    assert main(["verify", "--iteration", "1", "--repo", str(repo)]) == 1
+    out = capsys.readouterr().out
+    assert "3/3 outputs identical; 4 input(s) differ from dvc.lock" in out, out
+    mismatches = sorted(line.split(":")[0] for line in out.splitlines() if "MISMATCH" in line)
+    assert mismatches == ["INPUT MISMATCH seed code.py", "INPUT MISMATCH train@1 cmd",
+                          "INPUT MISMATCH train@1 code.py", "INPUT MISMATCH train@1 params.yaml"], out
+    assert "INPUT MISMATCH train@1 params.yaml:train: modified since dvc.lock" in out

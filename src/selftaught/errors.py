@@ -1,4 +1,4 @@
-"""One error type for bad input: it names the file, the line and the field."""
+"""Errors for bad input: they name the file, the line and the field (or the params key)."""
 
 
 class InputError(Exception):
@@ -10,8 +10,10 @@ class InputError(Exception):
 
 
 class ParamError(Exception):
-    """An out-of-range or unknown value in params.yaml, naming the key."""
+    """A bad value in the params file, naming the key (`judge.samples`) or the file itself (key "")."""
 
-    def __init__(self, key, message):
-        self.key = key
-        super().__init__(f"params.yaml: {key}: {message}")
+    def __init__(self, key, message, source="params.yaml"):
+        self.key, self.message, self.source = key, message, str(source)
+
+    def __str__(self):
+        return f"{self.source}: {self.key + ': ' if self.key else ''}{self.message}"

@@ -58,3 +58,13 @@ def evaluate_all(judgments, pairs) -> dict:
            for k in ("accuracy", "parse_rate", "position_consistency", "a_share")}
     top["accuracy_stderr"] = round(math.sqrt(sum(m["accuracy_stderr"] ** 2 for m in benches.values())) / len(benches), 4)
     return {**top, "benchmarks": benches}
+
+
+HEADLINE = ("accuracy", "accuracy_stderr", "parse_rate", "position_consistency")
+
+
+def headline(by_mode: dict) -> dict:
+    """The few numbers DVC shows per verdict mode: mean accuracy, its standard error, parse rate, position
+    consistency and accuracy per benchmark (the per-subset detail stays in `evaluate_all`'s output)."""
+    return {mode: {**{k: m[k] for k in HEADLINE}, **{b: bm["accuracy"] for b, bm in m["benchmarks"].items()}}
+            for mode, m in by_mode.items()}

@@ -1,4 +1,5 @@
-"""Tables of evaluation metrics: rich on the terminal, pandas for CSV/markdown, `dvc plots` for curves."""
+"""Tables of evaluation metrics: rich on the terminal (at most 80 columns, one statistic per row), pandas
+for CSV/markdown, `dvc plots` for curves."""
 
 from __future__ import annotations
 
@@ -9,60 +10,94 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from . import paths
+from .errors import InputError
+from .evaluation import HEADLINE
 from .io import atomic_path, write_text
 
-METRICS = ("accuracy", "parse_rate", "position_consistency")
+PLOTTED = ("accuracy", "parse_rate", "position_consistency")
 
 
-def print_eval(metrics: dict, console: Console | None = None) -> None:
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def print_stats(title: str, stats: dict, console: Console | None = None) -> None:
+    """A flat dict as a two-column table (one statistic per row)."""
+    t = Table(title=title)
+    t.add_column("statistic")
+    t.add_column("value", justify="right")
+    for k, v in stats.items():
+        if not isinstance(v, (dict, list)):
+            t.add_row(k.replace("_", " "), _fmt(v))
+    (console or Console(stderr=True)).print(t)
+
+
+def print_eval(iteration, by_mode: dict, console: Console | None = None) -> None:
+    """Per mode: one row per benchmark, four statistics (fits 80 columns)."""
     console = console or Console(stderr=True)
-    for mode, m in metrics["modes"].items():
-        t = Table(title=f"iteration {metrics.get('iteration', '?')}, {mode} verdicts")
-        for c in ("benchmark", "pairs", "accuracy", "± se", "parse rate", "position consistency", "A share"):
-            t.add_column(c)
-        for b, bm in m["benchmarks"].items():
-            t.add_row(b, str(bm["pairs"]), f"{bm['accuracy']:.3f}", f"{bm['accuracy_stderr']:.3f}",
+    for mode, m in by_mode.items():
+        t = Table(title=f"iteration {iteration}, {mode} verdicts")
+        for c in ("benchmark", "pairs", "accuracy ± se", "parsed", "consistent", "A share"):
+            t.add_column(c, justify="left" if c == "benchmark" else "right")
+        for b, bm in {**m["benchmarks"], "mean": m}.items():
+            t.add_row(b, str(bm.get("pairs", "")), f"{bm['accuracy']:.3f} ± {bm['accuracy_stderr']:.3f}",
                       f"{bm['parse_rate']:.3f}", f"{bm['position_consistency']:.3f}", f"{bm['a_share']:.3f}")
-        t.add_row("[bold]mean", "", f"{m['accuracy']:.3f}", f"{m['accuracy_stderr']:.3f}", f"{m['parse_rate']:.3f}",
-                  f"{m['position_consistency']:.3f}", f"{m['a_share']:.3f}")
         console.print(t)
 
 
 def long_table(metric_files) -> pd.DataFrame:
+    """One row per (iteration, mode, statistic) from metrics/iter_<k>.json headline files."""
     rows = []
     for f in metric_files:
-        m = json.loads(Path(f).read_text())
-        for mode, mm in m["modes"].items():
-            for b, bm in {**mm["benchmarks"], "mean": mm}.items():
-                rows.append({"iteration": m["iteration"], "mode": mode, "benchmark": b,
-                             **{k: bm[k] for k in METRICS}, "stderr": bm["accuracy_stderr"]})
-    return pd.DataFrame(rows).sort_values(["mode", "benchmark", "iteration"], kind="stable").reset_index(drop=True)
+        try:
+            m = json.loads(Path(f).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InputError(f, f"cannot read evaluation metrics ({e})") from None
+        for mode, stats in m.items():
+            if isinstance(stats, dict):
+                rows += [{"iteration": m["iteration"], "mode": mode, "statistic": s, "value": v}
+                         for s, v in stats.items()]
+    return pd.DataFrame(rows, columns=["iteration", "mode", "statistic", "value"])
 
 
-def write_report(metric_files, out_dir=paths.REPORTS, primary="free") -> pd.DataFrame:
+def write_report(metric_files, out_dir="reports") -> pd.DataFrame:
+    """summary.md/.csv (every statistic, iterations as columns) and one CSV per plotted statistic
+    (iterations as rows, one column per verdict mode: one line per mode in `dvc plots show`)."""
     df = long_table(metric_files)
     out_dir = Path(out_dir)
-    prim = df[df["mode"] == primary] if (df["mode"] == primary).any() else df
-    for metric in METRICS:      # wide CSVs: one line per benchmark in `dvc plots show`
-        wide = prim.pivot(index="iteration", columns="benchmark", values=metric).reset_index()
-        with atomic_path(out_dir / f"{metric}.csv") as tmp:
-            wide.to_csv(tmp, index=False, float_format="%.4f")
-    md = ["# Judge accuracy per iteration", "",
-          "Accuracy counts both orders of every pair, an unparseable verdict as half right; stderr is over pairs.", ""]
-    for mode, sub in df.groupby("mode", sort=True):
-        md += [f"## {mode} verdicts", "", sub.drop(columns="mode").to_markdown(index=False, floatfmt=".3f"), ""]
+    wide = df.pivot_table(index=["mode", "statistic"], columns="iteration", values="value", sort=False).reset_index()
+    order = {s: i for i, s in enumerate(HEADLINE)}
+    wide = wide.sort_values(["mode", "statistic"], key=lambda c: c.map(order).fillna(len(order)) if c.name ==
+                            "statistic" else c, kind="stable").reset_index(drop=True)
+    wide.columns = [f"iter {c}" if isinstance(c, int) else c for c in wide.columns]
+    for stat in PLOTTED:
+        plot = df[df["statistic"] == stat].pivot(index="iteration", columns="mode", values="value").reset_index()
+        with atomic_path(out_dir / f"{stat}.csv") as tmp:
+            plot.to_csv(tmp, index=False, float_format="%.4f")
+    md = ["# Judge per iteration", "",
+          "Accuracy counts both orders of every pair, an unparseable verdict as half right; the standard error is "
+          "over pairs. Per-subset figures: reports/eval_<k>.json.", "",
+          wide.to_markdown(index=False, floatfmt=".3f"), ""]
     write_text(out_dir / "summary.md", "\n".join(md))
     with atomic_path(out_dir / "summary.csv") as tmp:
-        df.to_csv(tmp, index=False, float_format="%.4f")
-    return df
+        wide.to_csv(tmp, index=False, float_format="%.4f")
+    return wide
 
 
-def print_table(df: pd.DataFrame, console: Console | None = None) -> None:
+def headline(wide: pd.DataFrame) -> dict:
+    """The numbers `dvc exp show` leads with: accuracy per verdict mode of the seed (`baseline`) and of the
+    last iteration (`final`)."""
+    iters = sorted(int(c.split()[1]) for c in wide.columns if str(c).startswith("iter "))
+    acc = wide[wide["statistic"] == "accuracy"].set_index("mode")
+    pick = lambda k: {m: float(acc.loc[m, f"iter {k}"]) for m in acc.index}    # noqa: E731
+    return {"final": {"iteration": iters[-1], **pick(iters[-1])}, "baseline": pick(iters[0])}
+
+
+def print_table(wide: pd.DataFrame, console: Console | None = None) -> None:
     console = console or Console()
     t = Table(title="judge per iteration")
-    for c in df.columns:
-        t.add_column(str(c))
-    for row in df.itertuples(index=False):
-        t.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    for c in wide.columns:
+        t.add_column(str(c), justify="left" if c in ("mode", "statistic") else "right")
+    for row in wide.itertuples(index=False):
+        t.add_row(*(_fmt(v) for v in row))
     console.print(t)

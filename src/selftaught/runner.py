@@ -1,9 +1,11 @@
-"""What every stage shares: argument parsing, params loading and a clear exit on bad input."""
+"""What every stage shares: its paths from the command line (dvc.yaml's `cmd` is their one home), the params,
+and a clear exit on bad input."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -13,19 +15,21 @@ from .errors import InputError, ParamError
 console = Console(stderr=True)
 
 
-def run_stage(main, iteration=False):
-    """Call `main(params)` or `main(params, k)`; bad input or params exit 2 with one clear message."""
+def run_stage(main, *paths: str, iteration=False):
+    """Parse `--<path> P` for each name in `paths` (and `--iteration K`), load params.yaml and call
+    `main(params, args)`. Bad input or params exit 2 with one clear message."""
     ap = argparse.ArgumentParser()
+    ap.add_argument("--params", type=Path, default=config.PARAMS)
     if iteration:
-        ap.add_argument("--iteration", type=int, required=True)
+        ap.add_argument("--iteration", type=int, required=True, help="k (0: the seed, evaluated as the baseline)")
+    for name in paths:
+        ap.add_argument(f"--{name}", type=Path, required=True)
     args = ap.parse_args()
     try:
-        params = config.load()
-        if iteration:
-            if args.iteration:          # 0 is the seed, evaluated as the baseline
-                config.check_iteration(params, args.iteration)
-            return main(params, args.iteration)
-        return main(params)
+        params = config.load(args.params)
+        if iteration and args.iteration:
+            params.iteration(args.iteration)
+        return main(params, args)
     except (InputError, ParamError) as e:
-        console.print(f"[bold red]error:[/] {e}")
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)

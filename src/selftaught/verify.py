@@ -1,43 +1,34 @@
 """`selftaught verify --iteration K`: rebuild iteration K from scratch and check that every output is
 byte-identical to what the committed dvc.lock records.
 
-What it does, step by step:
+1. Takes the *commit* checked out in `--repo` (default: .), not the working tree (a warning names
+   uncommitted changes), and `git clone`s it into a new temporary directory (`$TMPDIR`; the real pipeline
+   needs a few GB) with a new, empty DVC cache (`dvc cache dir --local`): nothing comes from the user's
+   cache, a remote or the run-cache.
+2. The target is `train@K` (K = 0: `seed`); its ancestry (the dvc.yaml stages it depends on) comes from
+   DVC's own graph (`Repo.stage.collect(target, with_deps=True)`). The inputs of those stages that git does
+   not hold and no stage produces (the gitignored seed wheel) are copied from `--repo`; absolute paths are
+   used in place.
+3. `dvc status --json --with-deps <target>` in the clone: a changed dependency, parameter or command means
+   the committed dvc.lock is stale (not produced from the committed inputs): an `INPUT MISMATCH` line each.
+   Outputs (missing from the empty workspace and cache) and dependencies that a stage produces are ignored.
+4. `dvc repro --force --no-run-cache <target>` runs every stage of the ancestry.
+5. `git diff --quiet -- dvc.lock` in the clone is the verdict: an unchanged dvc.lock means every output is
+   identical. The table compares each output's hash (cached or `cache: false`) in the rebuilt and the
+   committed dvc.lock (`dvc diff` leaves out `cache: false` outputs); one `MISMATCH ...` line per
+   difference, then `N/N outputs identical`.
 
-1. Takes the *commit* checked out in `--repo` (default: the current directory), not the working tree:
-   uncommitted changes are not verified (a warning says so).
-2. `git clone`s the repository into a new temporary directory (`$TMPDIR` decides where; the real
-   pipeline's checkpoints need a few GB) and checks out that commit.
-3. Points the clone at a new, empty DVC cache inside the temporary directory (`dvc cache dir --local`),
-   so nothing can be restored from the user's cache or from a remote, and the user's cache is not touched.
-4. Inputs that are not in git and not produced by a stage (the seed: `seed.path` in params.yaml, e.g. the
-   gitignored `downloads/*.whl`) are copied from the original repository when given as relative paths;
-   absolute paths are used where they are. Their hashes are then checked against dvc.lock like every input.
-5. Runs `dvc repro --force --no-run-cache <target>` in the clone, where the target is `train@K`
-   (K = 0: `seed`). `--force` runs every stage of the target's ancestry (`dvc dag <target>`: seed, data,
-   synthesize@1..K, judge@1..K, filter@1..K, train@1..K), `--no-run-cache` forbids restoring a stage
-   from the run-cache, and the cache is empty anyway. DVC has no parallel jobs for `repro`, so there is
-   no `--jobs`.
-6. Reads the clone's rewritten dvc.lock (DVC's own hashes: a directory's md5 ends in `.dir`) and compares,
-   stage by stage, every output's md5 with the committed dvc.lock: cached outputs (datasets, checkpoints)
-   and `cache: false` ones (metrics, loss curves) alike. It also compares the inputs that no stage
-   produces (code, data, params, the seed): a difference there means the committed dvc.lock is stale
-   (it was not produced from the committed inputs), and the comparison of outputs means little.
-7. Prints a table (stage, output, expected md5, rebuilt md5, match/MISMATCH), one plain `MISMATCH ...`
-   line per difference, and a summary `N/N outputs identical`.
-
-Exit status: 0 every output identical; 1 a mismatch (output or input); 2 bad usage (no such iteration,
-the commit has no dvc.lock entry for a needed stage, a missing seed) or a failed rebuild.
-`--keep` keeps the temporary directory (the clone, its cache and `repro.log`) for inspection.
-
-What "identical" can be expected to mean (see docs/reproducibility.md): same CPU type, same thread count
-(`generation.threads`) and the pinned package versions give identical bytes; another CPU ISA, another
-thread count or a GPU may not.
+Exit status: 0 identical; 1 a mismatch (output, input or dvc.lock); 2 bad usage (no such iteration, no
+dvc.lock entry for a needed stage, a missing input) or a failed rebuild. `--keep` keeps the temporary
+directory (clone, cache, repro.log). Identical bytes need the same CPU type, thread count and package
+versions (docs/reproducibility.md).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +58,20 @@ class Row:
         return self.expected is not None and self.expected == self.rebuilt
 
 
+@dataclass(frozen=True)
+class InputChange:
+    stage: str
+    path: str                     # a file, `params.yaml:key` or `cmd`
+    state: str                    # DVC's word: modified, deleted, new, changed
+
+
+@dataclass(frozen=True)
+class Ancestry:
+    stages: list[str]             # the target and the dvc.yaml stages it depends on, in dvc.yaml order
+    produced: list[str]           # their outputs
+    inputs: list[str]             # their other file deps: relative to the DVC root, or absolute outside it
+
+
 def target_stage(k: int) -> str:
     return "seed" if k == 0 else f"train@{k}"
 
@@ -94,28 +99,46 @@ def compare_outputs(committed: dict, rebuilt: dict, stages) -> list[Row]:
     return rows
 
 
-def produced_paths(lock: dict) -> set:
-    return {e["path"] for st in lock["stages"].values() for e in st.get("outs", []) or []}
+def overlaps(path: str, paths) -> bool:
+    """`path` is one of `paths`, inside one, or a directory holding one."""
+    return any(path == p or path.startswith(p.rstrip("/") + "/") or p.startswith(path.rstrip("/") + "/")
+               for p in paths)
 
 
-def compare_inputs(committed: dict, rebuilt: dict, stages) -> list[Row]:
-    """Differences in the inputs no stage produces (code, data, the seed, params values): a stale dvc.lock."""
-    made = produced_paths(committed)
+def ancestry(dvc_root: Path, target: str) -> Ancestry:
+    """From DVC's stage graph. `.dvc` files (the `dvc add`ed seed wheel) are not dvc.yaml stages: what they
+    track is an input of the stage that depends on it."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc.stage import PipelineStage
+
+    try:
+        # chdir: DVC resolves `target` and names paths (as `dvc status` does) relative to the working directory
+        with Repo(str(dvc_root)) as repo, contextlib.chdir(dvc_root):
+            found = set(repo.stage.collect(target, with_deps=True))
+            stages = [s for s in repo.index.stages if s in found and isinstance(s, PipelineStage)]
+            produced = [str(o) for s in stages for o in s.outs]
+            inputs = {str(d) for s in stages for d in s.deps if not isinstance(d, ParamsDependency)}
+    except DvcException as e:
+        raise InputError(dvc_root / "dvc.yaml", f"{target}: {e}") from e
+    return Ancestry([s.name for s in stages], produced, sorted(p for p in inputs if not overlaps(p, produced)))
+
+
+def stale_inputs(status: dict, stages, produced) -> list[InputChange]:
+    """The changed deps, params and commands of `stages` in `dvc status --json` output. Outputs are left out
+    (an empty cache and workspace lack them), and so are deps some stage produces (compared as outputs)."""
     rows = []
     for name in stages:
-        c, r = committed["stages"].get(name) or {}, rebuilt.get("stages", {}).get(name) or {}
-        exp, got = _entries(c, "deps"), _entries(r, "deps")
-        for path in sorted(set(exp) | set(got)):
-            if path in made or any(path.startswith(m.rstrip("/") + "/") for m in made):
-                continue                       # an upstream stage's output: compared as an output
-            if exp.get(path) != got.get(path):
-                rows.append(Row(name, path, exp.get(path), got.get(path)))
-        cp, rp = c.get("params") or {}, r.get("params") or {}
-        for file in sorted(set(cp) | set(rp)):
-            for key in sorted(set(cp.get(file) or {}) | set(rp.get(file) or {})):
-                a, b = (cp.get(file) or {}).get(key), (rp.get(file) or {}).get(key)
-                if a != b:
-                    rows.append(Row(name, f"{file}:{key}", repr(a), repr(b)))
+        for entry in status.get(name, []):
+            if entry == "changed command":
+                rows.append(InputChange(name, "cmd", "changed"))
+            elif isinstance(entry, dict):
+                for path, state in (entry.get("changed deps") or {}).items():
+                    if isinstance(state, dict):            # a params file: {key: state}
+                        rows += [InputChange(name, f"{path}:{k}", v) for k, v in state.items()]
+                    elif not overlaps(path, produced):
+                        rows.append(InputChange(name, path, state))
     return rows
 
 
@@ -125,11 +148,11 @@ def _env() -> dict:
             "DVC_NO_ANALYTICS": "1"}
 
 
-def _run(cmd, cwd, what) -> str:
+def _run(cmd, cwd, what, ok=(0,)) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
-    if p.returncode != 0:
+    if p.returncode not in ok:
         raise RebuildError(f"{what} failed ({p.returncode}): {(p.stderr or p.stdout).strip()[-2000:]}")
-    return p.stdout
+    return p
 
 
 def _dvc(*args) -> list:
@@ -138,13 +161,6 @@ def _dvc(*args) -> list:
 
 class RebuildError(Exception):
     pass
-
-
-def ancestry(dvc_root: Path, target: str) -> list[str]:
-    """The target stage and every stage it depends on, from `dvc dag --dot <target>` (DVC's own graph)."""
-    dot = _run(_dvc("dag", "--dot", target), dvc_root, f"dvc dag {target}")
-    # .dvc files (the seed wheel) are data sources, not dvc.yaml stages: their outputs are inputs (copied below)
-    return [n for n in re.findall(r'^"([^"]+)";$', dot, flags=re.M) if not n.endswith(".dvc")]
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -156,10 +172,15 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def bring_external_inputs(orig: Path, clone: Path, paths) -> list[str]:
-    """Copy relative input paths that git does not hold (gitignored seed wheel, ...) from the original repo."""
+    """Copy relative input paths that git does not hold (gitignored seed wheel, ...) from the original repo;
+    absolute ones must exist."""
     copied = []
     for p in paths:
-        if not p or os.path.isabs(p) or (clone / p).exists():
+        if os.path.isabs(p):
+            if not os.path.exists(p):
+                raise InputError(p, "an input of the pipeline does not exist (the seed: see params.yaml seed.path)")
+            continue
+        if (clone / p).exists():
             continue
         if not (orig / p).exists():
             raise InputError(orig / p, "an input of the pipeline that is neither in git nor in the repository; "
@@ -190,23 +211,28 @@ def _short(h: str | None) -> str:
     return "-" if h is None else h
 
 
-def print_report(out_rows, in_rows, target: str, commit: str, console: Console) -> None:
+def print_report(out_rows, in_rows, lock_same: bool, target: str, commit: str, console: Console) -> None:
     t = Table(title=f"verify: outputs of {target} and of every stage it depends on, commit {commit[:10]}")
     for c in ("stage", "output", "expected md5 (dvc.lock)", "rebuilt md5", "result"):
         t.add_column(c, no_wrap=True)
     for r in out_rows:
         t.add_row(r.stage, r.path, _short(r.expected), _short(r.rebuilt), "[green]match" if r.ok else "[bold red]MISMATCH")
     console.print(t)
+
+    def line(text):
+        console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
     for r in out_rows:
         if not r.ok:
-            console.print(f"MISMATCH {r.stage} {r.path}: expected {_short(r.expected)}, rebuilt {_short(r.rebuilt)}",
-                          markup=False, highlight=False, soft_wrap=True)
-    for r in in_rows:
-        console.print(f"INPUT MISMATCH {r.stage} {r.path}: dvc.lock has {_short(r.expected)}, the commit gives "
-                      f"{_short(r.rebuilt)} (stale dvc.lock: run `dvc repro` and commit it)",
-                      markup=False, highlight=False, soft_wrap=True)
+            line(f"MISMATCH {r.stage} {r.path}: expected {_short(r.expected)}, rebuilt {_short(r.rebuilt)}")
+    for c in in_rows:
+        line(f"INPUT MISMATCH {c.stage} {c.path}: {c.state} since dvc.lock (stale dvc.lock: run `dvc repro` "
+             "and commit it)")
+    if not lock_same and all(r.ok for r in out_rows) and not in_rows:
+        line("MISMATCH dvc.lock: the rebuilt dvc.lock differs from the committed one (`git diff dvc.lock` in the "
+             "clone; --keep keeps it)")
     same = sum(r.ok for r in out_rows)
-    style = "green" if same == len(out_rows) and not in_rows else "bold red"
+    style = "green" if lock_same and not in_rows else "bold red"
     console.print(f"[{style}]{same}/{len(out_rows)} outputs identical[/]"
                   + (f"; {len(in_rows)} input(s) differ from dvc.lock" if in_rows else ""))
 
@@ -226,14 +252,14 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
     out = console or Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True)
     try:
-        top = Path(_run(["git", "rev-parse", "--show-toplevel"], repo, "git rev-parse").strip())
+        top = Path(_run(["git", "rev-parse", "--show-toplevel"], repo, "git rev-parse").stdout.strip())
         dvc_root = Path(repo).resolve()
         rel = dvc_root.relative_to(top.resolve())
-        commit = _run(["git", "rev-parse", "HEAD"], top, "git rev-parse HEAD").strip()
+        commit = _run(["git", "rev-parse", "HEAD"], top, "git rev-parse HEAD").stdout.strip()
     except RebuildError as e:
         err.print(f"[bold red]error:[/] {repo} is not a git repository with a commit: {e}")
         return 2
-    if _run(["git", "status", "--porcelain", "--untracked-files=no"], top, "git status").strip():
+    if _run(["git", "status", "--porcelain", "--untracked-files=no"], top, "git status").stdout.strip():
         err.print(f"[yellow]warning:[/] uncommitted changes in {top} are not verified: verifying commit {commit[:10]}")
     tmp = Path(tempfile.mkdtemp(prefix="selftaught-verify-"))
     clone_top = tmp / "repo"
@@ -245,26 +271,24 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
         if not lock_path.exists():
             raise InputError(lock_path, f"commit {commit[:10]} has no dvc.lock: run `dvc repro` and commit dvc.lock")
         committed = yaml.safe_load(lock_path.read_text())
-        params = read_params(clone / "params.yaml")
         if iteration:                      # 0 is the seed
-            have = sorted(int(k) for k in params.get("iterations") or {})
+            have = sorted(int(k) for k in read_params(clone / "params.yaml").get("iterations") or {})
             if iteration not in have:
                 raise ParamError(f"iterations.{iteration}", f"no such iteration (have {have})")
         target = target_stage(iteration)
         _run(_dvc("cache", "dir", "--local", str(tmp / "cache")), clone, "dvc cache dir")
-        stages = ancestry(clone, target)
-        missing = [s for s in stages if s not in committed.get("stages", {})]
+        anc = ancestry(clone, target)
+        missing = [s for s in anc.stages if s not in committed.get("stages", {})]
         if missing:
             raise InputError(lock_path, f"no entry for stage(s) {', '.join(missing)} in the committed dvc.lock: "
                                         "run `dvc repro` and commit dvc.lock first")
-        made = produced_paths(committed)
-        inputs = {(params.get("seed") or {}).get("path")} | {d["path"] for s in stages
-                                                             for d in committed["stages"][s].get("deps", []) or []
-                                                             if d["path"] not in made}
-        for p in bring_external_inputs(dvc_root, clone, sorted(inputs)):
+        for p in bring_external_inputs(dvc_root, clone, anc.inputs):
             err.print(f"copied input not in git: {p}")
+        status = json.loads(_run(_dvc("status", "--json", "--with-deps", target), clone, "dvc status").stdout or "{}")
+        in_rows = stale_inputs(status, anc.stages, anc.produced)
         _rebuild(clone, target, tmp / "repro.log", err)
         rebuilt = yaml.safe_load(lock_path.read_text())
+        lock_same = _run(["git", "diff", "--quiet", "--", "dvc.lock"], clone, "git diff", ok=(0, 1)).returncode == 0
     except (InputError, ParamError) as e:
         err.print(f"[bold red]error:[/] {e}")
         _cleanup(tmp, keep, err)
@@ -273,11 +297,10 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
         err.print(f"[bold red]rebuild failed:[/] {e}")
         _cleanup(tmp, keep, err)
         return 2
-    out_rows = compare_outputs(committed, rebuilt, stages)
-    in_rows = compare_inputs(committed, rebuilt, stages)
-    print_report(out_rows, in_rows, target, commit, out)
+    out_rows = compare_outputs(committed, rebuilt, anc.stages)
+    print_report(out_rows, in_rows, lock_same, target, commit, out)
     _cleanup(tmp, keep, err)
-    return 0 if all(r.ok for r in out_rows) and not in_rows else 1
+    return 0 if lock_same and not in_rows else 1
 
 
 def _cleanup(tmp: Path, keep: bool, err: Console) -> None:

@@ -1,0 +1,121 @@
+"""The typed config: params.yaml equals its documented defaults, and bad keys, values or files exit 2 with
+one line naming the key or the file, from every stage and CLI command."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from selftaught import config
+from selftaught.errors import ParamError
+
+
+def shipped():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_params_yaml_holds_the_defaults():
+    assert config.load(ROOT / "params.yaml") == config.Params()
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("judge", "sampels", 4, "judge.sampels: unknown key"),
+    ("train", "warmup_steps", -5, "train.warmup_steps: input should be greater than or equal to 0"),
+    ("train", "lr_scheduler", "bogus", "train.lr_scheduler: must be one of"),
+    ("train", "learnig_rate", 5, "train.learnig_rate: unknown key"),
+    ("train", "learning_rate", float("inf"), "train.learning_rate: input should be a finite number"),
+    ("train", "learning_rate", float("nan"), "train.learning_rate: input should be a finite number"),
+    ("judge", "samples", "4", "judge.samples: input should be a valid integer"),
+    ("judge", "adaptive", "yes", "judge.adaptive: input should be a valid boolean"),
+    ("evaluate", "modes", ["free", "telepathy"], "evaluate.modes.1: must be one of"),
+    ("generation", "gpu_memory_utilization", 1.5, "generation.gpu_memory_utilization: input should be less"),
+])
+def test_bad_values_name_the_key(section, key, value, message):
+    p = shipped()
+    p[section][key] = value
+    with pytest.raises(ParamError) as e:
+        config.validate(p)
+    assert message in str(e.value)
+
+
+def test_unknown_section_and_missing_key():
+    p = shipped()
+    p["trian"] = p.pop("train")
+    with pytest.raises(ParamError, match="train: missing section"):
+        config.validate(p)
+    p = shipped()
+    p["trian"] = {}
+    with pytest.raises(ParamError, match="trian: unknown key"):
+        config.validate(p)
+    p = shipped()
+    del p["judge"]["top_p"]
+    with pytest.raises(ParamError, match=r"judge.top_p: missing \(default: 0.9\)"):
+        config.validate(p)
+
+
+def test_iteration_keys():
+    p = shipped()
+    p["iterations"][3] = {"prev": 2, "gen": 0}
+    with pytest.raises(ParamError, match='iterations.3: iteration keys must be quoted integers'):
+        config.validate(p)
+    p = copy.deepcopy(shipped())
+    p["iterations"]["2"]["bogus"] = 1
+    with pytest.raises(ParamError, match="iterations.2.bogus: unknown key"):
+        config.validate(p)
+
+
+def run(args, cwd):
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda p: p["judge"].update(sampels=4), "judge.sampels"),
+    (lambda p: p["train"].update(warmup_steps=-5), "train.warmup_steps"),
+    (lambda p: p["train"].update(lr_scheduler="bogus"), "train.lr_scheduler"),
+])
+def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
+    p = shipped()
+    edit(p)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    for args in ([str(ROOT / "stages" / "summary.py"), "--metrics", "m", "--out", "r", "--headline", "h"],
+                 ["-m", "selftaught.cli", "report"]):
+        r = run(args, tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert key in r.stderr and "Traceback" not in r.stderr
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["params.yaml"]
+
+
+STAGE_ARGS = {   # each stage with placeholder paths: the params file is read before any of them
+    "seed": ["--out", "o"],
+    "data": ["--shards", "s", "--benchmarks", "b", "--metrics", "m"],
+    "synthesize": ["--iteration", "1", "--shard", "s", "--model", "m", "--out", "o", "--metrics", "m"],
+    "judge": ["--iteration", "1", "--pairs", "p", "--model", "m", "--out", "o", "--metrics", "m"],
+    "filter": ["--iteration", "1", "--pairs", "p", "--judgments", "j", "--out", "o", "--metrics", "m"],
+    "train": ["--iteration", "1", "--data", "d", "--seed-model", "s", "--prev-model", "p", "--out", "o",
+              "--metrics", "m", "--loss", "l"],
+    "evaluate": ["--iteration", "0", "--benchmarks", "b", "--model", "m", "--out", "o", "--metrics", "m",
+                 "--report", "r"],
+    "summary": ["--metrics", "m", "--out", "r", "--headline", "h"],
+}
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read the params file"),
+    ("judge: [unclosed\n", "line 2: not valid YAML"),
+    ("- just\n- a list\n", "expected a mapping of sections"),
+])
+def test_missing_or_broken_params_file_is_one_line(tmp_path, content, message):
+    f = tmp_path / "params.yaml"
+    if content is not None:
+        f.write_text(content)
+    for name, args in STAGE_ARGS.items():
+        r = run([str(ROOT / "stages" / f"{name}.py"), "--params", str(f), *args], tmp_path)
+        assert r.returncode == 2, (name, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (name, r.stderr)
+    for cli in (["report", "--params", str(f)],
+                ["judge", "--params", str(f), "--model", "m", "--pairs", "p", "--out", str(tmp_path / "o")]):
+        r = run(["-m", "selftaught.cli", *cli], tmp_path)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr

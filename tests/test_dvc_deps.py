@@ -1,0 +1,118 @@
+"""dvc.yaml cannot go stale: every stage depends on each package module it imports (transitively), and every
+path its command names is one of its declared deps or outs."""
+
+import ast
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+def stages(root=ROOT):
+    """dvc.yaml's stages as DVC resolves them (foreach expanded): name -> (cmd, deps, outs)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        out = {}
+        for st in repo.index.stages:
+            if not st.cmd:                      # a .dvc file (tracked data), not a pipeline stage
+                continue
+            rel = lambda o: Path(o.fs_path).relative_to(root).as_posix()    # noqa: E731
+            outs = [rel(o) for o in st.outs]
+            out[st.name] = (st.cmd, [rel(d) for d in st.deps if not hasattr(d, "params")
+                                           and type(d).__name__ != "ParamsDependency"], outs)
+        return out
+
+
+def module_file(parts, root):
+    f = root / "src" / Path(*parts)
+    for cand in (f.with_suffix(".py"), f / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def imported_modules(path: Path, root: Path) -> set:
+    """Files of src/selftaught that `path` imports (any import statement, at any depth, relative or absolute);
+    importing a package also runs its __init__.py."""
+    found = set()
+    pkg_parts = path.relative_to(root / "src").parent.parts if root / "src" in path.parents else ()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = (pkg_parts[:len(pkg_parts) - node.level + 1] if node.level else ()) + \
+                   tuple((node.module or "").split(".") if node.module else ())
+            if not base or base[0] != "selftaught":
+                continue
+            candidates = [base] + [base + (a.name,) for a in node.names]
+        elif isinstance(node, ast.Import):
+            candidates = [tuple(a.name.split(".")) for a in node.names if a.name.split(".")[0] == "selftaught"]
+        else:
+            continue
+        for parts in candidates:
+            for i in range(1, len(parts) + 1):          # a.b.c imports a/__init__, a/b/__init__ too
+                f = module_file(parts[:i], root)
+                if f:
+                    found.add(f)
+    return found
+
+
+def closure(script: Path, root: Path) -> set:
+    seen, todo = set(), [script]
+    while todo:
+        for f in imported_modules(todo.pop(), root):
+            if f not in seen:
+                seen.add(f)
+                todo.append(f)
+    return seen
+
+
+def covered(path: str, deps) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def missing_deps(root=ROOT):
+    """(stage, module) pairs where the stage's script imports a package module that its deps miss."""
+    out = []
+    for name, (cmd, deps, _) in stages(root).items():
+        script = next(w for w in shlex.split(cmd) if w.endswith(".py"))
+        assert covered(script, deps), f"{name}: its script {script} is not a dep"
+        for f in sorted(closure(root / script, root)):
+            rel = f.relative_to(root).as_posix()
+            if not covered(rel, deps):
+                out.append((name, rel))
+    return out
+
+
+def test_every_imported_module_is_a_dep():
+    assert missing_deps() == []
+
+
+def test_a_planted_undeclared_import_is_caught(tmp_path):
+    """Copy the stages and package, add one import to a module the judge stage uses: the check names it."""
+    import shutil
+
+    for d in ("stages", "src"):
+        shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for f in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / f, tmp_path / f)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".dvc").mkdir()
+    verdict = tmp_path / "src" / "selftaught" / "verdict.py"
+    verdict.write_text(verdict.read_text() + "\nfrom . import training  # noqa\n")
+    missing = missing_deps(tmp_path)
+    assert ("judge@1", "src/selftaught/training.py") in missing
+    assert ("evaluate_seed@0", "src/selftaught/training.py") in missing
+
+
+@pytest.mark.parametrize("name", ["synthesize@1", "judge@2", "filter@1", "train@2", "evaluate@1", "summary"])
+def test_command_paths_are_declared(name):
+    """Every path in a stage's command is a dep or an out of that stage: dvc.yaml is the one home of paths."""
+    cmd, deps, outs = stages()[name]
+    words = shlex.split(cmd)
+    paths = [words[i + 1] for i, w in enumerate(words) if w.startswith("--") and w not in ("--iteration",)]
+    assert paths
+    for p in paths:
+        assert p in deps or p in outs or any(o.startswith(p + "/") for o in outs), (name, p)
