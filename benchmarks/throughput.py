@@ -18,6 +18,8 @@ R = max(batch size, --min-requests): one full batch at each batch size, so a run
 small batch sizes stay affordable. Each run clears the backend's prompt cache first (no run reuses another's
 prefill). One model load; batch size and threads are changed between runs (`batch_size`, `call_chunk`,
 torch.set_num_threads). The machine is shared: the 1-minute load average before and after each run is recorded.
+On an oversubscribed machine (load above the core count) set OMP_WAIT_POLICY=PASSIVE for 2 threads: with
+OpenMP's default spin-waiting a descheduled thread stalls every parallel region (docs/scaling.md measured 13x).
 
 Writes a markdown block between markers into --out (if given) and prints it.
 """
@@ -144,7 +146,8 @@ def main():
              f"{os.cpu_count()} cores **shared with other developers' jobs** (1-minute load average during the runs: "
              f"{min(loads):.1f} to {max(loads):.1f}, recorded per run below), torch {torch.__version__}. Model "
              f"`{Path(args.model).name}` (SmolLM2-135M) in {g.dtype}, loaded in {load_s:.1f} s; all runs took "
-             f"{total / 60:.1f} min. Each run is one full batch: R = max(batch size, {args.min_requests}) requests.",
+             f"{total / 60:.1f} min. Each run is one full batch: R = max(batch size, {args.min_requests}) requests. "
+             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY') or '(unset: the OpenMP default, spinning)'}.",
              "",
              "| workload | threads | batch size | requests (generated + scored) | prompt tok | prefill tok | generated tok | s "
              "| generated tok/s | (prefill + generated) tok/s | load before/after |",
