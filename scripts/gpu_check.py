@@ -244,6 +244,9 @@ def check_vllm(device, tmp):
     from selftaught.config import Generation
     from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages
 
+    import torch
+
+    torch.cuda.empty_cache()      # vLLM sizes its KV cache from the free memory; give back the earlier steps'
     # head_dim 64: vLLM's attention kernels refuse the default tiny model's head size of 8
     model = tiny_model(tmp, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2)
     be = make_backend(model, Generation(backend="vllm", device="cuda", dtype="bfloat16", max_prompt_tokens=512,
