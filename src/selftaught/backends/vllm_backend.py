@@ -11,14 +11,30 @@ from .base import GenerationBackend, Sampling
 from .encoding import encode_request, option_token_ids
 from .loading import adapter_base, is_adapter
 
-VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)   # the max_lora_rank values vLLM accepts
+# The max_lora_rank values vLLM accepts (vllm.config.lora.MaxLoRARanks in the pinned 0.33.0;
+# tests/test_vllm_real.py compares them).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+VLLM_TOP_LOGPROBS = 20       # top-k logprobs of the verdict position; vLLM's default max_logprobs is 20
 
 
 def vllm_sampling_kwargs(sampling: Sampling, seed: int, n: int = 1) -> dict:
-    """Our sampling params mapped onto vllm.SamplingParams keyword arguments (greedy: temperature 0, top_p 1)."""
+    """Our sampling params mapped onto vllm.SamplingParams keyword arguments (greedy: temperature 0, top_p 1).
+    vLLM refuses greedy sampling with n > 1 (the samples would be copies), so this does too."""
     greedy = sampling.temperature <= 0
-    return dict(n=n, seed=int(seed), temperature=0.0 if greedy else float(sampling.temperature),
+    if greedy and n != 1:
+        raise ValueError(f"greedy sampling (temperature 0) draws one sample per request, got n={n}")
+    return dict(n=int(n), seed=int(seed), temperature=0.0 if greedy else float(sampling.temperature),
                 top_p=1.0 if greedy else float(sampling.top_p), max_tokens=int(sampling.max_new_tokens))
+
+
+def vllm_verdict_kwargs() -> dict:
+    """SamplingParams kwargs of the constrained-verdict pass: one greedy token and its top-k logprobs."""
+    return dict(max_tokens=1, temperature=0.0, logprobs=VLLM_TOP_LOGPROBS)
+
+
+def vllm_likelihood_kwargs() -> dict:
+    """SamplingParams kwargs of the likelihood pass: each prompt token's own logprob (`prompt_logprobs=0`)."""
+    return dict(max_tokens=1, temperature=0.0, prompt_logprobs=0)
 
 
 def vllm_engine_kwargs(model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_memory_utilization=0.85,
@@ -34,15 +50,16 @@ def vllm_engine_kwargs(model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_
             raise InputError(base, "vLLM serves one LoRA adapter over a full model, and this adapter's base is itself an "
                                    "adapter: train LoRA judges with train.init: seed, or merge the stack first")
         r = int(json.loads((Path(model_dir) / "adapter_config.json").read_text()).get("r", 16))
-        kw = dict(enable_lora=True, max_loras=1, max_lora_rank=next((x for x in VLLM_LORA_RANKS if x >= r), r))
+        if r > VLLM_LORA_RANKS[-1]:
+            raise InputError(model_dir, f"LoRA rank r={r}: vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}; merge the "
+                                        f"adapter or train with a smaller train.lora_r")
+        kw = dict(enable_lora=True, max_loras=1, max_lora_rank=next(x for x in VLLM_LORA_RANKS if x >= r))
         lora = dict(lora_name="judge", lora_int_id=1, lora_path=str(model_dir))
     engine = dict(model=base, dtype=dtype, tensor_parallel_size=int(tensor_parallel_size),
                   gpu_memory_utilization=float(gpu_memory_utilization), trust_remote_code=trust_remote_code,
                   max_model_len=int(max_model_len), seed=int(seed), enable_prefix_caching=True, **kw)
     return engine, lora
 
-
-VLLM_TOP_LOGPROBS = 20
 
 
 def vllm_margin(top: dict, a: int, b: int) -> float:
@@ -110,7 +127,7 @@ class VLLMBackend(GenerationBackend):
         from vllm import SamplingParams
 
         ids = option_token_ids(self.tok, options)
-        p = SamplingParams(max_tokens=1, temperature=0.0, logprobs=VLLM_TOP_LOGPROBS)
+        p = SamplingParams(**vllm_verdict_kwargs())
         outs = self.llm.generate(self._prompts(requests), p, lora_request=self.lora)
         self.usage.scored += len(requests)
         return [vllm_margin(o.outputs[0].logprobs[0], *ids) for o in outs]
@@ -122,7 +139,6 @@ class VLLMBackend(GenerationBackend):
         prompts = self._prompts(requests)
         conts = [self.tok(c, add_special_tokens=False).input_ids for c in continuations]
         full = [{"prompt_token_ids": p["prompt_token_ids"] + list(c)} for p, c in zip(prompts, conts)]
-        outs = self.llm.generate(full, SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0),
-                                 lora_request=self.lora)
+        outs = self.llm.generate(full, SamplingParams(**vllm_likelihood_kwargs()), lora_request=self.lora)
         self.usage.scored += len(requests)
         return [vllm_continuation_logprob(o.prompt_logprobs, c) for o, c in zip(outs, conts)]
