@@ -113,3 +113,21 @@ def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, tiny_mo
     err = p.stderr.replace("\n", " ")
     assert f"{key}: " in err and message in err
     assert sorted(f.name for f in tmp_path.iterdir()) == ["params_0.yaml"]      # nothing written
+
+
+def test_a_diverged_run_is_refused_before_anything_is_saved(tiny_model):
+    """A NaN loss or NaN weights stop the train stage (ParamError, exit 2) before save(): no broken checkpoint
+    can be cached as models/iter_k."""
+    import math
+
+    from selftaught.backends import load_model
+    from selftaught.training import check_finite
+
+    model, _ = load_model(tiny_model, dtype="float32")
+    check_finite([1.0, 0.5], model)                                     # a healthy run passes
+    with pytest.raises(ParamError, match="train.learning_rate: the training loss became nan"):
+        check_finite([1.0, math.nan], model)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("inf"))
+    with pytest.raises(ParamError, match="became non-finite"):
+        check_finite([1.0], model)

@@ -8,6 +8,7 @@ main process writes the checkpoint."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -152,8 +153,9 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -
         raise RuntimeError(f"process {trainer.args.process_index} of {trainer.args.world_size}: the main process "
                            f"(and only it) must be given the output directory")
     result = trainer.train()
-    save(trainer, tok, out_dir, init_dir, p)
     logs = trainer.state.log_history
+    check_finite([h["loss"] for h in logs if "loss" in h] + [result.training_loss], trainer.model)
+    save(trainer, tok, out_dir, init_dir, p)
     losses = [round(h["loss"], 5) for h in logs if "loss" in h]
     stats = {"examples": len(fits), "too_long": len(records) - len(fits), "steps": trainer.state.global_step,
              "train_loss": round(result.training_loss, 5), "first_loss": losses[0] if losses else None,
@@ -168,6 +170,17 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -
         stats["processes"] = trainer.args.world_size
     stats["loss_curve"] = losses
     return stats
+
+
+def check_finite(losses, model) -> None:
+    """Refuse a run whose loss or trained weights went non-finite (NaN/inf): nothing is saved, so DVC caches no
+    broken checkpoint; the error names the params that usually cause it."""
+    bad_loss = next((x for x in losses if not math.isfinite(x)), None)
+    bad_param = next((n for n, t in model.named_parameters() if t.requires_grad and not torch.isfinite(t).all()), None)
+    if bad_loss is not None or bad_param is not None:
+        what = f"the training loss became {bad_loss}" if bad_loss is not None else f"weight {bad_param} became non-finite"
+        raise ParamError("train.learning_rate", f"{what}: the run diverged and no checkpoint was written; lower "
+                                                "train.learning_rate (or check train.precision)")
 
 
 def save(trainer, tok, out_dir: Path | None, init_dir, p: Train) -> None:
