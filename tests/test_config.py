@@ -143,3 +143,11 @@ def test_missing_or_broken_params_file_is_one_line(tmp_path, content, message):
                 ["judge", "--params", str(f), "--model", "m", "--pairs", "p", "--out", str(tmp_path / "o")]):
         r = run(["-m", "selftaught.cli", *cli], tmp_path)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+
+
+def test_numbers_as_dvc_writes_them_are_numbers(tmp_path):
+    """`dvc exp run -S train.learning_rate=1e-6` writes `1e-06`: a float in YAML 1.2, a string to PyYAML."""
+    text = (ROOT / "params.yaml").read_text().replace("learning_rate: 1.0e-4", "learning_rate: 1e-06")
+    assert "learning_rate: 1e-06" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert config.load(tmp_path / "params.yaml").train.learning_rate == 1e-6

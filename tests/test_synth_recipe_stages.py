@@ -104,7 +104,8 @@ def test_rewrite_pairs_separate_generator_and_categories_through_dvc(tiny_model,
     params["data"]["keep_categories"] = ["coding", "math", "writing"]
     (repo / "kept.yaml").write_text(yaml.safe_dump(params))
     stage(repo, "data", ["--params", "kept.yaml", "--categories", "labels.jsonl", "--shards", "kept/shards",
-                         "--benchmarks", "kept/b.jsonl", "--metrics", "kept/data.json"])
+                         "--benchmarks", "kept/b.jsonl", "--validation", "kept/v.jsonl", "--sections", "kept/s.json",
+                         "--metrics", "kept/data.json"])
     cat = {json.loads(line)["id"]: json.loads(line)["category"] for line in fake.read_text().splitlines()}
     shard = [json.loads(line) for line in (repo / "kept/shards/iter_1.jsonl").read_text().splitlines()]
     assert shard and {cat[x["id"]] for x in shard} <= {"coding", "math", "writing"}

@@ -90,7 +90,7 @@ def cmd_profile(args) -> int:
 
     extra = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
     overrides = {**profile.read(args.file), **{k: yaml.safe_load(v) for k, v in extra.items()}}
-    raw = yaml.safe_load(open(args.params, encoding="utf-8"))
+    raw = config.read_raw(args.params)
     config.validate(profile.apply(raw, overrides, args.file), args.file)    # a bad profile fails here, not in DVC
     argv = profile.command(args.name or Path(args.file).stem, overrides, raw, args.dvc_args)
     if not args.run:

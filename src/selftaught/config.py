@@ -10,6 +10,7 @@ its keys); tests/test_config.py checks that it equals these defaults.
 from __future__ import annotations
 
 import re
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -359,17 +360,34 @@ def validate(raw, source=PARAMS) -> Params:
         raise ParamError(key, _message(err), source) from None
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as DVC writes it: `dvc exp run -S train.learning_rate=1e-6` stores `1e-06`, a float in YAML 1.2
+    (DVC's reader) but a string to PyYAML's 1.1 rules; this loader reads such numbers as floats too."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+"
+               r"(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
 def load(path=PARAMS) -> Params:
     """params.yaml as a validated `Params`; a missing, unreadable or malformed file is a ParamError."""
+    return validate(read_raw(path), path)
+
+
+def read_raw(path=PARAMS):
+    """params.yaml as parsed YAML, not validated (numbers read as DVC writes them)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ParamError("", f"cannot read the params file ({getattr(e, 'strerror', None) or e})", path) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise ParamError("", f"{where}not valid YAML ({getattr(e, 'problem', None) or e})", path) from None
-    return validate(raw, path)
+    return raw
