@@ -28,15 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-# The tiny profile of tests/conftest.py (kept equal by hand: conftest imports pytest, which the check does not carry)
-TINY = {
-    "data": {"per_iteration": 6, "eval_per_benchmark": 4},
-    "generation": {"dtype": "float32", "batch_size": 8, "max_judged_chars": 300},
-    "synthesize": {"max_new_tokens": 12, "instruction_max_new_tokens": 12},
-    "judge": {"max_new_tokens": 8},
-    "train": {"epochs": 1, "batch_size": 4, "max_length": 2048},
-    "evaluate": {"max_new_tokens": 8},
-}
+from tiny_model import TINY  # noqa: E402  (the tests' tiny profile; tests/tiny_model.py imports no pytest)
 REPO_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "stages", "src", "data", "configs"]
 PACKAGES = {"torch": "torch", "numpy": "numpy", "transformers": "transformers", "tokenizers": "tokenizers",
             "safetensors": "safetensors", "accelerate": "accelerate", "peft": "peft", "trl": "trl", "datasets": "datasets",

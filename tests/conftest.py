@@ -11,15 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).parent))
 
-# The tiny profile: the real DAG, scaled so each stage takes seconds on the tiny model.
-TINY = {
-    "data": {"per_iteration": 6, "eval_per_benchmark": 4},
-    "generation": {"dtype": "float32", "batch_size": 8, "max_judged_chars": 300},
-    "synthesize": {"max_new_tokens": 12, "instruction_max_new_tokens": 12},
-    "judge": {"max_new_tokens": 8},
-    "train": {"epochs": 1, "batch_size": 4, "max_length": 2048},
-    "evaluate": {"max_new_tokens": 8},
-}
+from tiny_model import TINY  # noqa: E402  (the tiny profile, shared with scripts/gpu_check.py)
 
 
 def run(cmd, cwd, check=True):

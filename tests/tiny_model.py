@@ -6,6 +6,16 @@ from pathlib import Path
 CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
           "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
+# The tiny profile: the real DAG, scaled so each stage takes seconds on the tiny model (params overrides).
+TINY = {
+    "data": {"per_iteration": 6, "eval_per_benchmark": 4},
+    "generation": {"dtype": "float32", "batch_size": 8, "max_judged_chars": 300},
+    "synthesize": {"max_new_tokens": 12, "instruction_max_new_tokens": 12},
+    "judge": {"max_new_tokens": 8},
+    "train": {"epochs": 1, "batch_size": 4, "max_length": 2048},
+    "evaluate": {"max_new_tokens": 8},
+}
+
 CORPUS = ["the judge reads two responses and writes which one is better",
           "write a short answer to the instruction about the topic that was asked",
           "a good response is helpful correct and on topic"] * 20
