@@ -47,6 +47,14 @@ def test_set_args_edit_mappings_entry_by_entry():
                           "train.init=seed"]
 
 
+def test_arguments_after_a_double_dash_go_to_dvc_exp_run(capsys):
+    from selftaught.cli import main
+
+    assert main(["profile", str(PAPER), "--name", "p", "-S", "train.epochs=2", "--", "--temp", "evaluate@1"]) == 0
+    line = capsys.readouterr().out.split()
+    assert line[:5] == ["dvc", "exp", "run", "-n", "p"] and line[-3:] == ["train.epochs=2", "--temp", "evaluate@1"]
+
+
 @pytest.mark.e2e
 def test_paper_profile_runs_end_to_end_scaled_down(built_repo, tmp_path):
     repo = copy_repo(built_repo, tmp_path / "repo")

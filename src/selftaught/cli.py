@@ -131,22 +131,29 @@ def main(argv=None) -> int:
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
     pr = sub.add_parser("profile", help="print a profile (configs/*.yaml) as `-S key=value` flags for "
-                                        "`dvc exp run`, after validating it against params.yaml")
+                                        "`dvc exp run`, after validating it against params.yaml",
+                        epilog="Arguments after `--` go to `dvc exp run` as they are (e.g. -- --temp evaluate@1).")
     pr.add_argument("file")
     pr.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                     help="one more override on top of the profile (e.g. seed.path=/models/judge)")
     pr.add_argument("--name", help="the experiment's name (default: the profile file's stem)")
     pr.add_argument("--run", action="store_true", help="run `dvc exp run` instead of printing its command line")
     pr.add_argument("--params", default="params.yaml")
-    pr.add_argument("dvc_args", nargs="*", help="after --: more `dvc exp run` arguments (e.g. --temp, a target)")
-    pr.set_defaults(func=cmd_profile)
+    pr.set_defaults(func=cmd_profile, dvc_args=[])
     v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty DVC cache and compare "
                                       "every output's md5 with the committed dvc.lock (exit 1 on a mismatch)")
     v.add_argument("--iteration", type=int, required=True, help="K: rebuild train@K and its ancestry (0: the seed)")
     v.add_argument("--repo", default=".", help="the repository whose current commit is verified (default: .)")
     v.add_argument("--keep", action="store_true", help="keep the temporary clone, its cache and repro.log")
     v.set_defaults(func=cmd_verify)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = []
+    if argv[:1] == ["profile"] and "--" in argv:          # `profile FILE [options] -- <dvc exp run arguments>`
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     args = ap.parse_args(argv)
+    if passthrough:
+        args.dvc_args = passthrough
     try:
         return args.func(args)
     except (InputError, ParamError) as e:
