@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .backends import load_model, set_determinism
+from .backends.encoding import chat_ids
 from .config import Train
 from .errors import ParamError
 
@@ -98,10 +99,42 @@ def lora_config(p: Train):
                       target_modules="all-linear")
 
 
-def n_tokens(tok, record) -> int:
-    if "chosen" in record:          # a preference record: the prompt with the longer of its two completions
-        return max(n_tokens(tok, {"prompt": record["prompt"], "completion": record[k]}) for k in ("chosen", "rejected"))
-    return len(tok.apply_chat_template(record["prompt"] + record["completion"], tokenize=True))
+def _shared_prefix(a, b) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def sft_example(tok, record) -> dict:
+    """An SFT record as token ids, with the loss on the completion only. The ids come from backends.encoding, as
+    at inference: a special-token string inside a judged text stays plain text (TRL's own tokenization would
+    read it as a control token and teach the judge a forged turn). The completion starts where the prompt and
+    the whole conversation diverge, as TRL counts it."""
+    prompt = chat_ids(tok, record["prompt"])
+    full = chat_ids(tok, record["prompt"] + record["completion"], generation_prompt=False)
+    n = _shared_prefix(prompt, full)
+    return {"input_ids": full, "completion_mask": [0] * n + [1] * (len(full) - n)}
+
+
+def preference_example(tok, record) -> dict:
+    """A preference record as the ids TRL's DPO collator takes (prompt, chosen and rejected continuations)."""
+    prompt = chat_ids(tok, record["prompt"])
+    chosen = chat_ids(tok, record["prompt"] + record["chosen"], generation_prompt=False)
+    rejected = chat_ids(tok, record["prompt"] + record["rejected"], generation_prompt=False)
+    n = min(_shared_prefix(prompt, chosen), _shared_prefix(prompt, rejected))
+    return {"prompt_ids": prompt[:n], "chosen_ids": chosen[n:], "rejected_ids": rejected[n:]}
+
+
+def encode(tok, record) -> dict:
+    return preference_example(tok, record) if "chosen" in record else sft_example(tok, record)
+
+
+def n_tokens(example: dict) -> int:
+    """The longest sequence an encoded example puts through the model."""
+    if "input_ids" in example:
+        return len(example["input_ids"])
+    return len(example["prompt_ids"]) + max(len(example["chosen_ids"]), len(example["rejected_ids"]))
 
 
 def _check_records(records, p: Train) -> None:
@@ -129,24 +162,22 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
-    fits = [r for r in records if n_tokens(tok, r) <= p.max_length]
+    fits = [e for e in (encode(tok, r) for r in records) if n_tokens(e) <= p.max_length]
     if not fits:
         raise ValueError(f"all {len(records)} training records are longer than train.max_length={p.max_length} tokens")
     # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
     work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
     peft = lora_config(p) if p.method == "lora" else None
     if p.objective == "dpo":
-        from trl import DPOTrainer
-
-        ds = Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in fits])
+        ds = Dataset.from_list(fits)
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
         ref = None if peft else load_model(init_dir, dtype="float32")[0]
-        trainer = DPOTrainer(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
+        trainer = _pretokenized_dpo()(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
                              processing_class=tok, peft_config=peft)
     else:
         from trl import SFTTrainer
 
-        ds = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in fits])
+        ds = Dataset.from_list(fits)                   # input_ids + completion_mask: TRL tokenizes nothing
         trainer = SFTTrainer(model=model, args=sft_config(p, work), train_dataset=ds, processing_class=tok,
                              peft_config=peft)
     if trainer.args.should_save != (out_dir is not None):
@@ -170,6 +201,19 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -
         stats["processes"] = trainer.args.world_size
     stats["loss_curve"] = losses
     return stats
+
+
+def _pretokenized_dpo():
+    """TRL's DPOTrainer on a dataset already in its collator's form (prompt_ids, chosen_ids, rejected_ids; see
+    preference_example): its own tokenization step, which would read special-token strings in judged texts as
+    control tokens, is skipped. Our records are already filtered to train.max_length."""
+    from trl import DPOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            return dataset
+
+    return PretokenizedDPOTrainer
 
 
 def check_finite(losses, model) -> None:

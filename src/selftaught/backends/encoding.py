@@ -21,8 +21,9 @@ def _special_strings(tok) -> list[str]:
     return sorted((s for s in out if s), key=lambda s: (-len(s), s))
 
 
-def chat_ids(tok, messages) -> list[int]:
-    """Token ids of `messages` rendered by the chat template with the generation prompt. Without special-token
+def chat_ids(tok, messages, generation_prompt: bool = True) -> list[int]:
+    """Token ids of `messages` rendered by the chat template, with the generation prompt unless told otherwise
+    (training renders whole conversations, the assistant's turn included). Without special-token
     strings in the contents this is the plain tokenization of the rendered text. With them, each such string
     in a content is replaced by a unique placeholder before rendering; the rendered text is split at the
     template's own control tokens (which map to their ids) and the pieces between are tokenized with the
@@ -30,14 +31,14 @@ def chat_ids(tok, messages) -> list[int]:
     specials = _special_strings(tok)
     forged = [s for s in specials if any(s in (m.get("content") or "") for m in messages)]
     if not forged:
-        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
         return tok(text, add_special_tokens=False).input_ids
     nonce = secrets.token_hex(8)
     holders = {s: f"\ue000{nonce}:{i}\ue001" for i, s in enumerate(forged)}
     swap = re.compile("|".join(map(re.escape, forged)))
     safe = [{**m, "content": swap.sub(lambda x: holders[x.group()], m["content"])} if m.get("content") else m
             for m in messages]
-    text = tok.apply_chat_template(safe, tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(safe, tokenize=False, add_generation_prompt=generation_prompt)
     back = {h: s for s, h in holders.items()}
     unswap = re.compile("|".join(map(re.escape, back)))
     control = re.compile("(" + "|".join(map(re.escape, specials)) + ")")
