@@ -149,3 +149,21 @@ def test_kill_9_mid_stage_then_repro_recovers(built_repo, tmp_path):
     untracked = [ln for ln in run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout.splitlines()
                  if ln.startswith("??")]
     assert untracked == []
+
+
+def test_unquoted_iteration_keys_stop_repro_with_the_key_named(built_repo, tmp_path):
+    """`iterations: {1: ...}` (YAML integers): DVC's foreach then silently expands no iteration stage, so only
+    the stages that declare `iterations` run, and their params check must stop `dvc repro` naming the key.
+    Quoting the keys again restores the pipeline (run cache) to a clean `dvc status`."""
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    quoted = (repo / "params.yaml").read_text()
+    unquoted = re.sub(r'^  "(\d+)":', r"  \1:", quoted, flags=re.M)
+    assert unquoted != quoted
+    (repo / "params.yaml").write_text(unquoted)
+    p = run(["dvc", "repro"], repo, check=False)
+    assert p.returncode != 0
+    assert 'iterations.1: iteration keys must be quoted integers >= 1, like "1"' in p.stdout + p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
+    (repo / "params.yaml").write_text(quoted)
+    run(["dvc", "repro"], repo)
+    assert "up to date" in run(["dvc", "status"], repo).stdout
