@@ -191,3 +191,31 @@ def test_chunk_dir_is_ignored_by_git_and_dvc():
     root = Path(__file__).resolve().parents[1]
     assert ".*.chunks/" in (root / ".gitignore").read_text().split("\n")
     assert ".*.chunks/" in (root / ".dvcignore").read_text().split("\n")
+
+
+@pytest.mark.parametrize("pairs", ["two_step", "rewrite"])
+def test_a_long_instruction_is_cut_in_the_prompts_not_in_the_pair(pairs):
+    """A pool instruction far over the prompt budget: every synthesis prompt shows it cut to max_chars (so the
+    backend never cuts the prompt's start), the count is in the metrics, the pair keeps the whole text."""
+    from selftaught.prompts import truncate
+
+    long = "Explain the ending of the movie Shutter Island " + "in great detail, " * 200 + "please."
+    xs = [Instruction("i0", long), Instruction("i1", "Give three tips for keeping houseplants alive.")]
+    rewrites = DefaultRewrites({xs[1].instruction: "NEW INSTRUCTION: Give three tips for growing herbs.\n"
+                                                   "NEW ANSWER: Sun."})
+    backend = ScriptedBackend(rewrites)
+    got, m = synthesize(backend, "g", xs, Synthesize(pairs=pairs), max_chars=100)
+    assert m["instructions_cut"] == 1
+    shown = [s for s in backend.seen if long[:40] in s]
+    assert len(shown) >= 2 and all(truncate(long, 100) in s and long not in s for s in shown)
+    assert {q.id: q.instruction for q in got}["i0"] == long
+    whole = ScriptedBackend(rewrites)
+    _, m = synthesize(whole, "g", xs, Synthesize(pairs=pairs))
+    assert m["instructions_cut"] == 0 and any(long in s for s in whole.seen)
+
+
+class DefaultRewrites(dict):
+    """Rewrite replies by instruction ('' when unknown: unparseable)."""
+
+    def __getitem__(self, x):
+        return self.get(x, "")
