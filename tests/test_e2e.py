@@ -157,7 +157,7 @@ def test_unquoted_iteration_keys_stop_repro_with_the_key_named(built_repo, tmp_p
     Quoting the keys again restores the pipeline (run cache) to a clean `dvc status`."""
     repo = copy_repo(built_repo, tmp_path / "repo")
     quoted = (repo / "params.yaml").read_text()
-    unquoted = re.sub(r'^  "(\d+)":', r"  \1:", quoted, flags=re.M)
+    unquoted = re.sub(r"^  [\"'](\d+)[\"']:", r"  \1:", quoted, flags=re.M)
     assert unquoted != quoted
     (repo / "params.yaml").write_text(unquoted)
     p = run(["dvc", "repro"], repo, check=False)
