@@ -25,7 +25,7 @@ def main(params, args):
     store = stage_store(args.out, model, g, {"stage": "synthesize"}, log=console.print)
     calls = 2 if p.pairs == "rewrite" else 3      # x, x' and its answer (rewrite: one call), answer to x' (at most)
     with progress.task(f"synthesize iter {args.iteration}", calls * len(instructions)):
-        pairs, metrics = synthesize(backend, str(name), instructions, p, store, g.chunk_size, g.max_judged_chars)
+        pairs, metrics = synthesize(backend, str(name), instructions, p, store, g.chunk_size, g.max_prompt_tokens)
     write_jsonl(args.out, pairs)
     write_json(args.metrics, metrics)
     store.finish()

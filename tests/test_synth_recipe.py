@@ -41,13 +41,14 @@ class ScriptedBackend(GenerationBackend):
 
     def __init__(self, rewrites):
         super().__init__()
-        self.rewrites, self.seen = rewrites, []
+        self.rewrites, self.seen, self.requests = rewrites, [], []
 
     def generate(self, requests, sampling, desc="generate"):
         out = []
         for r in requests:
             user = dict(r.messages[-1])["content"]
             self.seen.append(user)
+            self.requests.append(r.message_dicts())
             if user.startswith("Below is an instruction and a good answer"):
                 x = user.split("Instruction: ")[1].split("\n")[0]
                 out.append(self.rewrites[x])
@@ -194,24 +195,34 @@ def test_chunk_dir_is_ignored_by_git_and_dvc():
 
 
 @pytest.mark.parametrize("pairs", ["two_step", "rewrite"])
-def test_a_long_instruction_is_cut_in_the_prompts_not_in_the_pair(pairs):
-    """A pool instruction far over the prompt budget: every synthesis prompt shows it cut to max_chars (so the
-    backend never cuts the prompt's start), the count is in the metrics, the pair keeps the whole text."""
-    from selftaught.prompts import truncate
-
-    long = "Explain the ending of the movie Shutter Island " + "in great detail, " * 200 + "please."
+def test_a_long_instruction_is_cut_to_fit_the_prompt_budget_not_in_the_pair(pairs):
+    """A pool instruction far over generation.max_prompt_tokens: its prompts are fitted by cutting the
+    instruction (counted), so the backend never cuts a prompt's start (system prompt, worked examples); prompts
+    that fit are untouched; the pair keeps the whole instruction."""
+    long = "Explain the ending of the movie Shutter Island " + "in great detail, " * 400 + "please."
     xs = [Instruction("i0", long), Instruction("i1", "Give three tips for keeping houseplants alive.")]
     rewrites = DefaultRewrites({xs[1].instruction: "NEW INSTRUCTION: Give three tips for growing herbs.\n"
                                                    "NEW ANSWER: Sun."})
-    backend = ScriptedBackend(rewrites)
-    got, m = synthesize(backend, "g", xs, Synthesize(pairs=pairs), max_chars=100)
-    assert m["instructions_cut"] == 1
-    shown = [s for s in backend.seen if long[:40] in s]
-    assert len(shown) >= 2 and all(truncate(long, 100) in s and long not in s for s in shown)
+
+    def counting(backend):                   # a backend with a tokenizer: 4 characters a token
+        backend.tok = object()
+        backend.prompt_length = lambda msgs: sum(len(m["content"]) for m in msgs) // 4
+        return backend
+
+    budget = 1200
+    fitted = counting(ScriptedBackend(rewrites))
+    got, m = synthesize(fitted, "g", xs, Synthesize(pairs=pairs), max_prompt_tokens=budget)
+    assert m["prompts_cut_to_fit"] == 1
+    sent = fitted.requests
+    assert all(fitted.prompt_length(r) <= budget for r in sent)
+    assert [r[:-1] for r in sent if long[:40] in r[-1]["content"]] == \
+        [r[:-1] for r in sent if long[:40] in r[-1]["content"] and long not in r[-1]["content"]]
     assert {q.id: q.instruction for q in got}["i0"] == long
-    whole = ScriptedBackend(rewrites)
-    _, m = synthesize(whole, "g", xs, Synthesize(pairs=pairs))
-    assert m["instructions_cut"] == 0 and any(long in s for s in whole.seen)
+    plain = counting(ScriptedBackend(rewrites))
+    _, m = synthesize(plain, "g", xs, Synthesize(pairs=pairs))                  # no budget: nothing cut
+    assert m["prompts_cut_to_fit"] == 0 and any(long in s for s in plain.seen)
+    short = [r for r in sent if xs[1].instruction in r[-1]["content"]]          # prompts that fit: untouched
+    assert short and short == [r for r in plain.requests if xs[1].instruction in r[-1]["content"]]
 
 
 class DefaultRewrites(dict):

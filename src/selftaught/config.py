@@ -143,8 +143,7 @@ class Generation(Section):
     batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
     max_prompt_tokens: int = Field(1024, gt=0, description="the most prompt tokens: a longer judge prompt has its "
                                                            "judged texts cut to fit (never its instructions)")
-    max_judged_chars: int = Field(800, gt=0, description="each judged text (instruction, response), and each "
-                                  "instruction in a synthesis prompt, is cut to this many characters")
+    max_judged_chars: int = Field(800, gt=0, description="each judged text (instruction, response) is cut to this")
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only")

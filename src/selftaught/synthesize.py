@@ -11,7 +11,7 @@ from collections import Counter
 from . import resume
 from .backends import Request, Sampling, request_seed
 from .data import jaccard, normalise, words
-from .prompts import answer_messages, modify_messages, rewrite_messages, truncate
+from .prompts import answer_messages, fit_fields, modify_messages, rewrite_messages
 from .schemas import SyntheticPair
 from .verdict import clean_instruction
 
@@ -72,28 +72,29 @@ def parse_rewrite(text: str):
     return x2, y2, None
 
 
-def _two_step(gen, instructions, shown, good, p, max_chars):
-    """x' from one call, its answer from a second (only for usable x'). `shown`: the instructions as the
-    prompts show them (cut to max_chars)."""
+def _two_step(gen, instructions, good, p, fit):
+    """x' from one call, its answer from a second (only for usable x')."""
     answer = Sampling(p.max_new_tokens, p.temperature, p.top_p)
     rewrite = Sampling(p.instruction_max_new_tokens, p.temperature, p.top_p)
-    variants = gen([Request.make(modify_messages(text, p.modify_shots, p.modify_template),
-                                 request_seed(p.seed, x.id, "modify")) for x, text in zip(instructions, shown)],
-                   rewrite, "write x'", "modify")
+    variants = gen([Request.make(fit(x.id, lambda f: modify_messages(f["x"], p.modify_shots, p.modify_template),
+                                     x=x.instruction),
+                                 request_seed(p.seed, x.id, "modify")) for x in instructions], rewrite, "write x'", "modify")
     variants = [clean_instruction(v) for v in variants]
     why = [usable_variant(x.instruction, v) for x, v in zip(instructions, variants)]
     todo = [i for i, w in enumerate(why) if w is None]
-    bad = dict(zip(todo, gen([Request.make(answer_messages(truncate(variants[i], max_chars), p.answer_template),
+    bad = dict(zip(todo, gen([Request.make(fit(instructions[i].id, lambda f: answer_messages(f["x"], p.answer_template),
+                                               x=variants[i]),
                                            request_seed(p.seed, instructions[i].id, "bad"))
                               for i in todo], answer, "answer x'", "answer_x2")))
     stats = Counter(f"variant_{w or 'ok'}" for w in why)
     return variants, bad, why, stats
 
 
-def _rewrite(gen, instructions, shown, good, p, max_chars):
+def _rewrite(gen, instructions, good, p, fit):
     """x' and a good answer to x' from one call given x and its good answer (the paper's construction)."""
     sampling = Sampling(p.instruction_max_new_tokens + p.max_new_tokens, p.temperature, p.top_p)
-    outs = gen([Request.make(rewrite_messages(shown[i], good[i], p.modify_shots, max_chars),
+    outs = gen([Request.make(fit(x.id, lambda f: rewrite_messages(f["x"], f["y"], p.modify_shots),
+                                 x=x.instruction, y=good[i]),
                              request_seed(p.seed, x.id, "rewrite")) for i, x in enumerate(instructions)],
                sampling, "write x' and its answer", "rewrite")
     stats = Counter(dict.fromkeys(("rewrite_parsed", "rewrite_unparseable", "rewrite_empty_answer",
@@ -114,25 +115,34 @@ def _rewrite(gen, instructions, shown, good, p, max_chars):
     return variants, bad, why, stats
 
 
-def synthesize(backend, generator_name, instructions, p, store=None, chunk_size=64, max_chars=100_000):
+def synthesize(backend, generator_name, instructions, p, store=None, chunk_size=64, max_prompt_tokens=None):
     """Pairs for `instructions` (synthesize params `p`): x's good answer is chosen; the rejected answer answers
     x' (p.pairs: two_step or rewrite), or a neighbour instruction when x' is unusable (p.fallback).
     With a `store` (selftaught.resume), every generate call runs in resumable chunks of `chunk_size`.
-    The prompts show each instruction cut to `max_chars` (generation.max_judged_chars; counted as
-    `instructions_cut`), so a long one cannot push the prompt past generation.max_prompt_tokens, where the
-    backend would cut its start (the system prompt, the worked examples); the pair keeps the whole x."""
+    With `max_prompt_tokens` (generation.max_prompt_tokens) and a backend that counts tokens, a prompt over the
+    budget has its instruction (and answer) cut to fit, never its system prompt or worked examples, which the
+    backend's last-resort cut from the left would drop; `prompts_cut_to_fit` counts the instructions whose
+    prompts were. The pair keeps the whole instruction."""
     seed = p.seed
-    shown = [truncate(x.instruction, max_chars) for x in instructions]
+    count = backend.prompt_length if max_prompt_tokens and getattr(backend, "tok", None) is not None else None
+    cut = set()
+
+    def fit(key, render, **fields):
+        if count is None:
+            return render(fields)
+        msgs, was_cut = fit_fields(fields, render, count, max_prompt_tokens)
+        if was_cut:
+            cut.add(key)
+        return msgs
     answer = Sampling(p.max_new_tokens, p.temperature, p.top_p)
 
     def gen(requests, sampling, desc, kind):
         return resume.generate(backend, store, requests, sampling, chunk_size, desc, kind)
 
-    good = gen([Request.make(answer_messages(text, p.answer_template), request_seed(seed, x.id, "good"))
-                for x, text in zip(instructions, shown)], answer, "answer x", "answer_x")
-    variants, bad, why, stats = (_rewrite if p.pairs == "rewrite" else _two_step)(gen, instructions, shown, good, p,
-                                                                                   max_chars)
-    stats["instructions_cut"] = sum(text != x.instruction for x, text in zip(instructions, shown))
+    good = gen([Request.make(fit(x.id, lambda f: answer_messages(f["x"], p.answer_template), x=x.instruction),
+                             request_seed(seed, x.id, "good")) for x in instructions], answer, "answer x", "answer_x")
+    variants, bad, why, stats = (_rewrite if p.pairs == "rewrite" else _two_step)(gen, instructions, good, p, fit)
+    stats["prompts_cut_to_fit"] = len(cut)
     pairs = []
     for i, x in enumerate(instructions):
         if why[i] is None and bad[i].strip() and bad[i].strip() != good[i].strip():
