@@ -223,6 +223,9 @@ def test_a_long_instruction_is_cut_to_fit_the_prompt_budget_not_in_the_pair(pair
     assert m["prompts_cut_to_fit"] == 0 and any(long in s for s in plain.seen)
     short = [r for r in sent if xs[1].instruction in r[-1]["content"]]          # prompts that fit: untouched
     assert short and short == [r for r in plain.requests if xs[1].instruction in r[-1]["content"]]
+    # a budget the template alone exceeds: left to the backend's last-resort cut, counted, not fatal
+    _, m = synthesize(counting(ScriptedBackend(rewrites)), "g", xs, Synthesize(pairs=pairs), max_prompt_tokens=10)
+    assert m["prompts_over_budget"] == 2                # both instructions: their worked-example prompts
 
 
 class DefaultRewrites(dict):

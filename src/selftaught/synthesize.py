@@ -11,7 +11,7 @@ from collections import Counter
 from . import resume
 from .backends import Request, Sampling, request_seed
 from .data import jaccard, normalise, words
-from .prompts import answer_messages, fit_fields, modify_messages, rewrite_messages
+from .prompts import PromptTooLong, answer_messages, fit_fields, modify_messages, rewrite_messages
 from .schemas import SyntheticPair
 from .verdict import clean_instruction
 
@@ -122,15 +122,20 @@ def synthesize(backend, generator_name, instructions, p, store=None, chunk_size=
     With `max_prompt_tokens` (generation.max_prompt_tokens) and a backend that counts tokens, a prompt over the
     budget has its instruction (and answer) cut to fit, never its system prompt or worked examples, which the
     backend's last-resort cut from the left would drop; `prompts_cut_to_fit` counts the instructions whose
-    prompts were. The pair keeps the whole instruction."""
+    prompts were. The pair keeps the whole instruction. A prompt whose template alone is over the budget (a
+    tokenizer that spends many tokens on it) is left to the backend's cut and counted as `prompts_over_budget`."""
     seed = p.seed
     count = backend.prompt_length if max_prompt_tokens and getattr(backend, "tok", None) is not None else None
-    cut = set()
+    cut, over = set(), set()
 
     def fit(key, render, **fields):
         if count is None:
             return render(fields)
-        msgs, was_cut = fit_fields(fields, render, count, max_prompt_tokens)
+        try:
+            msgs, was_cut = fit_fields(fields, render, count, max_prompt_tokens)
+        except PromptTooLong:
+            over.add(key)
+            return render(fields)
         if was_cut:
             cut.add(key)
         return msgs
@@ -142,7 +147,7 @@ def synthesize(backend, generator_name, instructions, p, store=None, chunk_size=
     good = gen([Request.make(fit(x.id, lambda f: answer_messages(f["x"], p.answer_template), x=x.instruction),
                              request_seed(seed, x.id, "good")) for x in instructions], answer, "answer x", "answer_x")
     variants, bad, why, stats = (_rewrite if p.pairs == "rewrite" else _two_step)(gen, instructions, good, p, fit)
-    stats["prompts_cut_to_fit"] = len(cut)
+    stats["prompts_cut_to_fit"], stats["prompts_over_budget"] = len(cut), len(over)
     pairs = []
     for i, x in enumerate(instructions):
         if why[i] is None and bad[i].strip() and bad[i].strip() != good[i].strip():
