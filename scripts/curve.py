@@ -38,11 +38,13 @@ def read_json(path: str, rev: str):
 def load_run(rev: str, only=None) -> list[dict]:
     """[{iteration, metrics, report, filter, train}] for k = 0, 1, ... while metrics/iter_<k>.json exists (with
     `only`, those iterations alone: an experiment that ran part of the DAG keeps the others' old files)."""
-    out, k = [], -1
-    while (metrics := read_json(f"metrics/iter_{k + 1}.json", rev)) is not None:
-        k += 1
-        if only is not None and k not in only:
-            continue
+    out = []
+    for k in sorted(only) if only is not None else range(1000):
+        metrics = read_json(f"metrics/iter_{k}.json", rev)
+        if metrics is None:
+            if only is not None:
+                continue
+            break
         out.append({"iteration": k, "metrics": metrics, "report": read_json(f"reports/eval_{k}.json", rev) or {},
                     "filter": read_json(f"metrics/filter_{k}.json", rev) if k else None,
                     "train": read_json(f"metrics/train_{k}.json", rev) if k else None})
