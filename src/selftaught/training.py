@@ -99,30 +99,27 @@ def lora_config(p: Train):
                       target_modules="all-linear")
 
 
-def _shared_prefix(a, b) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def sft_example(tok, record) -> dict:
     """An SFT record as token ids, with the loss on the completion only. The ids come from backends.encoding, as
     at inference: a special-token string inside a judged text stays plain text (TRL's own tokenization would
     read it as a control token and teach the judge a forged turn). The completion starts where the prompt and
-    the whole conversation diverge, as TRL counts it."""
+    the whole conversation diverge, as TRL counts it (its common_prefix_length)."""
+    from trl.data_utils import common_prefix_length
+
     prompt = chat_ids(tok, record["prompt"])
     full = chat_ids(tok, record["prompt"] + record["completion"], generation_prompt=False)
-    n = _shared_prefix(prompt, full)
+    n = common_prefix_length(prompt, full)
     return {"input_ids": full, "completion_mask": [0] * n + [1] * (len(full) - n)}
 
 
 def preference_example(tok, record) -> dict:
     """A preference record as the ids TRL's DPO collator takes (prompt, chosen and rejected continuations)."""
+    from trl.data_utils import common_prefix_length
+
     prompt = chat_ids(tok, record["prompt"])
     chosen = chat_ids(tok, record["prompt"] + record["chosen"], generation_prompt=False)
     rejected = chat_ids(tok, record["prompt"] + record["rejected"], generation_prompt=False)
-    n = min(_shared_prefix(prompt, chosen), _shared_prefix(prompt, rejected))
+    n = min(common_prefix_length(prompt, chosen), common_prefix_length(prompt, rejected))
     return {"prompt_ids": prompt[:n], "chosen_ids": chosen[n:], "rejected_ids": rejected[n:]}
 
 
@@ -173,7 +170,7 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
         ref = None if peft else load_model(init_dir, dtype="float32")[0]
         trainer = _pretokenized_dpo()(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
-                             processing_class=tok, peft_config=peft)
+                                      processing_class=tok, peft_config=peft)
     else:
         from trl import SFTTrainer
 
