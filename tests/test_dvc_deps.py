@@ -160,3 +160,20 @@ def test_the_template_a_param_names_becomes_the_dep(tmp_path):
         assert "prompts/my_judge.yaml" in got[name][1], name
     assert "prompts/my_judge.yaml" not in got["synthesize@1"][1]
     assert template_deps_missing(tmp_path) == []
+
+
+def not_run_cached(root=ROOT):
+    """Stages DVC never saves to its run-cache: `dvc repro` skips the run-cache for a stage with an output
+    `cache: false` that is not a metric or plot (dvc/stage/__init__.py, Stage.run). Such a stage is
+    recomputed by every `dvc exp run` and every fresh checkout of a revision, however long it takes."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return sorted(st.name for st in repo.index.stages if st.cmd and any(
+            not o.use_cache for o in st.outs if not (o.is_metric or o.is_plot)))
+
+
+def test_every_costly_stage_is_restored_from_the_run_cache():
+    """Only `summary` (seconds: it tabulates the metrics) may keep files in git outside metrics and plots;
+    evaluation, the longest stage, must be restorable like training."""
+    assert not_run_cached() == ["summary"]

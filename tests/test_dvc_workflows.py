@@ -81,18 +81,22 @@ def test_push_then_fresh_clone_pulls_iteration_2_without_recomputing(repo, tmp_p
 
 def test_param_changed_and_changed_back_is_restored_from_run_cache(repo):
     model = lock_out(repo, "train@1", "models/iter_1")
+    report = lock_out(repo, "evaluate@1", "reports/eval_1.json")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["learning_rate"] *= 3
+    params["evaluate"]["max_new_tokens"] += 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run(["dvc", "repro", "train@1"], repo).stdout
-    assert ran(out) == {"train@1"}, out
+    out = run(["dvc", "repro", "evaluate@1"], repo).stdout
+    assert ran(out) == {"train@1", "evaluate@1"}, out
     assert lock_out(repo, "train@1", "models/iter_1")["md5"] != model["md5"]
 
     run("git checkout params.yaml", repo)
     out = run(["dvc", "repro"], repo).stdout
     assert ran(out) == set(), out
-    assert "Stage 'train@1' is cached - skipping run, checking out outputs" in out
+    for stage in ("train@1", "evaluate@1"):          # evaluation, the longest stage, is restored like training
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
     assert lock_out(repo, "train@1", "models/iter_1") == model
+    assert lock_out(repo, "evaluate@1", "reports/eval_1.json") == report
     assert run("git status --porcelain", repo).stdout.strip() == ""      # dvc.lock and metrics as committed
     assert up_to_date(repo)
 
