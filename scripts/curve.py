@@ -7,7 +7,9 @@ workspace), from the metrics and reports each run committed.
 `--run LABEL=REV`: a git revision or experiment name (`dvc exp show` lists them; "workspace" for the files on
 disk). For every iteration k of a run it prints accuracy ± SE per generative mode (the mean over benchmarks,
 as metrics/iter_<k>.json), the accuracy pooled over all pairs, per-benchmark accuracy, parse rate, position
-consistency and A share, and from iteration 1 on the judgments kept by the filter and the SFT/DPO steps.
+consistency and A share, and from iteration 1 on the judgments kept by the filter and the SFT/DPO steps, and
+the change from iteration 0 on the same pairs with its paired standard error (read from the run's
+work/eval/iter_<k>.jsonl in the DVC cache; "–" where the cache lacks them).
 `--log LABEL=FILE`: a timestamped `dvc exp run` log (each line prefixed with HH:MM:SS) gives the wall time of
 each stage. The PNG (needs matplotlib: `pip install -e '.[plot]'`) draws accuracy per iteration, one line
 per run and mode, with the seed's level in each mode (iteration 0, and any `--reference MODE=VALUE`, e.g. a
@@ -53,6 +55,35 @@ def load_run(rev: str, only=None) -> list[dict]:
     return out
 
 
+def read_jsonl(path: str, rev: str, schema) -> list | None:
+    import dvc.api
+
+    try:
+        text = dvc.api.read(path, rev=None if rev == "workspace" else rev)
+    except Exception:                                   # not in this cache
+        return None
+    return [schema.from_dict(json.loads(line), path, i) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def changes_from_seed(rev: str, run: list[dict]) -> dict[int, dict[str, tuple[float, float]]]:
+    """{k: {mode: (accuracy(k) - accuracy(0), paired SE)}} for the iterations after 0."""
+    from selftaught.evaluation import paired_difference
+    from selftaught.schemas import Judgment, Pair
+
+    if not run or run[0]["iteration"] != 0:
+        return {}
+    pairs = read_jsonl("work/data/benchmarks.jsonl", rev, Pair)
+    seed = read_jsonl("work/eval/iter_0.jsonl", rev, Judgment)
+    out = {}
+    for it in run[1:]:
+        js = read_jsonl(f"work/eval/iter_{it['iteration']}.jsonl", rev, Judgment) if pairs and seed else None
+        if js:
+            out[it["iteration"]] = {mode: paired_difference([j for j in seed if j.mode == mode],
+                                                            [j for j in js if j.mode == mode], pairs)
+                                    for mode in MODES if mode in it["metrics"]}
+    return out
+
+
 def pooled(mode_report: dict) -> float | None:
     """Accuracy over all pairs (each benchmark weighted by its pair count)."""
     b = mode_report.get("benchmarks") or {}
@@ -75,9 +106,9 @@ def stage_times(log_path: str) -> dict[str, int]:
     return out
 
 
-def table(label: str, run: list[dict], times: dict[str, int]) -> str:
-    head = ("| run | k | mode | accuracy ± SE (mean of benchmarks) | pooled | EBB / HHH / LLMBar | parse | pc | "
-            "A share | kept | steps | wall s (synthesize, judge, train, evaluate) |")
+def table(label: str, run: list[dict], times: dict[str, int], changes=None) -> str:
+    head = ("| run | k | mode | accuracy ± SE (mean of benchmarks) | change from k=0 ± paired SE | pooled | "
+            "EBB / HHH / LLMBar | parse | pc | A share | kept | steps | wall s (synthesize, judge, train, evaluate) |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for it in run:
         k, m, modes = it["iteration"], it["metrics"], it["report"].get("modes", {})
@@ -93,7 +124,9 @@ def table(label: str, run: list[dict], times: dict[str, int]) -> str:
             h, r = m[mode], modes.get(mode, {})
             pool = pooled(r)
             per = " / ".join(f"{h.get(b, float('nan')):.3f}" for b in BENCHMARKS)
-            rows.append(f"| {label} | {k} | {mode} | {h['accuracy']:.3f} ± {h['accuracy_stderr']:.3f} | "
+            d = (changes or {}).get(k, {}).get(mode)
+            change = f"{d[0]:+.3f} ± {d[1]:.3f}" if d else "–"
+            rows.append(f"| {label} | {k} | {mode} | {h['accuracy']:.3f} ± {h['accuracy_stderr']:.3f} | {change} | "
                         f"{'–' if pool is None else f'{pool:.3f}'} | {per} | {h['parse_rate']:.3f} | "
                         f"{h['position_consistency']:.3f} | {r.get('a_share', float('nan')):.2f} | {kept} | "
                         f"{steps} | {wall} |")
@@ -153,10 +186,11 @@ def main(argv=None) -> int:
     ap.add_argument("--png", help="write the accuracy plot here")
     args = ap.parse_args(argv)
     only = {label: {int(k) for k in v.split(",")} for label, v in pairs(args.iterations, "--iterations").items()}
-    runs = {label: load_run(rev, only.get(label)) for label, rev in pairs(args.run, "--run").items()}
+    revs = pairs(args.run, "--run")
+    runs = {label: load_run(rev, only.get(label)) for label, rev in revs.items()}
     logs = pairs(args.log, "--log")
     for label, run in runs.items():
-        print(table(label, run, stage_times(logs[label]) if label in logs else {}))
+        print(table(label, run, stage_times(logs[label]) if label in logs else {}, changes_from_seed(revs[label], run)))
         print()
     if args.png:
         plot(runs, {k: float(v) for k, v in pairs(args.reference, "--reference").items()}, args.png)

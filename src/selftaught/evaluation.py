@@ -64,6 +64,26 @@ def evaluate_all(judgments, pairs) -> dict:
     return {**top, "benchmarks": benches}
 
 
+def paired_difference(base, other, pairs) -> tuple[float, float]:
+    """Accuracy of `other` minus accuracy of `base` (judgments of one mode, same pairs), as the mean over
+    benchmarks like `evaluate_all`, with the standard error of the per-pair differences: two judges scored on
+    the same pairs vary together, so this SE is smaller than the two accuracies' SEs combined."""
+    pairs_by_id = {p.id: p for p in pairs}
+    score = lambda js: {pid: sum(map(_score, d.values())) / len(d) for pid, d in pair_table(js, pairs_by_id).items()}  # noqa: E731
+    a, b = score(base), score(other)
+    if set(a) != set(b):
+        raise ValueError(f"the two runs judged different pairs ({len(set(a) ^ set(b))} not in both)")
+    diffs = defaultdict(list)
+    for pid in sorted(a):
+        diffs[pairs_by_id[pid].benchmark].append(b[pid] - a[pid])
+    means, variances = [], []
+    for d in diffs.values():
+        mu = sum(d) / len(d)
+        means.append(mu)
+        variances.append(sum((x - mu) ** 2 for x in d) / (len(d) - 1) / len(d) if len(d) > 1 else 0.0)
+    return round(sum(means) / len(means), 4), round(math.sqrt(sum(variances)) / len(means), 4)
+
+
 def majority_vote(judgments, mode: str):
     """One judgment per (pair, order), in first-seen order: the verdict most of its sampled judgments give
     (unparseable samples do not vote). A tie between A and B, or no parsed sample at all, gives no verdict
