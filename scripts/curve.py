@@ -13,7 +13,9 @@ work/eval/iter_<k>.jsonl in the DVC cache; "–" where the cache lacks them).
 `--log LABEL=FILE`: a timestamped `dvc exp run` log (each line prefixed with HH:MM:SS) gives the wall time of
 each stage. The PNG (needs matplotlib: `pip install -e '.[plot]'`) draws accuracy per iteration, one line
 per run and mode, with the seed's level in each mode (iteration 0, and any `--reference MODE=VALUE`, e.g. a
-likelihood accuracy measured outside the run) as dashed reference lines."""
+likelihood accuracy measured outside the run) as dashed reference lines; `--measured MODE=K:FILE` adds the
+accuracy ± SE of a `selftaught judge --metrics FILE` run of iteration K's judge (e.g. the likelihood mode,
+left out of a DAG to save time) as points of that mode."""
 
 from __future__ import annotations
 
@@ -133,7 +135,19 @@ def table(label: str, run: list[dict], times: dict[str, int], changes=None) -> s
     return "\n".join(rows)
 
 
-def plot(runs: dict[str, list[dict]], references: dict[str, float], out: str) -> None:
+def measured_points(values: list[str]) -> dict[str, list[tuple[int, float, float]]]:
+    """--measured MODE=K:FILE -> {mode: [(k, accuracy, stderr)]} from `selftaught judge --metrics` files."""
+    out: dict[str, list] = {}
+    for mode, spec in _items(values, "--measured"):
+        k, _, path = spec.partition(":")
+        if not k.isdigit() or not path:
+            sys.exit(f"error: --measured {mode}={spec}: expected MODE=K:FILE")
+        m = json.load(open(path, encoding="utf-8"))
+        out.setdefault(mode, []).append((int(k), m["accuracy"], m["accuracy_stderr"]))
+    return out
+
+
+def plot(runs: dict[str, list[dict]], references: dict[str, float], out: str, measured=None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,6 +169,10 @@ def plot(runs: dict[str, list[dict]], references: dict[str, float], out: str) ->
             ax.errorbar([k for k, _ in pts], [h["accuracy"] for _, h in pts],
                         yerr=[h["accuracy_stderr"] for _, h in pts], fmt=style, color=colors[mode], capsize=2,
                         markersize=4, linewidth=1.2, label=f"{label}, {mode}")
+    for mode, pts in (measured or {}).items():
+        pts = sorted(pts)
+        ax.errorbar([k for k, _, _ in pts], [a for _, a, _ in pts], yerr=[e for _, _, e in pts], fmt="D",
+                    color=colors.get(mode, "grey"), capsize=2, markersize=4, label=f"{mode} (selftaught judge)")
     ax.axhline(0.5, color="black", linewidth=0.6)
     ax.set_xlabel("iteration (0 = seed)")
     ax.set_ylabel("accuracy (mean of 3 benchmarks)")
@@ -166,14 +184,17 @@ def plot(runs: dict[str, list[dict]], references: dict[str, float], out: str) ->
     print(f"wrote {out}")
 
 
-def pairs(values, what) -> dict[str, str]:
-    out = {}
+def _items(values, what) -> list[tuple[str, str]]:
+    out = []
     for v in values:
         if "=" not in v:
             sys.exit(f"error: {what} {v!r}: expected LABEL=VALUE")
-        k, x = v.split("=", 1)
-        out[k] = x
+        out.append(tuple(v.split("=", 1)))
     return out
+
+
+def pairs(values, what) -> dict[str, str]:
+    return dict(_items(values, what))
 
 
 def main(argv=None) -> int:
@@ -183,6 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", action="append", default=[], metavar="MODE=ACCURACY")
     ap.add_argument("--iterations", action="append", default=[], metavar="LABEL=K,K",
                     help="only these iterations of a run (e.g. dpo=1 for an experiment that ran evaluate@1)")
+    ap.add_argument("--measured", action="append", default=[], metavar="MODE=K:FILE",
+                    help="a `selftaught judge --metrics` file of iteration K's judge, drawn as a point of MODE")
     ap.add_argument("--png", help="write the accuracy plot here")
     args = ap.parse_args(argv)
     only = {label: {int(k) for k in v.split(",")} for label, v in pairs(args.iterations, "--iterations").items()}
@@ -193,7 +216,8 @@ def main(argv=None) -> int:
         print(table(label, run, stage_times(logs[label]) if label in logs else {}, changes_from_seed(revs[label], run)))
         print()
     if args.png:
-        plot(runs, {k: float(v) for k, v in pairs(args.reference, "--reference").items()}, args.png)
+        plot(runs, {k: float(v) for k, v in pairs(args.reference, "--reference").items()}, args.png,
+             measured_points(args.measured))
     return 0
 
 

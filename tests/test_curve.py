@@ -38,3 +38,15 @@ def test_change_from_the_seed_has_the_paired_standard_error():
     mu = sum(d) / 4
     assert diff == 0.3125
     assert abs(se - (sum((x - mu) ** 2 for x in d) / 3 / 4) ** 0.5) < 1e-4
+
+
+def test_measured_points_read_judge_metrics_files_and_reject_a_bad_spec(tmp_path):
+    import json
+
+    import pytest
+
+    f = tmp_path / "lik5.json"
+    f.write_text(json.dumps({"accuracy": 0.66, "accuracy_stderr": 0.02, "mode": "likelihood"}))
+    assert curve.measured_points([f"likelihood=5:{f}"]) == {"likelihood": [(5, 0.66, 0.02)]}
+    with pytest.raises(SystemExit, match="expected MODE=K:FILE"):
+        curve.measured_points([f"likelihood={f}"])
