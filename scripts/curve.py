@@ -15,7 +15,7 @@ each stage. The PNG (needs matplotlib: `pip install -e '.[plot]'`) draws accurac
 per run and mode, with the seed's level in each mode (iteration 0, and any `--reference MODE=VALUE`, e.g. a
 likelihood accuracy measured outside the run) as dashed reference lines; `--measured MODE=K:FILE` adds the
 accuracy ± SE of a `selftaught judge --metrics FILE` run of iteration K's judge (e.g. the likelihood mode,
-left out of a DAG to save time) as points of that mode."""
+left out of a DAG to save time) as points of that mode, and a reference line when K is 0."""
 
 from __future__ import annotations
 
@@ -155,10 +155,11 @@ def plot(runs: dict[str, list[dict]], references: dict[str, float], out: str, me
 
     colors = {"free": "tab:blue", "constrained": "tab:orange", "likelihood": "tab:green"}
     styles = ["-o", "--s", ":^"]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
     first = next(iter(runs.values()))
     levels = {mode: first[0]["metrics"][mode]["accuracy"] for mode in MODES
               if first[0]["iteration"] == 0 and mode in first[0]["metrics"]}
+    levels.update({mode: a for mode, pts in (measured or {}).items() for k, a, _ in pts if k == 0})
     levels.update(references)
     for mode, y in levels.items():
         ax.axhline(y, color=colors.get(mode, "grey"), linestyle=(0, (2, 3)), linewidth=1,
@@ -177,7 +178,7 @@ def plot(runs: dict[str, list[dict]], references: dict[str, float], out: str, me
     ax.set_xlabel("iteration (0 = seed)")
     ax.set_ylabel("accuracy (mean of 3 benchmarks)")
     ax.set_xticks(range(max(len(r) for r in runs.values())))
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, metadata={"Software": None})
