@@ -29,14 +29,18 @@ MODES = ("free", "constrained")
 BENCHMARKS = {"evalbiasbench": "EBB", "hhh_alignment": "HHH", "llmbar": "LLMBar"}
 
 
-def read_json(path: str, rev: str):
+def read_text(path: str, rev: str) -> str | None:
     import dvc.api
 
     try:
-        text = dvc.api.read(path, rev=None if rev == "workspace" else rev)
-    except Exception:                                   # a file the run does not have (no such iteration)
+        return dvc.api.read(path, rev=None if rev == "workspace" else rev)
+    except Exception:                   # a file the run does not have (no such iteration, not in this cache)
         return None
-    return json.loads(text)
+
+
+def read_json(path: str, rev: str):
+    text = read_text(path, rev)
+    return None if text is None else json.loads(text)
 
 
 def load_run(rev: str, only=None) -> list[dict]:
@@ -58,11 +62,8 @@ def load_run(rev: str, only=None) -> list[dict]:
 
 
 def read_jsonl(path: str, rev: str, schema) -> list | None:
-    import dvc.api
-
-    try:
-        text = dvc.api.read(path, rev=None if rev == "workspace" else rev)
-    except Exception:                                   # not in this cache
+    text = read_text(path, rev)
+    if text is None:
         return None
     return [schema.from_dict(json.loads(line), path, i) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
