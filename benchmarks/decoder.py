@@ -45,9 +45,9 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from selftaught.backends import Request, Sampling, TransformersBackend, request_seed, set_determinism  # noqa: E402
-from selftaught.io import read_jsonl  # noqa: E402
+from selftaught.core.io import read_jsonl  # noqa: E402
 from selftaught.prompts import answer_messages, judge_messages, modify_messages, ordered  # noqa: E402
-from selftaught.schemas import Instruction, Pair, SyntheticPair  # noqa: E402
+from selftaught.core.schemas import Instruction, Pair, SyntheticPair  # noqa: E402
 
 
 def interleave(lists, n):

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from selftaught.data import jaccard, normalise, words  # noqa: E402
-from selftaught.schemas import Instruction  # noqa: E402
+from selftaught.core.schemas import Instruction  # noqa: E402
 
 
 def dedupe_quadratic(items, threshold, against=()):
@@ -104,7 +104,7 @@ def same(a, b) -> bool:
 
 def main():
     from selftaught.data import dedupe, read_many
-    from selftaught.schemas import Pair
+    from selftaught.core.schemas import Pair
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,50000,100000")

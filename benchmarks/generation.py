@@ -36,10 +36,10 @@ from rich.table import Table  # noqa: E402
 from selftaught.backends import (Request, Sampling, TransformersBackend, encode_request, load_model,  # noqa: E402
                                  request_seed, set_determinism)
 from selftaught.filtering import rejection_sample  # noqa: E402
-from selftaught.io import read_jsonl  # noqa: E402
+from selftaught.core.io import read_jsonl  # noqa: E402
 from selftaught.judging import judge_adaptive, judge_pairs  # noqa: E402
 from selftaught.prompts import judge_messages, ordered  # noqa: E402
-from selftaught.schemas import Pair, SyntheticPair  # noqa: E402
+from selftaught.core.schemas import Pair, SyntheticPair  # noqa: E402
 
 console = Console()
 BEGIN, END = "<!-- benchmarks/generation.py: begin -->", "<!-- benchmarks/generation.py: end -->"

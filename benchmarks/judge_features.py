@@ -33,7 +33,7 @@ from rich.table import Table  # noqa: E402
 
 from selftaught.backends import load_model, set_determinism  # noqa: E402
 from rich.progress import Progress  # noqa: E402
-from selftaught.io import read_jsonl  # noqa: E402
+from selftaught.core.io import read_jsonl  # noqa: E402
 from selftaught.prompts import judge_messages, truncate  # noqa: E402
 
 POINT_TEMPLATE = ("<<<INSTRUCTION\n{x}\nINSTRUCTION>>>\n\n<<<RESPONSE\n{r}\nRESPONSE>>>\n\n"

@@ -22,13 +22,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from selftaught import config  # noqa: E402
+from selftaught.core import config  # noqa: E402
 from selftaught.backends import load_model, make_judging_backends, set_determinism  # noqa: E402
 from selftaught.evaluation import evaluate_all  # noqa: E402
-from selftaught.io import read_jsonl  # noqa: E402
+from selftaught.core.io import read_jsonl  # noqa: E402
 from selftaught.judging import judge_likelihood  # noqa: E402
 from selftaught.prompts import answer_messages, truncate  # noqa: E402
-from selftaught.schemas import Pair, SyntheticPair  # noqa: E402
+from selftaught.core.schemas import Pair, SyntheticPair  # noqa: E402
 
 
 def likelihood_accuracy(model_dir, bench, max_chars):

@@ -26,7 +26,7 @@ from rich.table import Table  # noqa: E402
 
 from selftaught.backends import load_model, set_determinism  # noqa: E402
 from rich.progress import Progress  # noqa: E402
-from selftaught.io import read_jsonl  # noqa: E402
+from selftaught.core.io import read_jsonl  # noqa: E402
 from selftaught.prompts import truncate  # noqa: E402
 
 NEUTRAL = "Write something."

@@ -116,7 +116,7 @@ def check_backend(device, model):
     import torch
 
     from selftaught.backends import Request, Sampling, make_backend, request_seed
-    from selftaught.config import Generation
+    from selftaught.core.config import Generation
     from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages
 
     dtype = "bfloat16" if device == "cuda" else "float32"
@@ -150,7 +150,7 @@ def check_backend(device, model):
 def check_train(device, model, tmp):
     import torch
 
-    from selftaught.config import Train
+    from selftaught.core.config import Train
     from selftaught.prompts import judge_messages, judgment_text
     from selftaught.training import sft_config, train
 
@@ -233,7 +233,7 @@ def check_vllm(device, tmp):
     if importlib.util.find_spec("vllm") is None:
         raise Skip("vllm is not installed on this image (scripts/vllm_env.sh installs it; a GB-sized download)")
     from selftaught.backends import Request, Sampling, make_backend, request_seed
-    from selftaught.config import Generation
+    from selftaught.core.config import Generation
     from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages
 
     import torch

@@ -6,8 +6,8 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from collections import Counter
 
-from selftaught.io import write_jsonl
-from selftaught.runner import console, run_stage
+from selftaught.core.io import write_jsonl
+from selftaught.core.runner import console, run_stage
 
 
 def main(params, args):
@@ -18,7 +18,7 @@ def main(params, args):
     from selftaught.backends import make_backend
     from selftaught.categories import label
     from selftaught.data import read_many
-    from selftaught.schemas import Instruction
+    from selftaught.core.schemas import Instruction
     from selftaught.seed import resolve_model
 
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]

@@ -8,9 +8,9 @@ data.skip_invalid, invalid lines of the pools and benchmarks are left out, count
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.data import prepare
-from selftaught.io import atomic_path, read_jsonl, report_skipped, write_json, write_jsonl
-from selftaught.runner import console, run_stage
-from selftaught.safety import check_paths
+from selftaught.core.io import atomic_path, read_jsonl, report_skipped, write_json, write_jsonl
+from selftaught.core.runner import console, run_stage
+from selftaught.core.safety import check_paths
 
 
 def main(params, args):

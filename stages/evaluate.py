@@ -10,15 +10,15 @@ import json
 from dataclasses import replace
 
 from selftaught.backends import Sampling, make_judging_backends
-from selftaught.config import GENERATIVE_MODES, VOTE_SUFFIX, vote_modes
-from selftaught.errors import InputError
+from selftaught.core.metrics import GENERATIVE_MODES, VOTE_SUFFIX, vote_modes
+from selftaught.core.errors import InputError
 from selftaught.evaluation import evaluate_all, evaluate_vote, headline, rewardbench
-from selftaught.io import read_jsonl, write_json, write_jsonl
+from selftaught.core.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_pairs
 from selftaught.prompts import judge_prompt
 from selftaught.report import print_eval
-from selftaught.runner import run_stage
-from selftaught.schemas import Pair
+from selftaught.core.runner import run_stage
+from selftaught.core.schemas import Pair
 
 
 def read_pairs(path):

@@ -4,11 +4,11 @@ judgment pairs for preference training (train.objective dpo), with stats."""
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.filtering import preference_pairs, rejection_sample, training_records
-from selftaught.io import read_jsonl, write_json, write_jsonl
+from selftaught.core.io import read_jsonl, write_json, write_jsonl
 from selftaught.prompts import judge_prompt
 from selftaught.report import print_stats
-from selftaught.runner import run_stage
-from selftaught.schemas import Judgment, SyntheticPair
+from selftaught.core.runner import run_stage
+from selftaught.core.schemas import Judgment, SyntheticPair
 
 
 def main(params, args):

@@ -4,7 +4,7 @@ its files' hashes (no weights copied); otherwise it builds a checkpoint as the s
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from selftaught.runner import run_stage
+from selftaught.core.runner import run_stage
 from selftaught.seed import build_generator
 
 

@@ -8,12 +8,12 @@ requests) are kept beside the output until it is written, so a rerun after a kil
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.backends import Sampling, make_backend
-from selftaught.io import read_jsonl, write_json, write_jsonl
+from selftaught.core.io import read_jsonl, write_json, write_jsonl
 from selftaught.judging import judge_adaptive, judge_pairs
 from selftaught.prompts import judge_prompt
 from selftaught.resume import stage_store
-from selftaught.runner import console, run_stage
-from selftaught.schemas import SyntheticPair
+from selftaught.core.runner import console, run_stage
+from selftaught.core.schemas import SyntheticPair
 
 
 def main(params, args):

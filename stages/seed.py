@@ -2,7 +2,7 @@
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from selftaught.runner import run_stage
+from selftaught.core.runner import run_stage
 from selftaught.seed import build_seed
 
 

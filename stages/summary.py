@@ -4,9 +4,9 @@ split (reports/best.json; all null when there is none)."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from selftaught.io import write_json
+from selftaught.core.io import write_json
 from selftaught.report import headline, print_table, write_report
-from selftaught.runner import run_stage
+from selftaught.core.runner import run_stage
 
 
 def main(params, args):

@@ -4,13 +4,13 @@ Finished chunks are kept beside the output until it is written, so a rerun after
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from selftaught import progress
+from selftaught.core import progress
 from selftaught.backends import make_backend
-from selftaught.io import read_jsonl, write_json, write_jsonl
+from selftaught.core.io import read_jsonl, write_json, write_jsonl
 from selftaught.prompts import check_synthesis_templates
 from selftaught.resume import stage_store
-from selftaught.runner import console, run_stage
-from selftaught.schemas import Instruction
+from selftaught.core.runner import console, run_stage
+from selftaught.core.schemas import Instruction
 from selftaught.seed import resolve_model
 from selftaught.synthesize import synthesize
 

@@ -8,8 +8,8 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 import os
 import sys
 
-from selftaught.io import atomic_path, read_jsonl, write_json
-from selftaught.runner import console, run_stage
+from selftaught.core.io import atomic_path, read_jsonl, write_json
+from selftaught.core.runner import console, run_stage
 from selftaught.training import check_launch, is_main_process, process_rank, train
 
 

@@ -4,7 +4,7 @@ item the filter sees (correct and wrong judgments, only correct, only wrong, unp
 import json
 from pathlib import Path
 
-from selftaught.schemas import Judgment, SyntheticPair
+from selftaught.core.schemas import Judgment, SyntheticPair
 
 TOPICS = ["the judge", "a short answer", "the topic", "a good response", "the instruction", "two responses"]
 

@@ -9,7 +9,7 @@ import pytest
 from selftaught.backends import GenerationBackend, Sampling
 from selftaught.filtering import rejection_sample
 from selftaught.judging import judge_adaptive, judge_pairs, mean_margin
-from selftaught.schemas import SyntheticPair
+from selftaught.core.schemas import SyntheticPair
 
 SAMPLING = Sampling(16, 0.7, 0.9)
 

@@ -13,8 +13,8 @@ import torch
 from selftaught import backends
 from selftaught.backends import (GenerationBackend, Request, Sampling, TransformersBackend, VLLMBackend, make_backend,
                                  request_seed, sample_next, vllm_engine_kwargs, vllm_sampling_kwargs)
-from selftaught.config import Generation
-from selftaught.errors import InputError
+from selftaught.core.config import Generation
+from selftaught.core.errors import InputError
 from selftaught.prompts import VERDICT_PREFIX, judge_messages
 
 GEN = Generation(backend="vllm", device="cuda", dtype="bfloat16", batch_size=16, max_prompt_tokens=512,

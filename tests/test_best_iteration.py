@@ -10,8 +10,8 @@ import pytest
 from conftest import ROOT, run
 from evalstage import data_stage, evaluate_stage, read, write_params
 from selftaught.data import read_many, sample_benchmarks, split_benchmarks
-from selftaught.errors import ParamError
-from selftaught.schemas import Pair
+from selftaught.core.errors import ParamError
+from selftaught.core.schemas import Pair
 
 BENCHES = [ROOT / "data/benchmarks/hhh_alignment.jsonl", ROOT / "data/benchmarks/evalbiasbench.jsonl"]
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from selftaught import config
-from selftaught.errors import ParamError
+from selftaught.core import config
+from selftaught.core.errors import ParamError
 
 
 def shipped():

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import TINY, make_repo, run
-from selftaught.config import MAX_HEADLINE_VALUES
+from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.evaluation import leaf_count
 
 pytestmark = pytest.mark.e2e

@@ -1,5 +1,5 @@
 from selftaught.filtering import rejection_sample, training_records
-from selftaught.schemas import Judgment, SyntheticPair
+from selftaught.core.schemas import Judgment, SyntheticPair
 from selftaught.verdict import parse_verdict
 
 

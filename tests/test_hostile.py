@@ -15,9 +15,9 @@ import yaml
 
 from conftest import ROOT, TINY
 from selftaught.cli import main as cli
-from selftaught.errors import InputError
-from selftaught.io import atomic_path, read_jsonl, write_json, write_jsonl, write_text
-from selftaught.schemas import Instruction, Pair
+from selftaught.core.errors import InputError
+from selftaught.core.io import atomic_path, read_jsonl, write_json, write_jsonl, write_text
+from selftaught.core.schemas import Instruction, Pair
 
 
 def snapshot(*roots) -> dict:
@@ -366,7 +366,7 @@ def test_temp_dirs_of_outputs_are_git_ignored():
 def test_stale_temp_siblings_are_removed_and_live_ones_kept(tmp_path):
     out = tmp_path / "j.jsonl"
     holder = subprocess.Popen(      # a live writer of the same output, killed -9 below
-        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from selftaught.io import atomic_path\n"
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from selftaught.core.io import atomic_path\n"
          "with atomic_path(sys.argv[2]) as t:\n    t.write_text('partial'); print('ready', flush=True); time.sleep(60)",
          str(ROOT / "src"), str(out)], stdout=subprocess.PIPE, text=True)
     try:
@@ -460,7 +460,7 @@ def test_data_stage_accepts_empty_responses_and_skips_invalid_on_request(tmp_pat
 
 
 def test_skip_invalid_param_is_declared():
-    from selftaught.config import Params
+    from selftaught.core.config import Params
 
     assert Params().data.skip_invalid is False
     assert yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["skip_invalid"] is False

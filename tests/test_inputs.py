@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from selftaught import config
-from selftaught.errors import InputError, ParamError
-from selftaught.io import read_jsonl, write_jsonl
-from selftaught.schemas import Instruction, Pair
+from selftaught.core import config
+from selftaught.core.errors import InputError, ParamError
+from selftaught.core.io import read_jsonl, write_jsonl
+from selftaught.core.schemas import Instruction, Pair
 
 GOOD = '{"id": "a", "instruction": "Do x", "chosen": "y", "rejected": "z"}\n'
 

@@ -4,13 +4,13 @@ the higher wins; both orders agree by construction; evaluation and the params ac
 import pytest
 import yaml
 
-from selftaught import config
+from selftaught.core import config
 from selftaught.backends import GenerationBackend, Sampling
-from selftaught.errors import ParamError
+from selftaught.core.errors import ParamError
 from selftaught.evaluation import evaluate_all
 from selftaught.judging import judge_pairs
 from selftaught.prompts import NEUTRAL_INSTRUCTION
-from selftaught.schemas import Pair
+from selftaught.core.schemas import Pair
 from selftaught.verdict import parse_verdict
 
 
@@ -92,7 +92,7 @@ def test_judging_backends_load_the_likelihood_model_in_its_own_dtype(tiny_model)
     import torch
 
     from selftaught.backends import make_judging_backends
-    from selftaught.config import Generation
+    from selftaught.core.config import Generation
     g = Generation(backend="transformers", device="cpu", dtype="bfloat16", batch_size=4, max_prompt_tokens=256, threads=0)
     gen, lik = make_judging_backends(tiny_model, g, ["free", "likelihood"], "float32")
     assert gen.model.dtype == torch.bfloat16 and lik.model.dtype == torch.float32

@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from conftest import ROOT, copy_repo, run
-from selftaught import config, profile
-from selftaught.errors import ParamError
+from selftaught import profile
+from selftaught.core import config
+from selftaught.core.errors import ParamError
 
 PAPER = ROOT / "configs" / "paper.yaml"
 

@@ -4,9 +4,9 @@ it is a line per tenth of the work, with the overall count and an ETA."""
 import re
 
 from selftaught.backends import Sampling, make_backend
-from selftaught.config import Generation
+from selftaught.core.config import Generation
 from selftaught.judging import judge_adaptive, judge_pairs
-from selftaught.schemas import Pair, SyntheticPair
+from selftaught.core.schemas import Pair, SyntheticPair
 
 PAIRS = [Pair(f"p{i}", f"Name colour {i}.", f"Red {i}.", "Trains.", benchmark="b", subset="s") for i in range(6)]
 

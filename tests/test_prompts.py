@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from selftaught import config
+from selftaught.core import config
 from selftaught.backends.encoding import chat_ids, encode_request, prompt_length
 from selftaught.backends import Request
-from selftaught.errors import ParamError
+from selftaught.core.errors import ParamError
 from selftaught.prompts import (DEFAULTS, MODIFY_EXAMPLES, JudgePrompt, PromptTooLong, TemplateError,
                                 answer_messages, check_synthesis_templates, escape_markers, judge_messages,
                                 judge_prompt, load_template, modify_messages)

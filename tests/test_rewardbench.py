@@ -8,12 +8,12 @@ import yaml
 
 from conftest import ROOT
 from evalstage import data_stage, evaluate_stage, pairs, read, write_jsonl, write_params
-from selftaught.config import MAX_HEADLINE_VALUES
+from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.data import benchmark_schema, load_sections, read_many
-from selftaught.errors import InputError
+from selftaught.core.errors import InputError
 from selftaught.evaluation import leaf_count, rewardbench
-from selftaught.io import read_jsonl
-from selftaught.schemas import Judgment, Pair, RewardBenchPair
+from selftaught.core.io import read_jsonl
+from selftaught.core.schemas import Judgment, Pair, RewardBenchPair
 
 
 def rb_rows(n=8, subsets=("chat-a", "chat-b", "hard-a", "safe-a")):

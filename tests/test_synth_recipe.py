@@ -8,12 +8,12 @@ from test_adaptive import FakeBackend, pairs
 
 from selftaught.backends import GenerationBackend, Sampling
 from selftaught.categories import parse_category
-from selftaught.config import Data, Synthesize
+from selftaught.core.config import Data, Synthesize
 from selftaught.data import keep_categories
 from selftaught.judging import judge_adaptive, judge_pairs
 from selftaught.prompts import REWRITE_EXAMPLES, rewrite_answer_text, rewrite_messages
 from selftaught.resume import ChunkStore
-from selftaught.schemas import Instruction
+from selftaught.core.schemas import Instruction
 from selftaught.synthesize import parse_rewrite, synthesize, usable_variant
 
 X = "Explain the ending of the movie Shutter Island."

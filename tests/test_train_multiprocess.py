@@ -47,7 +47,7 @@ if os.environ.get("WRITE_AUDIT_LOG"):
 def test_train_under_two_processes_writes_once_and_stays_up_to_date(tiny_model, tmp_path, monkeypatch):
     from selftaught.backends import load_model
     from selftaught.filtering import preference_pairs, rejection_sample, training_records
-    from selftaught.io import write_jsonl
+    from selftaught.core.io import write_jsonl
 
     started = time.monotonic()
     repo = tmp_path / "repo"

@@ -11,8 +11,8 @@ import yaml
 
 from conftest import ROOT, TINY
 from fake_judgments import write_pairs_and_judgments
-from selftaught import config
-from selftaught.errors import ParamError
+from selftaught.core import config
+from selftaught.core.errors import ParamError
 
 
 def tiny_params(tmp_path, **train):
@@ -42,7 +42,7 @@ def differ(a, b):
 
 
 def test_filter_then_train_dpo_with_and_without_nll(tiny_model, tmp_path):
-    from selftaught.io import read_jsonl
+    from selftaught.core.io import read_jsonl
     from selftaught.training import train
 
     write_pairs_and_judgments(tmp_path / "pairs.jsonl", tmp_path / "judgments.jsonl")

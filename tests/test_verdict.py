@@ -1,7 +1,7 @@
 import pytest
 
 from selftaught.prompts import judge_messages, judgment_text, ordered
-from selftaught.schemas import Pair
+from selftaught.core.schemas import Pair
 from selftaught.verdict import clean_instruction, parse_verdict, reasoning_part
 
 

@@ -38,8 +38,8 @@ from vllm.tokenizers.registry import cached_tokenizer_from_config  # noqa: E402
 
 from selftaught.backends import Request, Sampling, encode_request, make_backend, option_token_ids, request_seed  # noqa: E402
 from selftaught.backends import vllm_backend as vb  # noqa: E402
-from selftaught.config import Generation, Params  # noqa: E402
-from selftaught.errors import InputError  # noqa: E402
+from selftaught.core.config import Generation, Params  # noqa: E402
+from selftaught.core.errors import InputError  # noqa: E402
 from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

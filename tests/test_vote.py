@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 
 from evalstage import evaluate_stage, pairs, read, write_jsonl, write_params
-from selftaught.config import MAX_HEADLINE_VALUES
+from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.evaluation import leaf_count, majority_vote, vote_counts
-from selftaught.schemas import Judgment
+from selftaught.core.schemas import Judgment
 
 
 def test_majority_vote_ties_and_unparseable():

@@ -9,22 +9,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .config import MODES
-from .errors import InputError, ParamError
+from .core.metrics import MODES
+from .core.errors import InputError, ParamError
 
 console = Console(stderr=True)
 
 
 def cmd_judge(args) -> int:
-    from . import config
+    from .core import config
     from .backends import Sampling, make_judging_backends
     from .evaluation import HEADLINE, evaluate_all, summarise
-    from .io import read_jsonl, report_skipped, write_json, write_jsonl
+    from .core.io import read_jsonl, report_skipped, write_json, write_jsonl
     from .judging import judge_pairs
     from .prompts import judge_prompt
     from .report import print_eval
-    from .safety import check_model_dir, check_paths
-    from .schemas import Pair
+    from .core.safety import check_model_dir, check_paths
+    from .core.schemas import Pair
 
     params = config.load(args.params)
     e, g = params.evaluate, params.generation
@@ -70,7 +70,7 @@ def cmd_judge(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import config
+    from .core import config
     from .report import print_table, write_report
 
     params = config.load(args.params)
@@ -86,7 +86,8 @@ def cmd_report(args) -> int:
 def cmd_profile(args) -> int:
     import yaml
 
-    from . import config, profile
+    from . import profile
+    from .core import config
 
     extra = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
     overrides = {**profile.read(args.file), **{k: yaml.safe_load(v) for k, v in extra.items()}}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from . import progress
-from .errors import InputError, ParamError
-from .io import read_jsonl
-from .schemas import Instruction, Pair, RewardBenchPair
+from .core import progress
+from .core.errors import InputError, ParamError
+from .core.io import read_jsonl
+from .core.schemas import Instruction, Pair, RewardBenchPair
 
 _WORD = re.compile(r"[a-z0-9]+")
 

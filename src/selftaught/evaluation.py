@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 
-from .config import HEADLINE, REWARDBENCH_KEY, VOTE_SUFFIX
-from .schemas import Judgment
+from .core.metrics import HEADLINE, REWARDBENCH_KEY, VOTE_SUFFIX
+from .core.schemas import Judgment
 
 
 def _score(j):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ParamError
+from .core.errors import ParamError
 
 
 def read(path) -> dict:

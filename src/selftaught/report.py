@@ -10,9 +10,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .errors import InputError
+from .core.errors import InputError
 from .evaluation import HEADLINE
-from .io import atomic_path, write_json, write_text
+from .core.io import atomic_path, write_json, write_text
 
 PLOTTED = ("accuracy", "parse_rate", "position_consistency")
 

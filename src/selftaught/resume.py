@@ -19,7 +19,7 @@ import signal
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from .io import atomic_path
+from .core.io import atomic_path
 
 KILL_ENV = "SELFTAUGHT_KILL_AFTER_CHUNKS"
 _PACKAGE = Path(__file__).resolve().parent

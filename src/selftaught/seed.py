@@ -12,9 +12,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .config import GeneratorModel, SeedModel
-from .errors import InputError
-from .io import atomic_path, write_json
+from .core.config import GeneratorModel, SeedModel
+from .core.errors import InputError
+from .core.io import atomic_path, write_json
 
 GENERATOR_RECORD = "generator.json"
 

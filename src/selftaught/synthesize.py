@@ -12,7 +12,7 @@ from . import resume
 from .backends import Request, Sampling, request_seed
 from .data import jaccard, normalise, words
 from .prompts import PromptTooLong, answer_messages, fit_fields, modify_messages, rewrite_messages
-from .schemas import SyntheticPair
+from .core.schemas import SyntheticPair
 from .verdict import clean_instruction
 
 _CHATTER = ("sure", "here", "i'm", "i am", "as an", "okay", "certainly", "the original", "original instruction",

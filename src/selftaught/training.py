@@ -17,8 +17,8 @@ import torch
 
 from .backends import load_model, set_determinism
 from .backends.encoding import chat_ids
-from .config import Train
-from .errors import ParamError
+from .core.config import Train
+from .core.errors import ParamError
 
 
 def process_rank() -> int:

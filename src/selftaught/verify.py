@@ -41,7 +41,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from .errors import InputError, ParamError
+from .core.errors import InputError, ParamError
 
 TAIL_LINES = 40
 

@@ -1,6 +1,6 @@
 """The interface every backend implements (`GenerationBackend`) and what it is called with: chat `Request`s,
 `Sampling` parameters, per-request seeds (`request_seed`) and the `Usage` counters. Backends report progress
-through `selftaught.progress` (one bar per stage pass)."""
+through `selftaught.core.progress` (one bar per stage pass)."""
 
 from __future__ import annotations
 

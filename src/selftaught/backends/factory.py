@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..config import GENERATIVE_MODES, Generation
+from ..core.config import Generation
+from ..core.metrics import GENERATIVE_MODES
 from .base import GenerationBackend
 from .hf import TransformersBackend
 from .loading import set_determinism

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import torch
 
-from .. import progress
+from ..core import progress
 from .base import GenerationBackend, Request, Sampling
 from .encoding import encode_request, option_token_ids
 from .loading import load_model, resolve_dtype

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 
 def set_determinism(threads: int = 0) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .base import GenerationBackend, Sampling
 from .encoding import encode_request, option_token_ids
 from .loading import adapter_base, is_adapter

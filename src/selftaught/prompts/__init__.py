@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ParamError
+from ..core.errors import ParamError
 from ..verdict import VerdictFormat, verdict_format
 
 TEMPLATES = Path(__file__).parent / "templates"
