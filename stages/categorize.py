@@ -22,7 +22,7 @@ def main(params, args):
     from selftaught.seed import resolve_model
 
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]
-    backend = make_backend(resolve_model(args.model), params.generation, params.seed.trust_remote_code)
+    backend = make_backend(resolve_model(args.model), params.generation, params.trust_remote_code)
     records = label(backend, pool, d.categories, d.category_max_new_tokens, params.generation.max_judged_chars)
     write_jsonl(args.out, records)
     console.print(dict(sorted(Counter(r["category"] for r in records).items())))

@@ -62,7 +62,7 @@ def main(params, args):
     pairs, validation = read_jsonl(args.benchmarks, Pair), read_pairs(args.validation)
     sections = read_sections(args.sections)
     prompt = judge_prompt(params)               # judge.template and judge.verdict_format, as in training
-    backend, lik = make_judging_backends(args.model, g, p.modes, p.likelihood_dtype, params.seed.trust_remote_code)
+    backend, lik = make_judging_backends(args.model, g, p.modes, p.likelihood_dtype, params.trust_remote_code)
     prompt.fit_to(backend, g.max_prompt_tokens)
     records, modes = evaluate(params, backend, lik, prompt, pairs, sections, f"evaluate iter {k}")
     val = evaluate(params, backend, lik, prompt, validation, sections, f"validate iter {k}") if validation else None

@@ -20,7 +20,7 @@ def main(params, args):
     p, g, k = params.judge, params.generation, args.iteration
     pairs = read_jsonl(args.pairs, SyntheticPair)
     prompt = judge_prompt(params)               # template and verdict format, checked before the model loads
-    backend = make_backend(args.model, g, params.seed.trust_remote_code, max_new_tokens=p.max_new_tokens)
+    backend = make_backend(args.model, g, params.trust_remote_code, max_new_tokens=p.max_new_tokens)
     prompt.fit_to(backend, g.max_prompt_tokens)  # judged texts cut to fit generation.max_prompt_tokens
     store = stage_store(args.out, args.model, g, {"stage": "judge", "max_judged_chars": g.max_judged_chars},
                         log=console.print)

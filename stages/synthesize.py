@@ -21,7 +21,7 @@ def main(params, args):
     instructions = read_jsonl(args.shard, Instruction)
     name = args.generator if p.generator == "separate" else args.model
     model = resolve_model(name)
-    backend = make_backend(model, g, params.seed.trust_remote_code)
+    backend = make_backend(model, g, params.trust_remote_code)
     store = stage_store(args.out, model, g, {"stage": "synthesize"}, log=console.print)
     calls = 2 if p.pairs == "rewrite" else 3      # x, x' and its answer (rewrite: one call), answer to x' (at most)
     with progress.task(f"synthesize iter {args.iteration}", calls * len(instructions)):

@@ -21,10 +21,10 @@ def main(params, args):
     init = args.seed_model if p.init == "seed" else args.prev_model
     records = read_jsonl(args.preferences if p.objective == "dpo" else args.data)
     if not is_main_process():      # trains and joins the collectives; writes nothing
-        train(records, init, None, p, params.generation.threads)
+        train(records, init, None, p, params.generation.threads, params.trust_remote_code)
         return
     with atomic_path(args.out, directory=True) as tmp:
-        stats = train(records, init, tmp, p, params.generation.threads)
+        stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code)
     curve = stats.pop("loss_curve")
     write_json(args.metrics, stats)
     with atomic_path(args.loss) as tmp:

@@ -40,7 +40,7 @@ def cmd_judge(args) -> int:
     check_model_dir(args.model, "--model")
     pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
-    backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.seed.trust_remote_code)
+    backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.trust_remote_code)
     sampling = Sampling(args.max_new_tokens or e.max_new_tokens,
                         e.temperature if args.temperature is None else args.temperature, e.top_p)
     js = judge_pairs(backend, pairs, [mode], 1, sampling, e.seed, e.calibrate, g.max_judged_chars,

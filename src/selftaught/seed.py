@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .core.config import GeneratorModel, SeedModel
+from .core.config import ModelSource
 from .core.errors import InputError
 from .core.io import atomic_path, write_json
 
@@ -71,7 +71,7 @@ def copy_hf_dir(src, out_dir: Path) -> None:
                 shutil.copy2(f, out_dir / f.name)
 
 
-def build_seed(p: SeedModel | GeneratorModel, out_dir) -> None:
+def build_seed(p: ModelSource, out_dir) -> None:
     with atomic_path(out_dir, directory=True) as tmp:
         if p.source == "hf_dir":
             copy_hf_dir(p.path, tmp)
@@ -81,7 +81,7 @@ def build_seed(p: SeedModel | GeneratorModel, out_dir) -> None:
                 convert_gguf(gguf, tmp)
 
 
-def build_generator(p: GeneratorModel, out_dir) -> None:
+def build_generator(p: ModelSource, out_dir) -> None:
     """models/generator: a checkpoint built like the seed's, or (source seed) a record naming the seed's
     directory `p.path` and the sha256 of each of its files; no weights are copied."""
     if p.source != "seed":

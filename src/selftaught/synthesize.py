@@ -10,7 +10,7 @@ from collections import Counter
 
 from . import resume
 from .backends import Request, Sampling, request_seed
-from .data import jaccard, normalise, words
+from .dedupe import jaccard, normalise, words
 from .prompts import PromptTooLong, answer_messages, fit_fields, modify_messages, rewrite_messages
 from .core.schemas import SyntheticPair
 from .verdict import clean_instruction

