@@ -19,6 +19,7 @@ Prints a rich table and writes it, with the CPU model, into --out.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import platform
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from selftaught.backends import (Request, Sampling, TransformersBackend, encode_
                                  request_seed, set_determinism)
 from selftaught.filtering import rejection_sample  # noqa: E402
 from selftaught.core.io import read_jsonl  # noqa: E402
-from selftaught.judging import judge_adaptive, judge_pairs  # noqa: E402
+from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs  # noqa: E402
 from selftaught.prompts import judge_messages, ordered  # noqa: E402
 from selftaught.core.schemas import Pair, SyntheticPair  # noqa: E402
 
@@ -152,18 +153,18 @@ def main():
     if "b" not in args.skip:
         bp = pairs[:args.pairs]
         jsampling = Sampling(jp["max_new_tokens"], jp["temperature"], jp["top_p"])
+        settings = JudgeSettings((jp["mode"],), jsampling, jp["seed"], args.max_n, jp["calibrate"],
+                                 g["max_judged_chars"])
         res = {}
         for kind in ("fixed", "adaptive"):
             backend.clear_prompt_cache()
             before = backend.usage.snapshot()
             t0 = time.perf_counter()
             if kind == "fixed":
-                js = judge_pairs(backend, bp, [jp["mode"]], args.max_n, jsampling, jp["seed"], jp["calibrate"],
-                                 g["max_judged_chars"], desc="fixed N")[jp["mode"]]
+                js = judge_pairs(backend, bp, settings, desc="fixed N")[jp["mode"]]
                 rounds = 1
             else:
-                js, st = judge_adaptive(backend, bp, jp["mode"], args.max_n, 1, jsampling, jp["seed"], jp["calibrate"],
-                                        g["max_judged_chars"], desc="adaptive")
+                js, st = judge_adaptive(backend, bp, replace(settings, adaptive=True), desc="adaptive")
                 rounds = st["rounds"]
             dt = time.perf_counter() - t0
             after = backend.usage.snapshot()

@@ -43,7 +43,7 @@ import torch  # noqa: E402
 from selftaught.backends import Request, Sampling, TransformersBackend, request_seed, set_determinism  # noqa: E402
 from selftaught.core.config import Params  # noqa: E402
 from selftaught.core.io import read_jsonl  # noqa: E402
-from selftaught.judging import judge_pairs  # noqa: E402
+from selftaught.judging import JudgeSettings, judge_pairs  # noqa: E402
 from selftaught.prompts import answer_messages, modify_messages  # noqa: E402
 from selftaught.core.schemas import Instruction, Pair  # noqa: E402
 
@@ -76,8 +76,8 @@ def modify_run(be, instructions, p):
 
 
 def judge_run(be, pairs, p, max_chars):
-    judge_pairs(be, pairs, [p.mode], 1, Sampling(p.max_new_tokens, p.temperature, p.top_p), p.seed, p.calibrate,
-                max_chars)
+    judge_pairs(be, pairs, JudgeSettings((p.mode,), Sampling(p.max_new_tokens, p.temperature, p.top_p), p.seed, 1,
+                                         p.calibrate, max_chars))
 
 
 def measure(be, fn):

@@ -3,24 +3,20 @@ judgment pairs for preference training (train.objective dpo), with stats."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
-from selftaught.filtering import preference_pairs, rejection_sample, training_records
 from selftaught.core.io import read_jsonl, write_json, write_jsonl
-from selftaught.prompts import judge_prompt
-from selftaught.report import print_stats
 from selftaught.core.runner import run_stage
 from selftaught.core.schemas import Judgment, SyntheticPair
+from selftaught.filtering import filter_judgments
+from selftaught.prompts import judge_prompt
+from selftaught.report import print_stats
 
 
 def main(params, args):
-    f, max_chars = params.filter, params.generation.max_judged_chars
     pairs = {p.id: p for p in read_jsonl(args.pairs, SyntheticPair)}
     judgments = [Judgment.from_dict(d, args.judgments, n) for n, d in enumerate(read_jsonl(args.judgments), 1)]
     prompt = judge_prompt(params)               # judge.template and judge.verdict_format, as the judge used
-    kept, stats = rejection_sample(judgments, f.seed, f.balance)
-    records, counts = training_records(kept, pairs, max_chars, f.reasoning, prompt=prompt)
-    stats.update(counts)
-    prefs, pref_counts = preference_pairs(judgments, pairs, f.seed, f.balance, max_chars, f.reasoning, prompt)
-    stats.update(pref_counts)
+    records, prefs, stats = filter_judgments(judgments, pairs, params.filter, params.generation.max_judged_chars,
+                                             prompt)
     write_jsonl(args.out, records)
     write_jsonl(args.preferences, prefs)
     write_json(args.metrics, stats)

@@ -8,7 +8,7 @@ import pytest
 
 from selftaught.backends import GenerationBackend, Sampling
 from selftaught.filtering import rejection_sample
-from selftaught.judging import judge_adaptive, judge_pairs, mean_margin
+from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs, mean_margin
 from selftaught.core.schemas import SyntheticPair
 
 SAMPLING = Sampling(16, 0.7, 0.9)
@@ -71,7 +71,7 @@ def pairs(n):
 
 
 def run(backend, ps, mode="free", max_n=6, round_n=1, seed=7, calibrate=True):
-    return judge_adaptive(backend, ps, mode, max_n, round_n, SAMPLING, seed, calibrate, 800)
+    return judge_adaptive(backend, ps, JudgeSettings((mode,), SAMPLING, seed, max_n, calibrate, 800, True, round_n))
 
 
 def by_item(js):
@@ -124,7 +124,7 @@ def test_same_result_for_any_batch_size_and_pair_order(mode):
 
 def test_free_mode_keeps_the_same_items_as_fixed_n_with_fewer_samples():
     ps = pairs(20)
-    fixed = judge_pairs(FakeBackend(), ps, ["free"], 6, SAMPLING, 7, True, 800)["free"]
+    fixed = judge_pairs(FakeBackend(), ps, JudgeSettings(("free",), SAMPLING, 7, 6, True, 800))["free"]
     adaptive, _ = run(FakeBackend(), ps, max_n=6)
     fixed_by = {(j.pair_id, j.order, j.sample): j for j in fixed}
     assert all(fixed_by[(j.pair_id, j.order, j.sample)] == j for j in adaptive)   # a prefix of each item's samples
@@ -170,7 +170,7 @@ def test_adaptive_on_the_tiny_model_is_batch_invariant(tiny_model):
     out = []
     for bs in (1, 8):
         be = TransformersBackend(tiny_model, batch_size=bs)
-        js, stats = judge_adaptive(be, ps, "constrained", 3, 1, Sampling(6, 0.9, 0.95), 5, True, 200)
+        js, stats = judge_adaptive(be, ps, JudgeSettings(("constrained",), Sampling(6, 0.9, 0.95), 5, 3, True, 200, True))
         out.append((js, stats["per_round"]))
     # texts, verdicts and the rounds are identical; margins agree up to float noise of different GEMM shapes
     key = lambda j: (j.pair_id, j.order, j.sample, j.text, j.verdict)  # noqa: E731

@@ -272,7 +272,8 @@ def test_usage_and_the_prompt_cache_of_verdict_scoring(tiny_model):
     assert be.next_token_margins(scored) == margins
     u2 = be.usage.snapshot()
     assert u2["prompt_cache_hits"] == len(prompts) and u2["prefill_tokens"] - u1["prefill_tokens"] == prefix
-    nocache = TransformersBackend(tiny_model, batch_size=3, prompt_cache_mb=0)
+    nocache = TransformersBackend(tiny_model, batch_size=3)
+    nocache.clear_prompt_cache(0)
     assert nocache.generate(reqs, Sampling(6, 0.7, 0.9)) == out
     assert nocache.next_token_margins(scored) == pytest.approx(margins, abs=1e-4)
     assert nocache.usage.prompt_cache_hits == 0

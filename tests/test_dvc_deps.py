@@ -177,3 +177,22 @@ def test_every_costly_stage_is_restored_from_the_run_cache():
     """Only `summary` (seconds: it tabulates the metrics) may keep files in git outside metrics and plots;
     evaluation, the longest stage, must be restorable like training."""
     assert not_run_cached() == ["summary"]
+
+
+def extra_deps(root=ROOT):
+    """(stage, module) pairs where the stage declares a package module (file or folder) its script never
+    imports: such a dep reruns the stage for a change that cannot affect it."""
+    out = []
+    for name, (cmd, deps, _) in stages(root).items():
+        script = next(w for w in shlex.split(cmd) if w.endswith(".py"))
+        used = {f.relative_to(root).as_posix() for f in closure(root / script, root)}
+        for d in deps:
+            module = d.endswith(".py") or (root / d).is_dir()       # a template file a param names is no module
+            if d.startswith("src/") and module and not any(u == d or u.startswith(d.rstrip("/") + "/") for u in used):
+                out.append((name, d))
+    return out
+
+
+def test_no_stage_declares_a_module_it_does_not_import():
+    """A change to a module reruns exactly the stages that import it (with the one above: deps == imports)."""
+    assert extra_deps() == []

@@ -8,7 +8,7 @@ from selftaught.core import config
 from selftaught.backends import GenerationBackend, Sampling
 from selftaught.core.errors import ParamError
 from selftaught.evaluation import evaluate_all
-from selftaught.judging import judge_pairs
+from selftaught.judging import JudgeSettings, judge_pairs
 from selftaught.prompts import NEUTRAL_INSTRUCTION
 from selftaught.core.schemas import Pair
 from selftaught.verdict import parse_verdict
@@ -48,7 +48,7 @@ TABLE = {("q0", "good"): -1.0, ("q0", "bad"): -5.0,       # chosen wins
 
 def test_verdicts_margins_and_position_consistency():
     be = ScoreBackend(TABLE)
-    js = judge_pairs(be, PAIRS, ["likelihood"], 4, Sampling(8), 0, True, 800)["likelihood"]
+    js = judge_pairs(be, PAIRS, JudgeSettings(("likelihood",), Sampling(8), 0, 4, True, 800))["likelihood"]
     assert [(j.pair_id, j.order, j.sample) for j in js] == [(p, o, 0) for p in ("p0", "p1", "p2") for o in (0, 1)]
     got = {(j.pair_id, j.order): j for j in js}
     assert got[("p0", 0)].verdict == "A" and got[("p0", 1)].verdict == "B" and got[("p0", 0)].margin == 4.0
@@ -65,7 +65,7 @@ def test_verdicts_margins_and_position_consistency():
 
 def test_texts_are_cut_like_the_judge_prompt():
     be = ScoreBackend({("q", "a" * 10 + " [...]"): -1.0, ("q", "b" * 10 + " [...]"): -2.0})
-    js = judge_pairs(be, [Pair("p", "q", "a" * 50, "b" * 50)], ["likelihood"], 1, Sampling(8), 0, True, 10)
+    js = judge_pairs(be, [Pair("p", "q", "a" * 50, "b" * 50)], JudgeSettings(("likelihood",), Sampling(8), 0, 1, True, 10))
     assert js["likelihood"][0].verdict == "A"
 
 
@@ -84,7 +84,8 @@ def test_likelihood_runs_on_its_own_backend_when_given():
             raise AssertionError("the likelihood pass must use likelihood_backend")
 
     lik = ScoreBackend(TABLE)
-    js = judge_pairs(NoScores(TABLE), PAIRS, ["likelihood"], 1, Sampling(8), 0, True, 800, likelihood_backend=lik)
+    js = judge_pairs(NoScores(TABLE), PAIRS, JudgeSettings(("likelihood",), Sampling(8), 0, 1, True, 800),
+                     likelihood_backend=lik)
     assert [j.verdict for j in js["likelihood"]][:2] == ["A", "B"] and lik.calls
 
 

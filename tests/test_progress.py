@@ -5,7 +5,7 @@ import re
 
 from selftaught.backends import Sampling, make_backend
 from selftaught.core.config import Generation
-from selftaught.judging import judge_adaptive, judge_pairs
+from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs
 from selftaught.core.schemas import Pair, SyntheticPair
 
 PAIRS = [Pair(f"p{i}", f"Name colour {i}.", f"Red {i}.", "Trains.", benchmark="b", subset="s") for i in range(6)]
@@ -18,7 +18,7 @@ def lines(err):
 def test_one_bar_per_pass_across_modes_and_calls(tiny_model, capsys):
     be = make_backend(tiny_model, Generation(dtype="float32", batch_size=4, threads=1))
     capsys.readouterr()
-    judge_pairs(be, PAIRS, ["free", "constrained", "likelihood"], 1, Sampling(6, 0.7, 0.9), 0, True, 200,
+    judge_pairs(be, PAIRS, JudgeSettings(("free", "constrained", "likelihood"), Sampling(6, 0.7, 0.9), 0, 1, True, 200),
                 desc="evaluate iter 1")
     got = lines(capsys.readouterr().err)
     assert got and all(l.startswith("evaluate iter 1: ") for l in got), got      # no per-call bars
@@ -32,7 +32,8 @@ def test_adaptive_rounds_share_one_bar_whose_total_only_shrinks(tiny_model, caps
     pairs = [SyntheticPair(id=p.id, instruction=p.instruction, chosen=p.chosen, rejected=p.rejected,
                            negative_instruction="x", negative_source="modified", generator="g", seed=0) for p in PAIRS]
     capsys.readouterr()
-    _, stats = judge_adaptive(be, pairs, "constrained", 4, 1, Sampling(6, 0.7, 0.9), 0, True, 200, desc="judge iter 1")
+    _, stats = judge_adaptive(be, pairs, JudgeSettings(("constrained",), Sampling(6, 0.7, 0.9), 0, 4, True, 200, True),
+                              desc="judge iter 1")
     got = lines(capsys.readouterr().err)
     assert got and all(l.startswith("judge iter 1: ") for l in got), got
     totals = [int(re.search(r"/(\d+)", l).group(1)) for l in got]

@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+from dataclasses import replace
+
 import pytest
 from test_adaptive import FakeBackend, pairs
 
@@ -10,7 +12,7 @@ from selftaught.backends import GenerationBackend, Sampling
 from selftaught.categories import parse_category
 from selftaught.core.config import Data, Synthesize
 from selftaught.data import keep_categories
-from selftaught.judging import judge_adaptive, judge_pairs
+from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs
 from selftaught.prompts import REWRITE_EXAMPLES, rewrite_answer_text, rewrite_messages
 from selftaught.resume import ChunkStore
 from selftaught.core.schemas import Instruction
@@ -155,23 +157,22 @@ def generated(backend):
 def test_a_killed_adaptive_judge_resumes_to_the_same_judgments(tmp_path, mode, after):
     """Killed after `after` chunks of 16 (round 1 has 5: 40 pairs x 2 orders), rerun: the same judgments."""
     ps, sampling = pairs(40), Sampling(16, 0.7, 0.9)
+    adaptive16 = JudgeSettings((mode,), sampling, 7, 4, True, 800, True, 1, 16)
     whole = CachingFake(batch_size=4)
-    ref, ref_stats = judge_adaptive(whole, ps, mode, 4, 1, sampling, 7, True, 800, store=ChunkStore(tmp_path / "a", {}),
-                                    chunk_size=16)
-    plain, _ = judge_adaptive(CachingFake(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800)
+    ref, ref_stats = judge_adaptive(whole, ps, adaptive16, store=ChunkStore(tmp_path / "a", {}))
+    plain, _ = judge_adaptive(CachingFake(batch_size=4), ps, adaptive16)
     assert ref == plain                                   # a store alone changes nothing
     root = tmp_path / "b"
     with pytest.raises(Killed):
-        judge_adaptive(CachingFake(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800,
-                       store=KillingStore(root, {}, after=after), chunk_size=16)
+        judge_adaptive(CachingFake(batch_size=4), ps, adaptive16, store=KillingStore(root, {}, after=after))
     assert len(list(root.glob("*.json"))) == after
     again, store = CachingFake(batch_size=4), ChunkStore(root, {})
-    got, stats = judge_adaptive(again, ps, mode, 4, 1, sampling, 7, True, 800, store=store, chunk_size=16)
+    got, stats = judge_adaptive(again, ps, adaptive16, store=store)
     assert got == ref and stats == ref_stats              # usage of loaded chunks is counted: same metrics
     assert store.loaded == after and 0 < generated(again) < generated(whole)
     assert store.summary().startswith(f"resumed {after} of {store.loaded + store.computed} chunks")
     other = ChunkStore(root, {"model": "another"})        # another model (or params, code) reuses nothing
-    judge_adaptive(FakeBackend(batch_size=4), ps, mode, 4, 1, sampling, 7, True, 800, store=other, chunk_size=16)
+    judge_adaptive(FakeBackend(batch_size=4), ps, adaptive16, store=other)
     assert other.loaded == 0
     store.finish()
     assert not root.exists()
@@ -179,12 +180,12 @@ def test_a_killed_adaptive_judge_resumes_to_the_same_judgments(tmp_path, mode, a
 
 def test_a_killed_fixed_n_judge_resumes(tmp_path):
     ps, sampling = pairs(10), Sampling(16, 0.7, 0.9)
-    ref = judge_pairs(FakeBackend(), ps, ["constrained"], 3, sampling, 5, True, 800)
+    fixed = JudgeSettings(("constrained",), sampling, 5, 3, True, 800)
+    ref = judge_pairs(FakeBackend(), ps, fixed)
     with pytest.raises(Killed):
-        judge_pairs(FakeBackend(), ps, ["constrained"], 3, sampling, 5, True, 800, store=KillingStore(tmp_path, {}, 2),
-                    chunk_size=8)
+        judge_pairs(FakeBackend(), ps, replace(fixed, chunk_size=8), store=KillingStore(tmp_path, {}, 2))
     store = ChunkStore(tmp_path, {})
-    assert judge_pairs(FakeBackend(), ps, ["constrained"], 3, sampling, 5, True, 800, store=store, chunk_size=8) == ref
+    assert judge_pairs(FakeBackend(), ps, replace(fixed, chunk_size=8), store=store) == ref
     assert store.loaded == 2 and store.computed == 6
 
 

@@ -16,15 +16,16 @@ console = Console(stderr=True)
 
 
 def cmd_judge(args) -> int:
+    from .backends import make_judging_backends
+    from .benchmarking import EvalSettings, evaluate_split
     from .core import config
-    from .backends import Sampling, make_judging_backends
-    from .evaluation import HEADLINE, evaluate_all, summarise
     from .core.io import read_jsonl, report_skipped, write_json, write_jsonl
-    from .judging import judge_pairs
-    from .prompts import judge_prompt
-    from .report import print_eval
+    from .core.metrics import HEADLINE
     from .core.safety import check_model_dir, check_paths
     from .core.schemas import Pair
+    from .evaluation import summarise
+    from .prompts import judge_prompt
+    from .report import print_eval
 
     params = config.load(args.params)
     e, g = params.evaluate, params.generation
@@ -41,10 +42,8 @@ def cmd_judge(args) -> int:
     pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
     backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.trust_remote_code)
-    sampling = Sampling(args.max_new_tokens or e.max_new_tokens,
-                        e.temperature if args.temperature is None else args.temperature, e.top_p)
-    js = judge_pairs(backend, pairs, [mode], 1, sampling, e.seed, e.calibrate, g.max_judged_chars,
-                     likelihood_backend=lik, prompt=judge_prompt(params, backend))[mode]
+    settings = EvalSettings.from_params(params, [mode], args.max_new_tokens, args.temperature, vote=False)
+    js, metrics, _ = evaluate_split(backend, lik, judge_prompt(params, backend), pairs, settings, desc="judge")
     by_id = {p.id: p for p in pairs}
     records = []
     for j in js:
@@ -54,7 +53,7 @@ def cmd_judge(args) -> int:
         records.append(rec)
     write_jsonl(args.out, records)
     if args.labelled:
-        m = evaluate_all(js, pairs)
+        m = metrics[mode]
         print_eval(Path(args.model).name, {mode: m}, Console())
         if args.metrics:
             write_json(args.metrics, {"mode": mode, **{k: m[k] for k in HEADLINE}, "a_share": m["a_share"],

@@ -132,3 +132,12 @@ def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars
                  "preference_items_only_correct": only_correct, "preference_items_only_wrong": only_wrong,
                  "preference_items_empty": neither, "preference_dropped_balance": dropped_balance,
                  "preference_rejected_unparseable": unparseable}
+
+
+def filter_judgments(judgments, pairs_by_id, f, max_chars, prompt: JudgePrompt):
+    """(SFT records, preference records, stats) of the filter stage with the `filter` params `f`: rejection
+    sampling into training records, and correct-vs-wrong pairs for preference training."""
+    kept, stats = rejection_sample(judgments, f.seed, f.balance)
+    records, counts = training_records(kept, pairs_by_id, max_chars, f.reasoning, prompt=prompt)
+    prefs, pref_counts = preference_pairs(judgments, pairs_by_id, f.seed, f.balance, max_chars, f.reasoning, prompt)
+    return records, prefs, {**stats, **counts, **pref_counts}

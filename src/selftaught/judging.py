@@ -11,7 +11,7 @@ item's judgments depend on the seed and the item alone (not on batch size, order
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 
 from .core import progress
 from .backends import Request, Sampling, request_seed
@@ -22,6 +22,32 @@ from .core.schemas import Judgment
 from .verdict import reasoning_part
 
 ORDERS = (0, 1)
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How judgments are drawn, built from the typed params (`for_judge`, or evaluation.py's settings).
+
+    modes: verdict modes; samples: judgments per (pair, order) (adaptive: the most); sampling: tokens,
+    temperature and top-p of the reasoning; seed: of every request; calibrate: subtract the mean constrained
+    margin; max_chars: each judged text cut to this; adaptive / round_samples: draw in rounds, an item
+    stopping at its first correct judgment; chunk_size: requests per resumable chunk (with a store)."""
+    modes: tuple
+    sampling: Sampling
+    seed: int
+    samples: int = 1
+    calibrate: bool = True
+    max_chars: int = 100_000
+    adaptive: bool = False
+    round_samples: int = 1
+    chunk_size: int | None = None
+
+    @classmethod
+    def for_judge(cls, params) -> "JudgeSettings":
+        """The judge stage's settings: params.judge, with generation.max_judged_chars and chunk_size."""
+        p, g = params.judge, params.generation
+        return cls((p.mode,), Sampling(p.max_new_tokens, p.temperature, p.top_p), p.seed, p.samples, p.calibrate,
+                   g.max_judged_chars, p.adaptive, p.round_samples, g.chunk_size)
 
 
 def _prompt(prompt, max_chars) -> JudgePrompt:
@@ -44,12 +70,13 @@ def mean_margin(raw) -> float:
     return math.fsum(raw) / len(raw) if raw else 0.0
 
 
-def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt, store=None, chunk_size=None):
-    """Judge `todo` = [((pair id, order), sample, messages)]. `shift` is the constrained calibration shift,
-    or a function of the raw margins of this call that returns it; `fmt` the VerdictFormat (parser, training
-    text, verdict prefix). Returns ({mode: [Judgment]}, shift). With a `store` (selftaught.resume), the work
-    goes in resumable chunks of `chunk_size` requests (rounded up to a multiple of the backend's call size, so
-    the backend calls are the same as without one)."""
+def _judge(backend, todo, s: JudgeSettings, shift, fmt, store=None, desc="judge"):
+    """Judge `todo` = [((pair id, order), sample, messages)] in the modes of `s`. `shift` is the constrained
+    calibration shift, or a function of the raw margins of this call that returns it; `fmt` the VerdictFormat
+    (parser, training text, verdict prefix). Returns ({mode: [Judgment]}, shift). With a `store`
+    (selftaught.resume), the work goes in resumable chunks of `s.chunk_size` requests (rounded up to a multiple
+    of the backend's call size, so the backend calls are the same as without one)."""
+    modes, sampling, seed, chunk_size = s.modes, s.sampling, s.seed, s.chunk_size
     # in chunks (when the backend asks for it): an item's verdict scoring follows its generation while the
     # backend still holds the item's prompt state
     step = getattr(backend, "call_chunk", None) or max(len(todo), 1)
@@ -65,7 +92,7 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt, sto
         key = hit = None
         if store is not None:
             key = store.key("judge", [asdict(sampling), seed, constrained,
-                                      [[k, s, request_key(Request.make(m, 0))] for k, s, m in chunk]])
+                                      [[k, n, request_key(Request.make(m, 0))] for k, n, m in chunk]])
             hit = store.get(key)
         if hit is not None:
             add_usage(backend, hit["usage"])
@@ -88,7 +115,7 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt, sto
         got_texts, got_raw = [], []
         for c in range(0, len(chunk), step):
             part = chunk[c:c + step]
-            reqs = [Request.make(msgs, request_seed(seed, key_[0], key_[1], s)) for key_, s, msgs in part]
+            reqs = [Request.make(msgs, request_seed(seed, key_[0], key_[1], n)) for key_, n, msgs in part]
             got = backend.generate(reqs, sampling, desc=desc)
             got_texts += got
             if constrained:
@@ -100,16 +127,16 @@ def _judge(backend, todo, modes, sampling: Sampling, seed, shift, desc, fmt, sto
         raw += got_raw
     out = {}
     if "free" in modes:
-        out["free"] = [Judgment(key[0], key[1], s, t, fmt.parse(t), "free") for (key, s, _), t in zip(todo, texts)]
+        out["free"] = [Judgment(key[0], key[1], n, t, fmt.parse(t), "free") for (key, n, _), t in zip(todo, texts)]
     if "constrained" in modes:
         reasons = [reasoning_part(t) for t in texts]
         if callable(shift):
             shift = shift(raw)
         js = []
-        for (key, s, _), r, m in zip(todo, reasons, raw):
+        for (key, n, _), r, m in zip(todo, reasons, raw):
             margin = m - shift
             verdict = "A" if margin > 0 else "B" if margin < 0 else None
-            js.append(Judgment(key[0], key[1], s, fmt.target(r, verdict) if verdict else r, verdict, "constrained",
+            js.append(Judgment(key[0], key[1], n, fmt.target(r, verdict) if verdict else r, verdict, "constrained",
                                margin=round(margin, 6), raw_margin=round(m, 6)))
         out["constrained"] = js
     return out, shift
@@ -153,45 +180,46 @@ def judge_likelihood(backend, pairs, max_chars, desc="likelihood", fmt=None):
     return out
 
 
-def judge_pairs(backend, pairs, modes, samples, sampling: Sampling, seed, calibrate, max_chars, desc="judge",
-                likelihood_backend=None, prompt: JudgePrompt | None = None, store=None, chunk_size=None):
+def judge_pairs(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None = None, likelihood_backend=None,
+                store=None, desc="judge"):
     """Return {mode: [Judgment]} for every pair x order x sample; one generation serves both generative modes.
     The constrained calibration shift is the mean raw margin over all of them (both orders: position bias).
-    `likelihood` (deterministic) gives one judgment per pair and order whatever `samples` is; it runs on
+    `likelihood` (deterministic) gives one judgment per pair and order whatever `s.samples` is; it runs on
     `likelihood_backend` when given (e.g. the model in float32), else on `backend`. `prompt`: the judge
-    template, verdict format and budgets (default: ours, judged texts cut at `max_chars`)."""
-    prompt = _prompt(prompt, max_chars)
+    template, verdict format and budgets (default: ours, judged texts cut at `s.max_chars`)."""
+    prompt = _prompt(prompt, s.max_chars)
     out = {}
-    generative = [m for m in modes if m in GENERATIVE_MODES]
-    todo = [(key, s, msgs) for key, msgs in _entries(pairs, prompt).items() for s in range(samples)] \
+    generative = tuple(m for m in s.modes if m in GENERATIVE_MODES)
+    todo = [(key, n, msgs) for key, msgs in _entries(pairs, prompt).items() for n in range(s.samples)] \
         if generative else []
     total = len(todo) * (2 if "constrained" in generative else 1) + \
-        (len(likelihood_requests(pairs, max_chars)[1]) if "likelihood" in modes else 0)
+        (len(likelihood_requests(pairs, s.max_chars)[1]) if "likelihood" in s.modes else 0)
     with progress.task(desc, total):             # one bar for the whole pass, every backend call in it
         if generative:
-            out, _ = _judge(backend, todo, generative, sampling, seed, mean_margin if calibrate else 0.0, desc,
-                            prompt.verdict, store, chunk_size)
-        if "likelihood" in modes:
-            out["likelihood"] = judge_likelihood(likelihood_backend or backend, pairs, max_chars,
+            out, _ = _judge(backend, todo, replace(s, modes=generative), mean_margin if s.calibrate else 0.0,
+                            prompt.verdict, store, desc)
+        if "likelihood" in s.modes:
+            out["likelihood"] = judge_likelihood(likelihood_backend or backend, pairs, s.max_chars,
                                                  desc=f"{desc} (likelihood)", fmt=prompt.verdict)
     return out
 
 
-def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: Sampling, seed, calibrate, max_chars,
-                   desc="judge", prompt: JudgePrompt | None = None, store=None, chunk_size=None):
-    """Adaptive rejection sampling. Round r draws the next `round_samples` samples of every item (pair, order)
-    that has no correct judgment yet and fewer than `max_samples`; an item leaves once it has a correct one.
+def judge_adaptive(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None = None, store=None, desc="judge"):
+    """Adaptive rejection sampling in the one mode of `s`. Round r draws the next `s.round_samples` samples of
+    every item (pair, order) that has no correct judgment yet and fewer than `s.samples`; an item leaves once it
+    has a correct one.
 
     In constrained mode the calibration shift is fixed from the first round (every item is in it) and reused,
     so later rounds never change earlier verdicts. Returns (judgments ordered as judge_pairs orders them,
     stats with per-round counts)."""
+    (mode,), max_samples, round_samples = s.modes, s.samples, s.round_samples
     if max_samples < 1 or round_samples < 1:
         raise ValueError("max_samples and round_samples must be >= 1")
-    prompt = _prompt(prompt, max_chars)
+    prompt = _prompt(prompt, s.max_chars)
     entries = _entries(pairs, prompt)
     drawn = dict.fromkeys(entries, 0)
     solved, got = set(), {key: [] for key in entries}
-    shift = mean_margin if calibrate else 0.0
+    shift = mean_margin if s.calibrate else 0.0
     rounds = []
     per_sample = 2 if mode == "constrained" else 1             # generation (+ verdict scoring)
     with progress.task(desc, len(entries) * max_samples * per_sample) as bar:
@@ -200,11 +228,10 @@ def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: S
             bar.set_total(bar.done + per_sample * sum(max_samples - drawn[key] for key in active))  # the most left
             if not active:
                 break
-            todo = [(key, s, entries[key]) for key in active
-                    for s in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
+            todo = [(key, n, entries[key]) for key in active
+                    for n in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
             before = backend.usage.snapshot() if hasattr(backend, "usage") else {}
-            out, shift = _judge(backend, todo, [mode], sampling, seed, shift, f"{desc} round {len(rounds) + 1}",
-                                prompt.verdict, store, chunk_size)
+            out, shift = _judge(backend, todo, s, shift, prompt.verdict, store, f"{desc} round {len(rounds) + 1}")
             after = backend.usage.snapshot() if hasattr(backend, "usage") else {}
             newly = set()
             for j in out[mode]:
@@ -225,3 +252,26 @@ def judge_adaptive(backend, pairs, mode, max_samples, round_samples, sampling: S
              "calibration_shift": round(shift, 6) if mode == "constrained" and not callable(shift) else None,
              "per_round": rounds}
     return judgments, stats
+
+
+def judge(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None = None, store=None, desc="judge"):
+    """(judgments, stats) of the judge stage, fixed-N (`judge_pairs`) or adaptive (`judge_adaptive`) as `s`
+    says, with the same stats either way: items, samples drawn, rounds, correct judgments and tokens."""
+    prompt = _prompt(prompt, s.max_chars)
+    (mode,) = s.modes
+    if s.adaptive:
+        judgments, stats = judge_adaptive(backend, pairs, s, prompt, store, desc)
+    else:
+        judgments = judge_pairs(backend, pairs, s, prompt, store=store, desc=desc)[mode]
+        items = len({(j.pair_id, j.order) for j in judgments})
+        stats = {"items": items, "max_samples": s.samples, "round_samples": s.samples, "rounds": 1,
+                 "samples_drawn": len(judgments), "samples_fixed_n": items * s.samples,
+                 "items_with_correct": len({(j.pair_id, j.order) for j in judgments if j.correct})}
+    usage = backend.usage.snapshot()
+    with_correct = stats["items_with_correct"]
+    return judgments, {"adaptive": s.adaptive, "mode": mode, "verdict_format": prompt.verdict.name, **stats,
+                       "prompts_cut_to_fit": prompt.cut,
+                       "correct_judgments": sum(bool(j.correct) for j in judgments),
+                       "generated_tokens": usage["generated_tokens"], "prefill_tokens": usage["prefill_tokens"],
+                       "generated_tokens_per_item_with_correct":
+                           round(usage["generated_tokens"] / with_correct, 2) if with_correct else None}

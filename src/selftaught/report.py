@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .core.errors import InputError
-from .evaluation import HEADLINE
+from .core.metrics import HEADLINE
 from .core.io import atomic_path, write_json, write_text
 
 PLOTTED = ("accuracy", "parse_rate", "position_consistency")

@@ -28,10 +28,12 @@ def _full_attention_only(config) -> bool:
 class TransformersBackend(GenerationBackend):
     name = "transformers"
 
+    prompt_cache_mb = 1024          # prompt states kept for later scoring passes (clear_prompt_cache(mb) resizes)
+
     def __init__(self, model_dir, dtype="float32", device="cpu", batch_size=16, max_prompt_tokens=2048,
-                 trust_remote_code=False, fast_path=True, prompt_cache_mb=1024):
+                 trust_remote_code=False, fast_path=True):
         super().__init__()
-        self._prompt_cache = PromptCache(int(prompt_cache_mb * 2**20))
+        self._prompt_cache = PromptCache(int(self.prompt_cache_mb * 2**20))
         self.call_chunk = max(2 * batch_size, 64)   # judging: generate then score per chunk
         dtype = resolve_dtype(dtype, device)
         self.model, self.tok = load_model(model_dir, dtype, device, trust_remote_code)
@@ -49,8 +51,9 @@ class TransformersBackend(GenerationBackend):
         text = self.tok.apply_chat_template(req.message_dicts(), tokenize=False, add_generation_prompt=True)
         return text + req.assistant_prefix
 
-    def clear_prompt_cache(self):
-        self._prompt_cache = PromptCache(self._prompt_cache.max_bytes)
+    def clear_prompt_cache(self, mb=None):
+        """Drop every kept prompt state; with `mb`, keep at most that many MiB from now on (0: none)."""
+        self._prompt_cache = PromptCache(self._prompt_cache.max_bytes if mb is None else int(mb * 2**20))
 
     # -- batching: requests with the same prompt ids form a group (scoring prefills its prompt once); groups
     #    are sorted by length (buckets of similar width) and packed into batches of at most batch_size rows

@@ -217,6 +217,14 @@ def write_jsonl(path, records: Iterable) -> int:
     return n
 
 
+def read_json(path, what: str = "JSON"):
+    """A JSON file's value; a missing, unreadable or malformed file is an InputError naming it and `what`."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(path, f"cannot read {what} ({getattr(e, 'strerror', None) or e})") from None
+
+
 def write_json(path, obj) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(_escape(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)) + "\n",
