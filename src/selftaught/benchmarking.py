@@ -29,11 +29,11 @@ class EvalSettings:
         tokens = max_new_tokens or e.max_new_tokens
         greedy = JudgeSettings(modes, Sampling(tokens, e.temperature if temperature is None else temperature,
                                                e.top_p), e.seed, 1, e.calibrate, max_chars)
-        vote = None
+        sampled = None
         if vote and vote_modes(modes, e.samples):
-            vote = replace(greedy, modes=tuple(m for m in modes if m in GENERATIVE_MODES), samples=e.samples,
+            sampled = replace(greedy, modes=tuple(m for m in modes if m in GENERATIVE_MODES), samples=e.samples,
                            sampling=Sampling(tokens, e.vote_temperature, e.top_p))
-        return cls(greedy, vote)
+        return cls(greedy, sampled)
 
 
 def evaluate_split(backend, likelihood_backend, prompt, pairs, s: EvalSettings, sections=None, desc="evaluate"):
