@@ -1,12 +1,12 @@
 """Near-duplicate removal of the data stage: the exact similarity join (src/selftaught/data.py `dedupe`) against
-the quadratic scan it replaced (`dedupe_quadratic` below, the code as it was), not a test.
+the quadratic scan (`dedupe_quadratic` below, every item against every kept one), not a test.
 
 Prints wall times (one run each) and checks that both give the same kept instructions, in the same order, and
 the same counts:
 
 - the shipped pools (data/instructions/*.jsonl) decontaminated against the shipped benchmarks, as the data
   stage does at the default data.near_duplicate_jaccard;
-- synthetic pools of 10k (old and new), 50k and 100k (new only) instructions: sentences of 6-25 words drawn
+- synthetic pools of 10k (scan and join), 50k and 100k (join only) instructions: sentences of 6-25 words drawn
   from a Zipf-weighted vocabulary of 3000 made-up words, ~5% of them planted near-duplicates (a copy of an
   earlier sentence with one or two words replaced, dropped, added or moved), against 1000 synthetic
   benchmark instructions (some of them copies of pool sentences).
@@ -31,7 +31,7 @@ from selftaught.core.schemas import Instruction  # noqa: E402
 
 
 def dedupe_quadratic(items, threshold, against=()):
-    """The data stage's near-duplicate removal before the similarity join (verbatim): every instruction is
+    """The data stage's near-duplicate removal as a quadratic scan (the join's reference): every instruction is
     compared with every kept one and every benchmark instruction."""
     kept, kept_words, stats = [], [], Counter()
     ref = [(normalise(t), words(t)) for t in against]

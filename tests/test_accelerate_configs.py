@@ -9,12 +9,12 @@ import pytest
 from conftest import ROOT
 
 
-@pytest.mark.parametrize("name, kind", [("accelerate_ddp.yaml", "MULTI_GPU"), ("accelerate_fsdp.yaml", "FSDP"),
-                                        ("accelerate_ddp_cpu.yaml", "MULTI_GPU")])
+@pytest.mark.parametrize("name, kind", [("ddp.yaml", "MULTI_GPU"), ("fsdp.yaml", "FSDP"),
+                                        ("ddp_cpu.yaml", "MULTI_GPU")])
 def test_accelerate_config_loads(name, kind):
     from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
 
-    cfg = load_config_from_file(str(ROOT / "configs" / name))
+    cfg = load_config_from_file(str(ROOT / "configs" / "accelerate" / name))
     assert isinstance(cfg, ClusterConfig)
     assert str(cfg.distributed_type).endswith(kind) and cfg.num_processes > 1 and cfg.num_machines == 1
     assert str(cfg.mixed_precision).endswith("no")          # train.precision fp32 (bf16 is set by training.py)
@@ -33,7 +33,7 @@ def test_fsdp_wraps_the_blocks_the_model_names(tiny_model):
     from accelerate.utils.launch import prepare_multi_gpu_env
     from transformers import AutoModelForCausalLM
 
-    args = launch_command_parser().parse_args(["--config_file", str(ROOT / "configs/accelerate_fsdp.yaml"), "x.py"])
+    args = launch_command_parser().parse_args(["--config_file", str(ROOT / "configs/accelerate/fsdp.yaml"), "x.py"])
     env = prepare_multi_gpu_env(_validate_launch_command(args)[0])      # what `accelerate launch` exports
     assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP" and "FSDP_TRANSFORMER_CLS_TO_WRAP" not in env
     model = AutoModelForCausalLM.from_pretrained(tiny_model)

@@ -17,7 +17,7 @@ BENCHES = [ROOT / "data/benchmarks/hhh_alignment.jsonl", ROOT / "data/benchmarks
 
 
 def old_sample(pairs, per_benchmark, seed):
-    """The test sample as the data stage drew it before there was a validation split."""
+    """The test sample drawn with no validation split: what split_benchmarks must give with none held out."""
     from dataclasses import replace
     by = {}
     for path, p in pairs:

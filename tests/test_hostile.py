@@ -354,7 +354,7 @@ def test_adapter_whose_base_is_itself_is_refused(cli_dir, capsys, tmp_path_facto
 def test_temp_dirs_of_outputs_are_git_ignored():
     for p in ("models/.iter_1.k2j4h6g8.partial/iter_1/model.safetensors",
               "models/.iter_1.k2j4h6g8.partial/.trainer/checkpoint-1/x",
-              "models/.iter_2.ab_cd123/.trainer/x",                            # made before the .partial suffix
+              "models/.iter_2.ab_cd123/.trainer/x",                            # unsuffixed: also atomic_path's
               "work/iter_1/.judgments.jsonl.abcd1234.partial/judgments.jsonl",
               "metrics/.judge_1.json.abcd1234.partial/judge_1.json"):
         r = subprocess.run(["git", "check-ignore", "-q", "--no-index", p], cwd=ROOT)
@@ -373,7 +373,7 @@ def test_stale_temp_siblings_are_removed_and_live_ones_kept(tmp_path):
         assert holder.stdout.readline().strip() == "ready"
         live = [p for p in tmp_path.iterdir() if p.name.startswith(".j.jsonl.")]
         assert len(live) == 1
-        legacy = tmp_path / ".j.jsonl.ab_cd123"                     # the old code's pattern
+        legacy = tmp_path / ".j.jsonl.ab_cd123"                     # unsuffixed, only our files: stale too
         (legacy / ".trainer").mkdir(parents=True)
         (legacy / "j.jsonl").write_text("partial")
         unrelated = [tmp_path / ".j.jsonl.notes", tmp_path / ".k.jsonl.abcd1234.partial", tmp_path / "j.jsonl.bak",
@@ -469,7 +469,7 @@ def test_skip_invalid_param_is_declared():
 # -- 6. near-duplicate removal at scale -----------------------------------------------------------------------
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from dedupe import dedupe_quadratic, synthetic_pool  # noqa: E402  (the code before the join, and the pools)
+from dedupe import dedupe_quadratic, synthetic_pool  # noqa: E402  (the quadratic reference, and the pools)
 
 
 def _result(kept, stats):

@@ -1,4 +1,4 @@
-"""The paper profile (configs/paper.yaml): valid against params.yaml, printed as `dvc exp run -S` flags that DVC
+"""The paper profile (configs/profiles/paper.yaml): valid against params.yaml, printed as `dvc exp run -S` flags that DVC
 accepts, and run end to end on the tiny model with its budgets scaled down."""
 
 import json
@@ -11,7 +11,7 @@ from selftaught import profile
 from selftaught.core import config
 from selftaught.core.errors import ParamError
 
-PAPER = ROOT / "configs" / "paper.yaml"
+PAPER = ROOT / "configs" / "profiles" / "paper.yaml"
 
 # What a CPU test cannot run of the paper's settings: GPU engines and budgets, five iterations.
 SCALED_DOWN = {

@@ -52,7 +52,7 @@ def test_train_under_two_processes_writes_once_and_stays_up_to_date(tiny_model, 
     started = time.monotonic()
     repo = tmp_path / "repo"
     repo.mkdir()
-    ddp = {**TINY["train"], "accelerate_config": "configs/accelerate_ddp_cpu.yaml"}
+    ddp = {**TINY["train"], "accelerate_config": "configs/accelerate/ddp_cpu.yaml"}
     make_repo(repo, tiny_model, {**TINY, "train": ddp})
     # the inputs of train@1 as the upstream stages leave them
     shutil.copytree(tiny_model, repo / "models" / "iter_0")

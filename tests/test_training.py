@@ -102,7 +102,7 @@ def test_warmup_is_set_once():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only refusals")
 @pytest.mark.parametrize("train, key, message", [
     ({"precision": "bf16"}, "train.precision", "bf16 needs a CUDA GPU"),
-    ({"accelerate_config": "configs/accelerate_fsdp.yaml"}, "train.accelerate_config", "asks for FSDP"),
+    ({"accelerate_config": "configs/accelerate/fsdp.yaml"}, "train.accelerate_config", "asks for FSDP"),
     ({"accelerate_config": "configs/nope.yaml"}, "train.accelerate_config", "no such file"),
 ])
 def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, tiny_model, train, key, message):

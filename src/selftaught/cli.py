@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     r.add_argument("--metrics", default="metrics", help="the folder of metrics/iter_<k>.json (dvc.yaml's evaluate outs)")
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
-    pr = sub.add_parser("profile", help="print a profile (configs/*.yaml) as `-S key=value` flags for "
+    pr = sub.add_parser("profile", help="print a profile (configs/profiles/*.yaml) as `-S key=value` flags for "
                                         "`dvc exp run`, after validating it against params.yaml",
                         epilog="Arguments after `--` go to `dvc exp run` as they are (e.g. -- --temp evaluate@1).")
     pr.add_argument("file")

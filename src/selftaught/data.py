@@ -57,7 +57,7 @@ def by_benchmark(pairs) -> dict:
 def split_benchmarks(pairs, per_benchmark: int, seed: int, validation_per_benchmark: int = 0):
     """(test, validation), each in benchmark then id order. Per benchmark, `validation_per_benchmark` pairs
     are held out first (seeded), then the test is a seeded sample of `per_benchmark` of the rest (0 = all of
-    it): disjoint by construction, and with no validation the test is what it always was."""
+    it): disjoint by construction; with none held out the test is the seeded sample of all the benchmark's pairs."""
     test, validation = [], []
     for name, items in by_benchmark(pairs).items():
         if validation_per_benchmark:

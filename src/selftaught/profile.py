@@ -1,7 +1,7 @@
-"""Profiles: named sets of params overrides (configs/*.yaml, dotted keys) that `dvc exp run -S` applies.
+"""Profiles: named sets of params overrides (configs/profiles/*.yaml, dotted keys) that `dvc exp run -S` applies.
 
 `apply` gives the params a profile makes (validated like params.yaml); `command` the `dvc exp run -n NAME
--S key=value ...` line that runs them as an experiment (`selftaught profile configs/paper.yaml --run`)."""
+-S key=value ...` line that runs them as an experiment (`selftaught profile configs/profiles/paper.yaml --run`)."""
 
 from __future__ import annotations
 

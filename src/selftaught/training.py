@@ -58,7 +58,7 @@ def check_launch(p: Train) -> None:
     if str(cfg.distributed_type).endswith("FSDP") and not torch.cuda.is_available():
         raise ParamError("train.accelerate_config", f"{str(path)!r} asks for FSDP, which accelerate runs on CUDA "
                                                     f"GPUs only (on CPUs it would train with DDP instead); on CPUs "
-                                                    f"use configs/accelerate_ddp_cpu.yaml")
+                                                    f"use configs/accelerate/ddp_cpu.yaml")
 
 
 def _args(p: Train, output_dir: str) -> dict:

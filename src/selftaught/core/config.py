@@ -199,7 +199,7 @@ class Train(Section):
     max_length: int = Field(768, gt=0, description="records longer than this (tokens) are dropped")
     lora_r: int = Field(16, gt=0)
     lora_alpha: int = Field(32, gt=0)
-    accelerate_config: str = Field("", description="e.g. configs/accelerate_ddp.yaml: train under `accelerate launch`")
+    accelerate_config: str = Field("", description="e.g. configs/accelerate/ddp.yaml: train under `accelerate launch`")
     seed: int = seed_field(4)
 
     @model_validator(mode="after")

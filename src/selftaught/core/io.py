@@ -109,10 +109,10 @@ def dumps(obj) -> str:
     return _escape(json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
-# Temp folders of atomic_path: `.<name>.<8 random characters>.partial` beside the output (the .partial suffix
-# is newer: the 8-character form without it is also ours). A writer holds a lock on its folder while it
-# lives; a folder nobody holds is the leftover of a killed run. One changed less than STALE_AFTER_S ago may
-# belong to a writer that has just made it and not locked it yet: it is left for the next time.
+# Temp folders of atomic_path: `.<name>.<8 random characters>.partial` beside the output; the same name without
+# .partial is ours too (existing checkouts can hold such leftovers of killed runs). A writer holds a lock on its
+# folder while it lives; a folder nobody holds is the leftover of a killed run. One changed less than
+# STALE_AFTER_S ago may belong to a writer that has just made it and not locked it yet: it is left for later.
 _RANDOM = r"[a-z0-9_]{8}"
 STALE_AFTER_S = 1.0
 
@@ -125,7 +125,7 @@ def _is_stale_temp(d: Path, name: str) -> bool:
             return False
     except OSError:
         return False
-    if not d.name.endswith(".partial"):           # the older form: only if it holds nothing but our files
+    if not d.name.endswith(".partial"):           # unsuffixed: only if it holds nothing but our files
         if not {p.name for p in d.iterdir()} <= {name, ".trainer"}:
             return False
     try:
