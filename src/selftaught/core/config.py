@@ -104,6 +104,12 @@ class Iteration(Section):
 
 
 class Generation(Section):
+    """How models generate. Which keys each stage declares in dvc.yaml, measured (tests/test_params_scope.py on
+    the tiny model, and on the 135M seed: 12 prompts, sampled text + verdict margins + response log-probs,
+    float32 and bfloat16): batch_size changes the bytes (padding changes the kernels' reduction shapes), so
+    every generating stage declares it; threads (1 vs 2) does not, so only `train` declares it (training with
+    other thread counts was not measured). tensor_parallel_size and gpu_memory_utilization (vLLM) cannot be
+    measured without a GPU and stay declared."""
     backend: Literal["transformers", "vllm"] = Field("transformers", description="vllm: GPU, optional extra")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
