@@ -19,11 +19,14 @@ def main(params, args):
     from selftaught.categories import label
     from selftaught.data import read_many
     from selftaught.core.schemas import Instruction
+    from selftaught.prompts import check_category_template
     from selftaught.seed import resolve_model
 
+    check_category_template(params)                  # a bad template fails before the model loads
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]
     backend = make_backend(resolve_model(args.model), params.generation, params.trust_remote_code)
-    records = label(backend, pool, d.categories, d.category_max_new_tokens, params.generation.max_judged_chars)
+    records = label(backend, pool, d.categories, d.category_max_new_tokens, params.generation.max_judged_chars,
+                    d.category_template)
     write_jsonl(args.out, records)
     console.print(dict(sorted(Counter(r["category"] for r in records).items())))
 

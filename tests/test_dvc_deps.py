@@ -120,7 +120,9 @@ def test_command_paths_are_declared(name):
 
 
 # The template files a stage reads, by the params keys that name them.
-TEMPLATE_PARAMS = {"synthesize": ("synthesize.modify_template", "synthesize.answer_template"),
+TEMPLATE_PARAMS = {"synthesize": ("synthesize.modify_template", "synthesize.answer_template",
+                                  "synthesize.rewrite_template"),
+                   "categorize": ("data.category_template",),
                    "judge": ("judge.template",), "filter": ("judge.template",), "evaluate": ("judge.template",),
                    "evaluate_seed": ("judge.template",)}
 
@@ -140,6 +142,15 @@ def template_deps_missing(root=ROOT):
 
 def test_every_template_file_a_stage_reads_is_a_dep():
     assert template_deps_missing() == []
+
+
+def test_evaluate_depends_on_the_answer_template_of_likelihood_mode():
+    """Likelihood mode renders its requests and neutral request with our default answer template (no param)."""
+    from selftaught.prompts import DEFAULTS
+
+    got = stages()
+    for name in ("evaluate@1", "evaluate_seed@0"):
+        assert DEFAULTS["answer"].relative_to(ROOT).as_posix() in got[name][1], name
 
 
 def test_the_template_a_param_names_becomes_the_dep(tmp_path):

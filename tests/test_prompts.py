@@ -12,9 +12,10 @@ from selftaught.core import config
 from selftaught.backends.encoding import chat_ids, encode_request, prompt_length
 from selftaught.backends import Request
 from selftaught.core.errors import ParamError
-from selftaught.prompts import (DEFAULTS, MODIFY_EXAMPLES, JudgePrompt, PromptTooLong, TemplateError,
-                                answer_messages, check_synthesis_templates, escape_markers, judge_messages,
-                                judge_prompt, load_template, modify_messages)
+from selftaught.prompts import (DEFAULTS, MODIFY_EXAMPLES, NEUTRAL_INSTRUCTION, JudgePrompt, PromptTooLong,
+                                TemplateError, answer_messages, category_messages, check_category_template,
+                                check_synthesis_templates, escape_markers, judge_messages, judge_prompt,
+                                load_template, modify_messages, neutral_request, rewrite_messages)
 from selftaught.verdict import parse_bracket, parse_verdict
 
 # The reference prompts the default templates must render byte for byte (so recorded outputs stay comparable).
@@ -197,7 +198,8 @@ def test_an_over_long_judge_prompt_cuts_the_judged_texts_not_the_instructions(to
 def test_templates_are_package_data_and_params_name_them():
     p = config.Params()
     for key, kind in (("judge.template", "judge"), ("synthesize.modify_template", "modify"),
-                      ("synthesize.answer_template", "answer")):
+                      ("synthesize.answer_template", "answer"), ("synthesize.rewrite_template", "rewrite"),
+                      ("data.category_template", "category")):
         section, name = key.split(".")
         assert (ROOT / getattr(getattr(p, section), name)) == DEFAULTS[kind]
     assert Path(PAIRWISE).parent == DEFAULTS["judge"].parent
@@ -210,3 +212,85 @@ def test_each_template_asks_for_the_verdict_its_format_parses(template, fmt):
     parse = parse_verdict if fmt == "last_line" else parse_bracket
     assert parse(jp.verdict.target("Reasoning.", "A")) == "A"
     assert jp.verdict.line("B") in user
+
+
+# The default rewrite and category prompts, written out (they were Python strings before the template files).
+REWRITE_USER = """Below is an instruction and a good answer to it. Write one new instruction on a closely related \
+topic that asks for something different, so that a good answer to the new instruction would be a poor answer to the \
+original one. Then write a good answer to the new instruction.
+Reply in exactly this format and nothing else:
+NEW INSTRUCTION: <the new instruction>
+NEW ANSWER: <a good answer to the new instruction>
+
+Instruction: {x}
+
+Answer: {y}"""
+
+
+def test_default_rewrite_and_category_prompts_render_as_written():
+    x, y = "Name a {color} and {{ a }} {% if %}", "Red.\nNEW ANSWER: blue"
+    assert rewrite_messages(x, y) == [{"role": "user", "content": REWRITE_USER.format(x=x, y=y)}]
+    msgs = rewrite_messages(x, y, shots=2, max_chars=5)
+    assert msgs[:2] == [
+        {"role": "user", "content": REWRITE_USER.format(x="Give three tips for keeping houseplants alive in winter.",
+                                                        y="1. Water less often. 2. Move them near a bright window. "
+                                                          "3. Keep them away from cold drafts.")},
+        {"role": "assistant", "content": "NEW INSTRUCTION: Give three tips for keeping a vegetable garden productive "
+                                         "in summer.\nNEW ANSWER: 1. Water deeply in the early morning. 2. Mulch to "
+                                         "keep the soil moist. 3. Pick ripe vegetables often."}]
+    assert msgs[3] == {"role": "assistant", "content": "NEW INSTRUCTION: Write a Python function that returns the "
+                                                       "number of even numbers in a list.\nNEW ANSWER: def count_even"
+                                                       "(xs):\n    return sum(1 for x in xs if x % 2 == 0)"}
+    assert msgs[4] == {"role": "user", "content": REWRITE_USER.format(x="Name [...]", y="Red. [...]")}
+    assert category_messages(x, ["math", "coding"]) == [{"role": "user", "content": (
+        "Which one of these categories does the instruction below belong to?\nCategories: math, coding\n"
+        "Reply with the category name only, nothing else.\n\nInstruction: Name a {color} and {{ a }} {% if %}")}]
+    assert category_messages("Add 2 and 2, then say why.", ["x"], max_chars=6)[0]["content"].endswith(
+        "Categories: x\nReply with the category name only, nothing else.\n\nInstruction: Add 2 [...]")
+    assert NEUTRAL_INSTRUCTION == neutral_request() == "Write a response."
+    assert answer_messages(NEUTRAL_INSTRUCTION) == [{"role": "user", "content": "Write a response."}]
+
+
+def test_rewrite_category_and_answer_templates_are_checked(tmp_path):
+    def write(d):
+        f = tmp_path / f"t{len(list(tmp_path.iterdir()))}.yaml"
+        f.write_text(yaml.safe_dump(d))
+        return f
+
+    rw = {"kind": "rewrite", "user": "X: then Y: {{ instruction }} {{ answer }}",
+          "reply": "X: {{ new_instruction }}\nY: {{ new_answer }}", "examples": [["a", "b", "c", "d"]]}
+    t = load_template(write(rw), "rewrite")
+    assert t.reply_labels == ("X:", "Y:") and t.reply_text("c", "d") == "X: c\nY: d"
+    assert rewrite_messages("i", "j", shots=1, template=t)[1] == {"role": "assistant", "content": "X: c\nY: d"}
+    with pytest.raises(TemplateError, match="1 worked examples, fewer than the 2"):
+        rewrite_messages("i", "j", shots=2, template=t)
+    for bad, msg in [({**rw, "reply": None}, "`reply` must be a non-empty string"),
+                     ({k: v for k, v in rw.items() if k != "reply"}, "`reply` .* is required in rewrite templates"),
+                     ({**rw, "reply": "X: {{ new_instruction }} Y: {{ new_answer }}"}, "`reply` must be two lines"),
+                     ({**rw, "reply": "X {{ new_instruction }}\nY: {{ new_answer }}"}, "`reply` must be two lines"),
+                     ({**rw, "reply": "X: {{ new_instruction }}\nY: {{ secret }}"}, "`reply` uses unknown fields"),
+                     ({**rw, "reply": "Z: {{ new_instruction }}\nY: {{ new_answer }}"}, "never names the labels"),
+                     ({**rw, "examples": [["a", "b"]]}, "must be a list of \\[instruction, answer, new"),
+                     ({**rw, "user": "X: Y: {{ instruction }}"}, "never uses the fields \\['answer'\\]"),
+                     ({**rw, "neutral": "n"}, "`neutral` \\(answer templates only\\)")]:
+        with pytest.raises(TemplateError, match=msg):
+            load_template(write(bad), "rewrite")
+    cat = {"kind": "category", "user": "{{ categories | join('/') }} {{ instruction }}"}
+    assert category_messages("i", ["a", "b"], template=write(cat))[0]["content"] == "a/b i"
+    with pytest.raises(TemplateError, match="never uses the fields \\['categories'\\]"):
+        load_template(write({**cat, "user": "{{ instruction }}"}), "category")
+    with pytest.raises(TemplateError, match="has no `neutral` request"):
+        neutral_request(write({"kind": "answer", "user": "{{ instruction }}"}))
+    # from params: a ParamError naming the key, before any model loads
+    p = config.Params()
+    check_category_template(p)
+    with pytest.raises(ParamError, match="data.category_template: .* is a rewrite template, not a category"):
+        check_category_template(p.model_copy(update={"data": p.data.model_copy(
+            update={"category_template": str(DEFAULTS["rewrite"])})}))
+    few = p.synthesize.model_copy(update={"rewrite_template": str(write(rw)), "pairs": "rewrite"})
+    with pytest.raises(ParamError, match="synthesize.modify_shots: .* has 1 worked examples, fewer than 3"):
+        check_synthesis_templates(p.model_copy(update={"synthesize": few}))
+    check_synthesis_templates(p.model_copy(update={"synthesize": few.model_copy(update={"pairs": "two_step"})}))
+    with pytest.raises(ParamError, match="synthesize.rewrite_template: cannot read"):
+        check_synthesis_templates(p.model_copy(update={"synthesize": few.model_copy(
+            update={"rewrite_template": "nope.yaml"})}))

@@ -36,6 +36,22 @@ def test_parse_rewrite_reads_two_labelled_blocks():
     assert X in msgs[-1]["content"] and "The hero was the patient." in msgs[-1]["content"]
 
 
+def test_parse_rewrite_reads_the_labels_of_the_template(tmp_path):
+    """The reply layout has one home, the rewrite template's `reply`: its labels are what the parser reads."""
+    f = tmp_path / "rewrite.yaml"
+    f.write_text("kind: rewrite\nuser: 'Write Q: then A: for {{ instruction }} / {{ answer }}'\n"
+                 "reply: \"Q: {{ new_instruction }}\\nA: {{ new_answer }}\"\n"
+                 "examples: [[Say hi., Hi., Say a long goodbye., Goodbye for now.]]\n")
+    reply = rewrite_answer_text("Why is snow white?", "Light scatters.", template=f)
+    assert reply == "Q: Why is snow white?\nA: Light scatters."
+    assert parse_rewrite(reply, f) == ("Why is snow white?", "Light scatters.", None)
+    assert parse_rewrite("**q:** Why is snow white?\n\n**a:** Light scatters.", f)[2] is None
+    assert parse_rewrite(reply)[2] == "unparseable"                      # not our default's labels
+    assert parse_rewrite("NEW INSTRUCTION: Why?\nNEW ANSWER: Light.", f)[2] == "unparseable"
+    msgs = rewrite_messages(X, "The hero was the patient.", shots=1, template=f)
+    assert msgs[1] == {"role": "assistant", "content": "Q: Say a long goodbye.\nA: Goodbye for now."}
+
+
 class ScriptedBackend(GenerationBackend):
     """Answers each request by a rule on its last user message; records every request."""
 

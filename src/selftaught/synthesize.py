@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 
 from . import resume
 from .backends import Request, Sampling, request_seed
 from .dedupe import jaccard, normalise, words
-from .prompts import PromptTooLong, answer_messages, fit_fields, modify_messages, rewrite_messages
+from .prompts import PromptTooLong, answer_messages, fit_fields, load_template, modify_messages, rewrite_messages
 from .core.schemas import SyntheticPair
 from .verdict import clean_instruction
 
@@ -53,15 +54,20 @@ def nearest(i, instructions):
     return best
 
 
-_LABEL = r"[ \t*#_]*{}[ \t*_]*:[ \t*_]*"
-_REWRITE = re.compile(_LABEL.format(r"new\s+instruction") + r"(?P<x>.*?)\n\s*" + _LABEL.format(r"new\s+answer")
-                      + r"(?P<y>.*)", re.IGNORECASE | re.DOTALL)
+@lru_cache(maxsize=8)
+def _reply_pattern(labels):
+    """The two labelled blocks of a rewrite reply, by the template's labels (e.g. "NEW INSTRUCTION:"), read
+    leniently: any case, any spacing between a label's words, markdown emphasis around a label."""
+    label = [r"[ \t*#_]*" + r"\s+".join(re.escape(w) for w in lab.lower().rstrip(":").split()) + r"[ \t*_]*:[ \t*_]*"
+             for lab in labels]
+    return re.compile(label[0] + r"(?P<x>.*?)\n\s*" + label[1] + r"(?P<y>.*)", re.IGNORECASE | re.DOTALL)
 
 
-def parse_rewrite(text: str):
-    """(x', answer to x', None) from a reply in the REWRITE_TEMPLATE format, or (x', answer, why) with why
-    "unparseable" (the two labelled blocks are not there, or x' is empty) or "empty_answer"."""
-    m = _REWRITE.search(text)
+def parse_rewrite(text: str, template=None):
+    """(x', answer to x', None) from a reply in the layout of the rewrite template's `reply` (default: ours),
+    or (x', answer, why) with why "unparseable" (the two labelled blocks are not there, or x' is empty) or
+    "empty_answer"."""
+    m = _reply_pattern(load_template(template, "rewrite").reply_labels).search(text)
     if not m:
         return "", "", "unparseable"
     x2, y2 = clean_instruction(m.group("x")), m.group("y").strip()
@@ -93,7 +99,8 @@ def _two_step(gen, instructions, good, p, fit):
 def _rewrite(gen, instructions, good, p, fit):
     """x' and a good answer to x' from one call given x and its good answer (the paper's construction)."""
     sampling = Sampling(p.instruction_max_new_tokens + p.max_new_tokens, p.temperature, p.top_p)
-    outs = gen([Request.make(fit(x.id, lambda f: rewrite_messages(f["x"], f["y"], p.modify_shots),
+    outs = gen([Request.make(fit(x.id, lambda f: rewrite_messages(f["x"], f["y"], p.modify_shots,
+                                                                  template=p.rewrite_template),
                                  x=x.instruction, y=good[i]),
                              request_seed(p.seed, x.id, "rewrite")) for i, x in enumerate(instructions)],
                sampling, "write x' and its answer", "rewrite")
@@ -101,7 +108,7 @@ def _rewrite(gen, instructions, good, p, fit):
                                    "rewrite_same_as_chosen"), 0))      # every outcome reported, 0 included
     variants, bad, why = [], {}, []
     for i, (x, out) in enumerate(zip(instructions, outs)):
-        x2, y2, w = parse_rewrite(out)
+        x2, y2, w = parse_rewrite(out, p.rewrite_template)
         stats[f"rewrite_{w or 'parsed'}"] += 1
         if w is None:
             w = usable_variant(x.instruction, x2)

@@ -70,6 +70,8 @@ class Data(Section):
     keep_categories: list[str] = Field([], description="the categories the shards keep (a subset of categories); "
                                                        "empty = all, unparseable labels included")
     category_max_new_tokens: int = Field(8, gt=0, description="tokens of each category label")
+    category_template: str = Field("src/selftaught/prompts/templates/category.yaml", min_length=1,
+                                   description="the category labeller's prompt template (stage `categorize`)")
     skip_invalid: bool = Field(False, description="leave out invalid lines of the pools and benchmarks (counted "
                                                   "in metrics/data.json) instead of stopping at the first")
     seed: int = seed_field(0)
@@ -145,6 +147,9 @@ class Synthesize(Section):
                                  description="the x' writer's prompt template (a YAML file, see prompts/__init__.py)")
     answer_template: str = Field("src/selftaught/prompts/templates/answer.yaml", min_length=1,
                                  description="the responder's prompt template (answers to x and x')")
+    rewrite_template: str = Field("src/selftaught/prompts/templates/rewrite.yaml", min_length=1,
+                                  description="the rewrite prompt template (pairs: rewrite; its worked examples "
+                                              "and reply layout too)")
     seed: int = seed_field(1)
 
 

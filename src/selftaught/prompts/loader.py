@@ -1,0 +1,198 @@
+"""Loading and checking prompt template files (the format is described in prompts/__init__.py): a file is read
+once per modification time, checked against its kind (keys, the fields its Jinja2 text uses, the form of its
+worked examples and reply layout) and returned as a PromptTemplate that renders chat messages in a sandbox,
+with the template's markers neutralised inside every data field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from ..core.errors import ParamError
+
+TEMPLATES = Path(__file__).parent / "templates"
+# The data fields each kind's `user` (and `system`) text must use, all of them and no others.
+FIELDS = {"judge": ("instruction", "a", "b"), "modify": ("instruction",), "answer": ("instruction",),
+          "rewrite": ("instruction", "answer"), "category": ("instruction", "categories")}
+DEFAULTS = {kind: TEMPLATES / f"{kind}.yaml" for kind in FIELDS}
+# The strings of one worked example, by kind (the kinds that may have examples).
+EXAMPLE_FIELDS = {"modify": ("instruction", "new instruction"),
+                  "rewrite": ("instruction", "answer", "new instruction", "new answer")}
+# A rewrite template's `reply`: the reply layout, two labelled blocks, each label ending in a colon.
+REPLY_FIELDS = ("new_instruction", "new_answer")
+_REPLY = re.compile(r"(?P<l1>[^\n{}]*?:)[ \t]*\{\{-?\s*new_instruction\s*-?\}\}\n"
+                    r"(?P<l2>[^\n{}]*?:)[ \t]*\{\{-?\s*new_answer\s*-?\}\}")
+_KEYS = {"kind", "system", "user", "markers", "verdict_format", "examples", "reply", "neutral"}
+
+
+class TemplateError(ValueError):
+    """A template file that cannot be used (stages report it as a ParamError naming the key)."""
+
+
+def escape_markers(text: str, markers) -> str:
+    """`text` with every occurrence of a marker broken by a space after its first character ("<<<" -> "< <<"),
+    repeated until none is left. A text without markers is returned unchanged."""
+    for _ in range(len(text) + 1):
+        hit = [m for m in markers if m in text]
+        if not hit:
+            return text
+        for m in hit:
+            text = text.replace(m, m[0] + " " + m[1:])
+    raise TemplateError(f"cannot neutralise the markers {list(markers)!r}")
+
+
+def _escape_field(value, markers):
+    """A data field with its markers neutralised: a string, or a list of strings (e.g. the categories)."""
+    if isinstance(value, str):
+        return escape_markers(value, markers)
+    return [escape_markers(v, markers) for v in value]
+
+
+@lru_cache(maxsize=None)
+def _env():
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    path: str
+    kind: str
+    user: str
+    system: str | None = None
+    markers: tuple = ()
+    verdict_format: str | None = None
+    examples: tuple = ()
+    reply: str | None = None          # rewrite only: the reply layout (fields new_instruction, new_answer)
+    neutral: str | None = None        # answer only: likelihood mode's neutral request
+    _compiled: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def _render(self, source, fields) -> str:
+        if source not in self._compiled:
+            self._compiled[source] = _env().from_string(source)
+        return self._compiled[source].render(**fields)
+
+    def messages(self, system: bool = True, **fields) -> list[dict]:
+        """The chat messages for these data fields (markers neutralised inside them); `system`: with the
+        system message, when the template has one."""
+        fields = {k: _escape_field(v, self.markers) for k, v in fields.items()}
+        out = [{"role": "system", "content": self._render(self.system, fields)}] \
+            if system and self.system is not None else []
+        return out + [{"role": "user", "content": self._render(self.user, fields)}]
+
+    def reply_text(self, new_instruction: str, new_answer: str) -> str:
+        """A reply in the layout of `reply` (rewrite templates): the worked examples' assistant turns."""
+        return self._render(self.reply, {"new_instruction": new_instruction, "new_answer": new_answer})
+
+    @property
+    def reply_labels(self) -> tuple[str, str]:
+        """The labels of the reply's two blocks, e.g. ("NEW INSTRUCTION:", "NEW ANSWER:") (rewrite templates)."""
+        m = _REPLY.fullmatch(self.reply)
+        return m.group("l1").strip(), m.group("l2").strip()
+
+
+def _fields_used(raw, key, kind, fields) -> set:
+    from jinja2 import TemplateSyntaxError, meta
+
+    try:
+        names = meta.find_undeclared_variables(_env().parse(raw[key]))
+    except TemplateSyntaxError as e:
+        raise TemplateError(f"`{key}` line {e.lineno}: {e.message}") from None
+    if names - set(fields):
+        raise TemplateError(f"`{key}` uses unknown fields {sorted(names - set(fields))}; "
+                            f"a {kind} template{'' if key != 'reply' else ' reply'} has {list(fields)}")
+    return names
+
+
+def _check(raw, path) -> PromptTemplate:
+    if not isinstance(raw, dict):
+        raise TemplateError("expected a mapping with `kind` and `user`")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise TemplateError(f"unknown keys {sorted(unknown)}")
+    kind = raw.get("kind")
+    if kind not in FIELDS:
+        raise TemplateError(f"`kind` must be one of {list(FIELDS)}, got {kind!r}")
+    for key in ("user", "system", "reply", "neutral"):
+        if key in raw and not isinstance(raw[key], str) or key == "user" and not raw.get("user"):
+            raise TemplateError(f"`{key}` must be a non-empty string")
+    used = set()
+    for key in ("user", "system"):
+        if key in raw:
+            used |= _fields_used(raw, key, kind, FIELDS[kind])
+    if set(FIELDS[kind]) - used:
+        raise TemplateError(f"the template never uses the fields {sorted(set(FIELDS[kind]) - used)}")
+    markers = raw.get("markers", [])
+    if not isinstance(markers, list) or not all(isinstance(m, str) and len(m) >= 2 for m in markers):
+        raise TemplateError("`markers` must be a list of strings of 2 or more characters")
+    vf = raw.get("verdict_format")
+    if vf is not None and (kind != "judge" or vf not in ("last_line", "bracket")):
+        raise TemplateError("`verdict_format` (judge templates only) must be last_line or bracket")
+    ex = raw.get("examples", [])
+    size = len(EXAMPLE_FIELDS.get(kind, ()))
+    if ex and kind not in EXAMPLE_FIELDS or not isinstance(ex, list) or not all(
+            isinstance(e, list) and len(e) == size and all(isinstance(s, str) and s for s in e) for e in ex):
+        raise TemplateError("`examples` (modify and rewrite templates only) must be a list of ["
+                            + ", ".join(EXAMPLE_FIELDS.get(kind, EXAMPLE_FIELDS["modify"])) + "]")
+    reply = raw.get("reply")
+    if (reply is not None) != (kind == "rewrite"):
+        raise TemplateError("`reply` (the reply layout) is required in rewrite templates and only there")
+    if reply is not None:
+        _fields_used(raw, "reply", kind, REPLY_FIELDS)
+        m = _REPLY.fullmatch(reply)
+        if not m or not m.group("l1").strip(" \t:") or not m.group("l2").strip(" \t:"):
+            raise TemplateError("`reply` must be two lines, `<label>: {{ new_instruction }}` then "
+                                "`<label>: {{ new_answer }}`")
+        missing = [lab.strip() for lab in (m.group("l1"), m.group("l2")) if lab.strip() not in raw["user"]]
+        if missing:
+            raise TemplateError(f"`user` must state the reply layout: it never names the labels {missing}")
+    neutral = raw.get("neutral")
+    if neutral is not None and (kind != "answer" or not neutral.strip()):
+        raise TemplateError("`neutral` (answer templates only) must be a non-empty string")
+    return PromptTemplate(str(path), kind, raw["user"], raw.get("system"), tuple(markers), vf,
+                          tuple(tuple(e) for e in ex), reply, neutral)
+
+
+@lru_cache(maxsize=32)
+def _load(path: str, mtime_ns: int) -> PromptTemplate:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise TemplateError(f"cannot read {path} ({getattr(e, 'strerror', None) or e})") from None
+    except yaml.YAMLError as e:
+        raise TemplateError(f"{path} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    try:
+        return _check(raw, path)
+    except TemplateError as e:
+        raise TemplateError(f"{path}: {e}") from None
+
+
+def load_template(path, kind: str) -> PromptTemplate:
+    """The template file at `path` (a PromptTemplate passes through; None is our default), which must be of `kind`."""
+    if isinstance(path, PromptTemplate):
+        t = path
+    else:
+        path = Path(path) if path else DEFAULTS[kind]
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError as e:
+            raise TemplateError(f"cannot read {path} ({e.strerror})") from None
+        t = _load(str(path), mtime)
+    if t.kind != kind:
+        raise TemplateError(f"{t.path} is a {t.kind} template, not a {kind} template")
+    return t
+
+
+def load_param_template(params, key: str, kind: str) -> PromptTemplate:
+    """load_template for the params key `section.name` (e.g. judge.template); errors name the key."""
+    section, name = key.split(".")
+    try:
+        return load_template(getattr(getattr(params, section), name), kind)
+    except TemplateError as e:
+        raise ParamError(key, str(e)) from None
