@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, run
+from support.repo import copy_repo, run
 
 pytestmark = pytest.mark.e2e
 

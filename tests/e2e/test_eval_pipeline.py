@@ -6,9 +6,10 @@ import json
 import pytest
 import yaml
 
-from conftest import TINY, make_repo, run
 from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.evaluation import leaf_count
+from support.repo import make_repo, run
+from support.tiny_model import TINY
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, run
 from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.evaluation import leaf_count
+from support.repo import copy_repo, run
 
 pytestmark = pytest.mark.e2e
 

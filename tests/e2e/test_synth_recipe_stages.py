@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY, make_repo, run
+from support.repo import make_repo, run
+from support.tiny_model import TINY
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from conftest import TINY, make_repo, run
 from selftaught.verdict import parse_bracket, parse_verdict
+from support.repo import make_repo, run
+from support.tiny_model import TINY
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from conftest import TINY, make_repo, run
-from fake_judgments import write_pairs_and_judgments
+from support.repo import make_repo, run
+from support.tiny_model import TINY
+from support.fake_judgments import write_pairs_and_judgments
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from conftest import copy_repo, run
+from support.repo import copy_repo, run
 
 pytestmark = pytest.mark.e2e
 

@@ -1,12 +1,13 @@
 """Run the data and evaluate stage scripts on the tiny model in a scratch directory (no DVC): the evaluation
-features' tests share this."""
+features' tests share this (tests/unit/test_evaluation.py, test_data.py, test_report.py)."""
 
 import json
 from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, TINY, run
+from support.repo import ROOT, run
+from support.tiny_model import TINY
 
 
 def write_params(tmp: Path, seed_dir: Path, **sections) -> Path:
@@ -56,3 +57,24 @@ def evaluate_stage(tmp: Path, model: Path, k=0, check=True):
 def read(tmp: Path, rel: str):
     text = (tmp / rel).read_text()
     return [json.loads(x) for x in text.splitlines()] if rel.endswith(".jsonl") else json.loads(text)
+
+
+# -- RewardBench-style benchmarks (tests/unit/test_data.py, test_evaluation.py) ----------------------------
+
+def rb_rows(n=8, subsets=("chat-a", "chat-b", "hard-a", "safe-a")):
+    """RewardBench's columns (with its extra ones, which are ignored); int ids, except every third row none."""
+    rows = []
+    for i in range(n):
+        r = {"prompt": f"Say hello number {i}.", "chosen": f"Hello {i}!", "chosen_model": "m1",
+             "rejected": "Trains are nice.", "rejected_model": "m2", "subset": subsets[i % len(subsets)]}
+        if i % 3:
+            r["id"] = 100 + i
+        rows.append(r)
+    return rows
+
+
+def make_benchmarks(tmp):
+    write_jsonl(tmp / "data/benchmarks/rb.jsonl", rb_rows(16))
+    write_jsonl(tmp / "data/benchmarks/mine.jsonl", pairs("mine", 4))
+    (tmp / "data/benchmarks/sections.yaml").write_text(
+        "chat: [chat-a, chat-b]\nchat-hard: {hard-a: 50}\nsafety: [safe-a]\n")

@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from conftest import ROOT
+from support.repo import ROOT
 
 
 @pytest.mark.parametrize("name, kind", [("accelerate_ddp.yaml", "MULTI_GPU"), ("accelerate_fsdp.yaml", "FSDP"),

@@ -42,7 +42,7 @@ from selftaught.core.config import Generation, Params  # noqa: E402
 from selftaught.core.errors import InputError  # noqa: E402
 from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REAL_LLM = vllm.LLM
 GEN = Generation(backend="vllm", device="cuda", dtype="bfloat16", max_prompt_tokens=512, tensor_parallel_size=1,
                  gpu_memory_utilization=0.8)

@@ -5,8 +5,9 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT, TINY
 from selftaught.cli import main
+from support.repo import ROOT
+from support.tiny_model import TINY
 
 
 @pytest.fixture

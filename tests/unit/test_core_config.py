@@ -1,5 +1,5 @@
-"""The typed config: params.yaml equals its documented defaults, and bad keys, values or files exit 2 with
-one line naming the key or the file, from every stage and CLI command."""
+"""The params: params.yaml holds the defaults, a bad value names its key, a missing or broken params file is one
+line, and the cross-field checks (likelihood for evaluate only, no second vLLM engine) - src/selftaught/core/config.py."""
 
 import copy
 import subprocess
@@ -8,9 +8,11 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT
+from selftaught.cli import main as cli_main
 from selftaught.core import config
 from selftaught.core.errors import ParamError
+from support.hostile import DATA_ARGS, PAIRS, jsonl, one_line, snapshot, stage
+from support.repo import ROOT
 
 
 def shipped():
@@ -151,3 +153,88 @@ def test_numbers_as_dvc_writes_them_are_numbers(tmp_path):
     assert "learning_rate: 1e-06" in text
     (tmp_path / "params.yaml").write_text(text)
     assert config.load(tmp_path / "params.yaml").train.learning_rate == 1e-6
+
+
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_default_params_are_valid():
+    p = config.validate(params())
+    assert list(p.iterations) == [1, 2]
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda p: p["judge"].update(samples=-1), "judge.samples"),
+    (lambda p: p["judge"].update(mode="telepathy"), "judge.mode"),
+    (lambda p: p["train"].update(method="qlora"), "train.method"),
+    (lambda p: p["data"].update(per_iteration=0), "data.per_iteration"),
+    (lambda p: p["iterations"].update({"4": {"prev": 3, "gen": 0}}), "iterations.4.prev"),
+    (lambda p: p["iterations"]["2"].update(gen=5), "iterations.2.gen"),
+    (lambda p: p["evaluate"].update(modes=[]), "evaluate.modes"),
+    (lambda p: p["train"].pop("learning_rate"), "train.learning_rate"),
+])
+def test_bad_params_name_the_key(edit, key):
+    p = copy.deepcopy(params())
+    edit(p)
+    with pytest.raises(ParamError) as e:
+        config.validate(p)
+    assert e.value.key == key
+
+
+def test_stage_rejects_bad_params_before_work(tmp_path):
+    """A stage run with an out-of-range param exits 2 naming the key, and writes nothing."""
+    p = params()
+    p["data"]["per_iteration"] = -3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py"), *DATA_ARGS], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "data.per_iteration" in r.stderr
+    assert [f.name for f in tmp_path.iterdir()] == ["params.yaml"]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "cannot read the params file (No such file"),
+    ("directory", "cannot read the params file (Is a directory)"),
+    ("binary", "cannot read the params file ('utf-8' codec"),
+    ("empty", "the params file is empty"),
+    ("broken", "line 2: not valid YAML"),
+])
+def test_missing_or_broken_params_is_one_line(tmp_path, capsys, kind, message):
+    f = tmp_path / "params.yaml"
+    {"missing": lambda: None, "directory": f.mkdir, "binary": lambda: f.write_bytes(b"\xff\xfe data"),
+     "empty": lambda: f.write_text(""), "broken": lambda: f.write_text("data: {a: 1\n")}[kind]()
+    jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    before = snapshot(tmp_path)
+    code = cli_main(["judge", "--model", "m", "--pairs", str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "o"),
+                "--params", str(f)])
+    assert code == 2
+    line = one_line(capsys.readouterr().err)
+    assert str(f) in line and message in line, line
+    r = stage("data", "--params", f, *DATA_ARGS, cwd=tmp_path)
+    assert r.returncode == 2 and message in one_line(r.stderr)
+    assert snapshot(tmp_path) == before
+
+
+def test_skip_invalid_param_is_declared():
+    from selftaught.core.config import Params
+
+    assert Params().data.skip_invalid is False
+    assert yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["skip_invalid"] is False
+
+
+def test_params_accept_likelihood_for_evaluate_only():
+    p = yaml.safe_load(open("params.yaml"))
+    config.validate({**p, "evaluate": {**p["evaluate"], "modes": ["likelihood", "free"]}})
+    with pytest.raises(ParamError, match="judge.mode"):
+        config.validate({**p, "judge": {**p["judge"], "mode": "likelihood"}})
+    with pytest.raises(ParamError, match="evaluate.modes"):
+        config.validate({**p, "evaluate": {**p["evaluate"], "modes": ["free", "free"]}})
+
+
+def test_params_refuse_a_second_vllm_engine_for_the_likelihood_pass():
+    p = yaml.safe_load(open("params.yaml"))
+    vllm = {**p["generation"], "backend": "vllm", "dtype": "bfloat16"}
+    with pytest.raises(ParamError, match="evaluate.likelihood_dtype"):
+        config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "float32"}})
+    config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "bfloat16"}})

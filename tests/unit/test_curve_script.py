@@ -2,7 +2,7 @@
 
 import importlib.util
 
-from conftest import ROOT
+from support.repo import ROOT
 
 spec = importlib.util.spec_from_file_location("curve", ROOT / "scripts" / "curve.py")
 curve = importlib.util.module_from_spec(spec)

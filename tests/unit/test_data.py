@@ -1,31 +1,22 @@
-"""RewardBench-format benchmark files (prompt, chosen, rejected, subset; id optional) and RewardBench's
-section-weighted score from a section map (data.rewardbench_sections)."""
+"""The data stage's library (src/selftaught/data.py): benchmark files (RewardBench rows included) and their
+section map, the seeded validation split, and near-duplicate removal equal to the quadratic scan it replaced."""
 
-import json
+import os
+import random
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-from conftest import ROOT
-from evalstage import data_stage, evaluate_stage, pairs, read, write_jsonl, write_params
-from selftaught.core.metrics import MAX_HEADLINE_VALUES
-from selftaught.data import benchmark_schema, load_sections, read_many
-from selftaught.core.errors import InputError
-from selftaught.evaluation import leaf_count, rewardbench
+from selftaught.core.errors import InputError, ParamError
 from selftaught.core.io import read_jsonl
-from selftaught.core.schemas import Judgment, Pair, RewardBenchPair
-
-
-def rb_rows(n=8, subsets=("chat-a", "chat-b", "hard-a", "safe-a")):
-    """RewardBench's columns (with its extra ones, which are ignored); int ids, except every third row none."""
-    rows = []
-    for i in range(n):
-        r = {"prompt": f"Say hello number {i}.", "chosen": f"Hello {i}!", "chosen_model": "m1",
-             "rejected": "Trains are nice.", "rejected_model": "m2", "subset": subsets[i % len(subsets)]}
-        if i % 3:
-            r["id"] = 100 + i
-        rows.append(r)
-    return rows
+from selftaught.core.schemas import Instruction, Pair, RewardBenchPair
+from selftaught.data import benchmark_schema, read_many, sample_benchmarks, split_benchmarks
+from support.dedupe_oracle import dedupe_quadratic, synthetic_pool
+from support.evalstage import data_stage, make_benchmarks, pairs, rb_rows, write_jsonl, write_params
+from support.hostile import DATA_ARGS
+from support.repo import ROOT
 
 
 def test_rewardbench_rows_read_as_pairs_with_stable_ids(tmp_path):
@@ -59,95 +50,10 @@ def test_bad_rewardbench_rows_name_file_line_field(tmp_path, edit, line, field, 
     assert (e.value.line, e.value.field) == (line, field) and what in str(e.value) and str(f) in str(e.value)
 
 
-def rewardbench_reference(subset_acc, counts, mapping):
-    """allenai/reward-bench: calculate_scores_per_section (without its x100), then the mean over sections."""
-    sections = {}
-    for section, tests in mapping.items():
-        total = sum(subset_acc[t] * counts[t] for t in tests if t in subset_acc)
-        n = sum(counts[t] for t in tests if t in subset_acc)
-        sections[section] = total / n if n else 0
-    return sum(sections.values()) / len(sections)
-
-
-def test_section_weighted_score_matches_rewardbench():
-    # per subset: how many pairs the judge gets right in both orders, and how many it has
-    right = {"a1": (3, 4), "a2": (1, 2), "b1": (2, 5), "b2": (0, 1), "c1": (4, 4), "other": (0, 3)}
-    ps, js = [], []
-    for subset, (good, n) in right.items():
-        for i in range(n):
-            pid = f"{subset}-{i}"
-            ps.append(Pair(pid, "x", "y", "z", subset=subset, benchmark="rb"))
-            js += [Judgment(pid, 0, 0, "", "A" if i < good else "B", "free"),
-                   Judgment(pid, 1, 0, "", "B" if i < good else "A", "free")]
-    mapping = {"one": {"a1": None, "a2": None}, "two": {"b1": 100, "b2": 300}, "three": {"c1": None}}
-    got = rewardbench(js, ps, mapping)
-    acc = {s: g / n for s, (g, n) in right.items()}
-    counts = {"a1": 4, "a2": 2, "b1": 100, "b2": 300, "c1": 4}          # the map's counts, else the pairs
-    want = rewardbench_reference(acc, counts, {k: list(v) for k, v in mapping.items()})
-    assert got["score"] == round(want, 4)
-    assert got["sections"]["two"]["accuracy"] == round((0.4 * 100 + 0 * 300) / 400, 4)
-    assert got["sections"]["one"]["subsets"]["a2"] == {"accuracy": 0.5, "pairs": 2, "weight": 2}
-    # an unparseable verdict is half right, and a section with no pair evaluated is left out and listed
-    js[0] = Judgment(js[0].pair_id, 0, 0, "", None, "free")
-    got = rewardbench(js, ps, {**mapping, "four": {"zz": None}})
-    assert got["sections"]["one"]["subsets"]["a1"]["accuracy"] == round((3 - 0.25) / 4, 4)
-    assert got["missing_sections"] == ["four"] and set(got["sections"]) == {"one", "two", "three"}
-
-
 def test_shipped_map_is_rewardbench_s():
     m = yaml.safe_load((ROOT / "data/benchmarks/rewardbench_sections.yaml").read_text())
     assert list(m) == ["chat", "chat-hard", "safety", "reasoning"]
     assert sum(len(v) for v in m.values()) == 23 and m["reasoning"]["math-prm"] == 984
-
-
-def make_benchmarks(tmp):
-    write_jsonl(tmp / "data/benchmarks/rb.jsonl", rb_rows(16))
-    write_jsonl(tmp / "data/benchmarks/mine.jsonl", pairs("mine", 4))
-    (tmp / "data/benchmarks/sections.yaml").write_text(
-        "chat: [chat-a, chat-b]\nchat-hard: {hard-a: 50}\nsafety: [safe-a]\n")
-
-
-@pytest.fixture(scope="module")
-def evaluated(tiny_model, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rewardbench")
-    make_benchmarks(tmp)
-    write_params(tmp, tiny_model, data={"benchmarks": ["data/benchmarks/rb.jsonl", "data/benchmarks/mine.jsonl"],
-                                        "rewardbench_sections": "data/benchmarks/sections.yaml",
-                                        "eval_per_benchmark": 0},
-                 evaluate={"modes": ["constrained", "likelihood"], "samples": 2})
-    data_stage(tmp)
-    evaluate_stage(tmp, tiny_model)
-    return tmp
-
-
-def test_rewardbench_score_in_the_headline(evaluated):
-    tmp = evaluated
-    assert read(tmp, "work/data/sections.json") == {"chat": {"chat-a": None, "chat-b": None},
-                                                     "chat-hard": {"hard-a": 50}, "safety": {"safe-a": None}}
-    bench = read(tmp, "work/data/benchmarks.jsonl")
-    assert sum(p["benchmark"] == "rb" for p in bench) == 16 and all(p["instruction"] for p in bench)
-    m = read(tmp, "metrics/iter_0.json")
-    report = read(tmp, "reports/eval_0.json")["modes"]
-    assert leaf_count(m) <= MAX_HEADLINE_VALUES
-    for mode in ("constrained", "likelihood", "constrained_vote"):
-        assert set(m[mode]) >= {"accuracy", "rewardbench_score"}
-        subsets = report[mode]["benchmarks"]["rb"]["subsets"]
-        sec = {"chat": ["chat-a", "chat-b"], "chat-hard": ["hard-a"], "safety": ["safe-a"]}
-        acc = {s: subsets[s]["accuracy"] for s in subsets}
-        counts = {s: subsets[s]["pairs"] for s in subsets} | {"hard-a": 50}
-        assert m[mode]["rewardbench_score"] == pytest.approx(rewardbench_reference(acc, counts, sec), abs=2e-4)
-        assert report[mode]["rewardbench"]["sections"]["chat"]["pairs"] == 8
-
-
-def test_no_map_no_score(tiny_model, tmp_path):
-    make_benchmarks(tmp_path)
-    write_params(tmp_path, tiny_model, data={"benchmarks": ["data/benchmarks/rb.jsonl"], "eval_per_benchmark": 0},
-                 evaluate={"modes": ["likelihood"]})
-    data_stage(tmp_path)
-    assert read(tmp_path, "work/data/sections.json") == {}
-    evaluate_stage(tmp_path, tiny_model)
-    assert set(read(tmp_path, "metrics/iter_0.json")["likelihood"]) == {
-        "accuracy", "accuracy_stderr", "parse_rate", "position_consistency", "rb"}
 
 
 @pytest.mark.parametrize("text, where, what", [
@@ -169,3 +75,96 @@ def test_a_bad_section_map_stops_the_data_stage(tmp_path, text, where, what):
     err = " ".join(r.stderr.split())
     assert r.returncode == 2 and "sections.yaml" in err and where in err and what in err, err
     assert not (tmp_path / "work").exists() and not (tmp_path / "metrics").exists()
+
+
+BENCHES = [ROOT / "data/benchmarks/hhh_alignment.jsonl", ROOT / "data/benchmarks/evalbiasbench.jsonl"]
+
+
+def old_sample(pairs, per_benchmark, seed):
+    """The test sample as the data stage drew it before there was a validation split."""
+    from dataclasses import replace
+    by = {}
+    for path, p in pairs:
+        by.setdefault(path.stem, []).append(replace(p, benchmark=path.stem, subset=p.subset or "all"))
+    out = []
+    for name in sorted(by):
+        items = sorted(by[name], key=lambda p: p.id)
+        if per_benchmark and per_benchmark < len(items):
+            items = sorted(random.Random(f"{seed}:{name}").sample(items, per_benchmark), key=lambda p: p.id)
+        out.extend(items)
+    return out
+
+
+def test_validation_split_is_seeded_and_disjoint_from_test():
+    pairs = read_many(BENCHES, Pair)
+    for per in (0, 40):
+        assert split_benchmarks(pairs, per, 0) == (old_sample(pairs, per, 0), [])
+        assert sample_benchmarks(pairs, per, 0) == old_sample(pairs, per, 0)
+        test, val = split_benchmarks(pairs, per, 0, 10)
+        assert len(val) == 20 and {p.benchmark for p in val} == {"hhh_alignment", "evalbiasbench"}
+        assert not {p.id for p in test} & {p.id for p in val}
+        assert len(test) == (80 if per else 221 + 80 - 20)
+        assert split_benchmarks(pairs, per, 0, 10) == (test, val)            # seeded
+        assert split_benchmarks(pairs, per, 1, 10)[1] != val
+    with pytest.raises(ParamError, match="data.validation_per_benchmark"):
+        split_benchmarks(pairs, 0, 0, 80)                                  # evalbiasbench has 80 pairs
+
+
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_data_stage_names_bad_file(tmp_path):
+    p = params()
+    bad = tmp_path / "pool.jsonl"
+    bad.write_text('{"id": "a", "instruction": "x"}\n{"id": "b"}\n')
+    p["data"]["instructions"] = [str(bad)]
+    p["data"]["benchmarks"] = [str(ROOT / b) for b in p["data"]["benchmarks"]]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py"), *DATA_ARGS], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "pool.jsonl, line 2: field 'instruction': missing" in " ".join(r.stderr.split())
+    assert not (tmp_path / "work").exists()
+
+
+def _result(kept, stats):
+    return [i.id for i in kept], dict(stats)
+
+
+def test_dedupe_equals_the_quadratic_scan_on_the_shipped_pools():
+    from selftaught.data import dedupe, read_many
+
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]
+    benches = [pair.instruction for _, pair in read_many([ROOT / b for b in p["benchmarks"]], Pair)]
+    pool = [rec for _, rec in read_many([ROOT / f for f in p["instructions"]], Instruction)]
+    for t in (p["near_duplicate_jaccard"], 0.3, 0.5, 0.6, 0.9, 1.0):
+        assert _result(*dedupe(pool, t, against=benches)) == _result(*dedupe_quadratic(pool, t, against=benches)), t
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dedupe_equals_the_quadratic_scan_on_tricky_pools(seed):
+    import random
+
+    from selftaught.data import dedupe
+
+    rng = random.Random(seed)
+    pool = synthetic_pool(400, seed=seed, vocab=60, dup_share=0.3)
+    odd = ["???", "!!!", "日本語", "a b", "b a", "a a b", "A-B", "x y z w", "x y z", "x y", "x", "1 2 3 4 5"]
+    pool = [Instruction(id=f"o{n}", instruction=rng.choice(odd)) if rng.random() < 0.1 else i
+            for n, i in enumerate(pool)]
+    against = [i.instruction for i in synthetic_pool(30, seed=seed + 100, vocab=60)] + ["?", "x y z"]
+    for t in (0.1, 0.25, 0.5, 2 / 3, 0.75, 0.8, 0.85, 1.0):
+        assert _result(*dedupe(pool, t, against=against)) == _result(*dedupe_quadratic(pool, t, against=against)), t
+
+
+def test_dedupe_scales_and_reports_progress():
+    """20k instructions: the quadratic scan took minutes; the exact join takes seconds (generous bound for CI)."""
+    code = ("from support.dedupe_oracle import synthetic_pool\nfrom selftaught.data import dedupe\n"
+            "kept, stats = dedupe(synthetic_pool(20000, seed=7), 0.8)\nprint(len(kept), dict(stats))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])})
+    assert r.returncode == 0, r.stderr
+    assert [x for x in r.stderr.splitlines() if x.startswith("near-duplicates:")][-1].startswith(
+        "near-duplicates: 20000/20000 (100%)")
+    assert sum(x.startswith("near-duplicates:") for x in r.stderr.splitlines()) >= 10

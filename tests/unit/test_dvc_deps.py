@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from support.repo import ROOT
 
 
 def stages(root=ROOT):

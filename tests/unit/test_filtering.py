@@ -103,8 +103,8 @@ def test_filter_stage_writes_preference_pairs_beside_the_sft_records(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
-    from fake_judgments import write_pairs_and_judgments
+    from support.repo import ROOT
+    from support.fake_judgments import write_pairs_and_judgments
 
     write_pairs_and_judgments(tmp_path / "pairs.jsonl", tmp_path / "judgments.jsonl")
     out = {k: tmp_path / f for k, f in [("out", "train.jsonl"), ("preferences", "preferences.jsonl"),

@@ -1,73 +1,22 @@
-"""Adaptive rejection sampling in the judge: rounds, early stop per item, max N, and results that depend on
-the seed and the items only (not on batch size, order of pairs, or which items share a round)."""
+"""Judging (src/selftaught/judging.py): adaptive rejection sampling (rounds, early stop per item, max N, results
+that depend on the seed and the items only: not on batch size, order of pairs, or which items share a round),
+and likelihood mode (each response scored alone; both orders agree by construction)."""
 
-import hashlib
 import random
 
 import pytest
 
 from selftaught.backends import GenerationBackend, Sampling
+from selftaught.core.schemas import Pair
+from selftaught.evaluation import evaluate_all
 from selftaught.filtering import rejection_sample
 from selftaught.judging import judge_adaptive, judge_pairs, mean_margin
-from selftaught.core.schemas import SyntheticPair
+from selftaught.prompts import NEUTRAL_INSTRUCTION
+from selftaught.verdict import parse_verdict
+from support.fake_backend import FakeBackend, pairs
+
 
 SAMPLING = Sampling(16, 0.7, 0.9)
-
-
-def h(*key) -> float:
-    """A uniform in [0, 1) from a key."""
-    return int(hashlib.sha256(repr(key).encode()).hexdigest()[:12], 16) / 16 ** 12
-
-
-class FakeBackend(GenerationBackend):
-    """Outputs that depend on each request alone; processes requests in chunks of `batch_size` and records
-    every call. `p_correct` fixes how often a sample names the pair's winner (A in order 0, B in order 1)."""
-
-    name = "fake"
-
-    def __init__(self, p_correct=0.35, batch_size=4, never=(), always=()):
-        super().__init__()
-        self.p, self.batch_size, self.never, self.always = p_correct, batch_size, set(never), set(always)
-        self.calls = []
-
-    @staticmethod
-    def _item(req):
-        user = dict(req.messages[-1])["content"]
-        pid = user.split("<<<INSTRUCTION\n")[1].split("\n")[0]
-        order = 0 if "<<<RESPONSE A\ngood " in user else 1
-        return pid, order
-
-    def generate(self, requests, sampling, desc="generate"):
-        self.calls.append(("generate", len(requests)))
-        out = []
-        for s in range(0, len(requests), self.batch_size):
-            for r in requests[s:s + self.batch_size]:
-                pid, order = self._item(r)
-                u = h("text", r.seed)
-                correct = pid in self.always or (pid not in self.never and u < self.p)
-                if u > 0.95:
-                    out.append(f"rambling {r.seed}")                    # unparseable in free mode
-                    continue
-                winner = "A" if order == 0 else "B"
-                verdict = winner if correct else "B" if winner == "A" else "A"
-                out.append(f"reason {r.seed}\nVerdict: [[{verdict}]]")
-                self.usage.generated_tokens += 10
-        self.usage.requests += len(requests)
-        return out
-
-    def next_token_margins(self, requests, options=("A", "B"), desc="score verdicts"):
-        self.calls.append(("margins", len(requests)))
-        self.usage.scored += len(requests)
-        # margin from the reasoning text alone (which carries the sample's seed), plus a position bias
-        return [h("margin", r.assistant_prefix) * 4 - 1.2 for r in requests]
-
-    def continuation_logprobs(self, requests, continuations, desc="score responses"):
-        raise AssertionError("adaptive judging never scores responses")
-
-
-def pairs(n):
-    return [SyntheticPair(f"p{i}", f"p{i}\nwhat is {i}?", f"good {i}", f"bad {i}", f"other {i}", "modified", "m", 0)
-            for i in range(n)]
 
 
 def run(backend, ps, mode="free", max_n=6, round_n=1, seed=7, calibrate=True):
@@ -177,3 +126,70 @@ def test_adaptive_on_the_tiny_model_is_batch_invariant(tiny_model):
     assert [key(j) for j in out[0][0]] == [key(j) for j in out[1][0]]
     assert [j.raw_margin for j in out[0][0]] == pytest.approx([j.raw_margin for j in out[1][0]], abs=1e-4)
     assert [r["samples"] for r in out[0][1]] == [r["samples"] for r in out[1][1]]
+
+
+class ScoreBackend(GenerationBackend):
+    """log p(response | prompt) from a table: {(instruction, response): value}; the neutral prompt gives 0."""
+
+    name = "score"
+
+    def __init__(self, table):
+        super().__init__()
+        self.table, self.calls = table, []
+
+    def generate(self, requests, sampling, desc="generate"):
+        raise AssertionError("likelihood mode generates nothing")
+
+    def next_token_margins(self, requests, options=("A", "B"), desc="score verdicts"):
+        raise AssertionError("likelihood mode scores no verdict token")
+
+    def continuation_logprobs(self, requests, continuations, desc="score responses"):
+        out = []
+        for r, c in zip(requests, continuations):
+            x = dict(r.messages[-1])["content"]
+            self.calls.append((x, c))
+            out.append(0.0 if x == NEUTRAL_INSTRUCTION else self.table[(x, c)])
+        return out
+
+
+PAIRS = [Pair("p0", "q0", "good", "bad", subset="s", benchmark="bench"),
+         Pair("p1", "q1", "good", "bad", subset="s", benchmark="bench"),
+         Pair("p2", "q2", "same", "same2", subset="t", benchmark="bench")]
+
+
+TABLE = {("q0", "good"): -1.0, ("q0", "bad"): -5.0,       # chosen wins
+         ("q1", "good"): -9.0, ("q1", "bad"): -2.0,       # rejected wins
+         ("q2", "same"): -3.0, ("q2", "same2"): -3.0}     # tie: no verdict
+
+
+def test_verdicts_margins_and_position_consistency():
+    be = ScoreBackend(TABLE)
+    js = judge_pairs(be, PAIRS, ["likelihood"], 4, Sampling(8), 0, True, 800)["likelihood"]
+    assert [(j.pair_id, j.order, j.sample) for j in js] == [(p, o, 0) for p in ("p0", "p1", "p2") for o in (0, 1)]
+    got = {(j.pair_id, j.order): j for j in js}
+    assert got[("p0", 0)].verdict == "A" and got[("p0", 1)].verdict == "B" and got[("p0", 0)].margin == 4.0
+    assert got[("p1", 0)].verdict == "B" and got[("p1", 1)].verdict == "A" and got[("p1", 1)].margin == 7.0
+    assert got[("p2", 0)].verdict is None and got[("p2", 1)].verdict is None
+    for j in js:                                   # the record ends in the free-format verdict line
+        assert parse_verdict(j.text) == j.verdict
+    m = evaluate_all(js, PAIRS)
+    assert m["accuracy"] == round((1.0 + 0.0 + 0.5) / 3, 4)
+    assert m["benchmarks"]["bench"]["position_consistency"] == round(2 / 3, 4)   # the tie has no verdict
+    # every distinct (prompt, response) scored once: 6 with their instruction, 4 distinct texts with the neutral one
+    assert len(be.calls) == len(set(be.calls)) == 6 + 4
+
+
+def test_texts_are_cut_like_the_judge_prompt():
+    be = ScoreBackend({("q", "a" * 10 + " [...]"): -1.0, ("q", "b" * 10 + " [...]"): -2.0})
+    js = judge_pairs(be, [Pair("p", "q", "a" * 50, "b" * 50)], ["likelihood"], 1, Sampling(8), 0, True, 10)
+    assert js["likelihood"][0].verdict == "A"
+
+
+def test_likelihood_runs_on_its_own_backend_when_given():
+    class NoScores(ScoreBackend):
+        def continuation_logprobs(self, requests, continuations, desc=""):
+            raise AssertionError("the likelihood pass must use likelihood_backend")
+
+    lik = ScoreBackend(TABLE)
+    js = judge_pairs(NoScores(TABLE), PAIRS, ["likelihood"], 1, Sampling(8), 0, True, 800, likelihood_backend=lik)
+    assert [j.verdict for j in js["likelihood"]][:2] == ["A", "B"] and lik.calls

@@ -9,10 +9,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TINY
-from fake_judgments import write_pairs_and_judgments
 from selftaught.core import config
 from selftaught.core.errors import ParamError
+from support.repo import ROOT
+from support.tiny_model import TINY
+from support.fake_judgments import write_pairs_and_judgments
 
 
 def tiny_params(tmp_path, **train):
