@@ -12,12 +12,10 @@ labels), then evaluates the starting and the trained model in likelihood mode on
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402

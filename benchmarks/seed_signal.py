@@ -13,11 +13,9 @@ cannot beat these numbers is not using what the model already knows about releva
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
