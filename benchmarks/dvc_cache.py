@@ -1,8 +1,8 @@
 """DVC overhead of the pipeline, measured on the tiny test profile with 3 iterations (not a test).
 
 For each model size (the tests' tiny random model, ~120 KB, and a bigger random one) and each training
-method (full, LoRA) it builds a fresh repository in a temporary directory (tests/conftest.make_repo with
-tests/tiny_model.make_tiny_model as the seed), runs the pipeline one iteration at a time and prints:
+method (full, LoRA) it builds a fresh repository in a temporary directory (tests/support/repo.make_repo with
+tests/support/tiny_model.make_tiny_model as the seed), runs the pipeline one iteration at a time and prints:
 
 - cache growth: bytes added to .dvc/cache by each iteration's stages (synthesize, judge, filter, train,
   evaluate @k; the run-cache's copies of metrics included), and how much of it is the checkpoint;
@@ -10,7 +10,7 @@ tests/tiny_model.make_tiny_model as the seed), runs the pipeline one iteration a
 - the same after touching every output file (new mtimes: DVC must re-hash them; what a checkout by
   another tool or a copy does), median of 3: this is where the checkpoint size can show.
 
-    nice -n 10 .venv/bin/python benchmarks/dvc_cache.py [--sizes tiny,bigger] [--methods full,lora] [--keep]
+    PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/dvc_cache.py [--sizes tiny,bigger] [--methods full,lora] [--keep]
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "src"))
+from support.repo import make_repo, run   # tests/support: run with PYTHONPATH=tests
+from support.tiny_model import TINY, make_tiny_model
 
-from conftest import TINY, make_repo, run  # noqa: E402
-from tiny_model import make_tiny_model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = {   # make_tiny_model keyword arguments
     "tiny": {},

@@ -22,12 +22,10 @@ import argparse
 from dataclasses import replace
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 import yaml  # noqa: E402

@@ -1,4 +1,5 @@
-"""The steps of the GPU check (run them with scripts/gpu_check.sh, which prepares the environment).
+"""The steps of the GPU check (run them with scripts/gpu_check.sh, which prepares the environment and sets
+PYTHONPATH=src:tests, so `selftaught` and the tests' `support` package import without an install).
 
 One line per step: PASS, FAIL (with the error) or SKIP (with the reason), and INFO lines with what was seen.
 Exit status 1 when any step failed. `--cpu` runs the same steps on the CPU (a dry run of the script).
@@ -25,10 +26,9 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+from support.tiny_model import TINY   # the tests' tiny profile (tests/support/tiny_model.py imports no pytest)
 
-from tiny_model import TINY  # noqa: E402  (the tests' tiny profile; tests/tiny_model.py imports no pytest)
+ROOT = Path(__file__).resolve().parents[1]
 REPO_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "stages", "src", "data", "configs"]
 PACKAGES = {"torch": "torch", "numpy": "numpy", "transformers": "transformers", "tokenizers": "tokenizers",
             "safetensors": "safetensors", "accelerate": "accelerate", "peft": "peft", "trl": "trl", "datasets": "datasets",
@@ -106,7 +106,7 @@ def check_imports():
 
 
 def tiny_model(tmp, **size):
-    from tiny_model import make_tiny_model
+    from support.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp / ("model" + "_".join(f"{k}{v}" for k, v in size.items())), **size)
 

@@ -9,8 +9,8 @@
 #
 # Steps: torch sees the GPU; the pipeline's packages import; the transformers backend generates, scores verdicts
 # and continuations on cuda (make_backend, bf16), identically on a second call; the train function fine-tunes
-# on cuda (TRL's device, peak GPU memory); `dvc repro` of the tiny pipeline (tests/tiny_model.py, the tiny
-# profile of tests/conftest.py) with generation.device: cuda, whose train stages then also train on the GPU;
+# on cuda (TRL's device, peak GPU memory); `dvc repro` of the tiny pipeline (tests/support/tiny_model.py: the
+# tiny model and the tiny profile) with generation.device: cuda, whose train stages then also train on the GPU;
 # vLLM if it is importable (SKIP otherwise). INFO lines record what a CPU cannot show (batch-size invariance).
 #
 # What the machine must have: a standard CUDA PyTorch image, i.e. python3 with a CUDA build of torch and numpy,
@@ -105,6 +105,8 @@ else
   echo "INFO  no wheels in $wheels: running with $py as it is (bash scripts/gpu_check.sh --fetch fills it)"
 fi
 export PATH="$(dirname "$run"):$PATH" DVC_NO_ANALYTICS=1
+# the package from src/ (this script never installs it) and the tests' helpers (tests/support: the tiny profile)
+export PYTHONPATH="$PWD/src:$PWD/tests${PYTHONPATH:+:$PYTHONPATH}"
 set +e
 timeout 470 "$run" scripts/gpu_check.py "$@"
 rc=$?

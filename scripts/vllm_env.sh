@@ -6,7 +6,7 @@
 # Creates .venv-vllm (gitignored, separate from .venv: vLLM brings its own CUDA torch and its own
 # transformers pin), installs the pinned vLLM with whatever versions its pins choose, then this project
 # WITHOUT its dependencies (our torch/transformers pins would fight vLLM's) plus the few packages our
-# modules import, and runs tests/test_vllm_real.py. The first run downloads several GB (CUDA torch, vLLM's
+# modules import, and runs tests/unit/test_backends_vllm_backend_real.py. The first run downloads several GB (CUDA torch, vLLM's
 # kernels); later runs reuse the venv. VLLM_VENV=<dir> puts the venv elsewhere, PYTHON=<python3.x> picks
 # the interpreter (vLLM 0.33.0 needs Python >= 3.11).
 set -euo pipefail
@@ -27,4 +27,4 @@ fi
 "$venv/bin/python" -m pip install -q --no-deps -e .
 "$venv/bin/python" -c "import importlib.metadata as m; print('vllm', m.version('vllm'), '| torch', m.version('torch'),
 '| transformers', m.version('transformers'), '| pydantic', m.version('pydantic'))"
-exec "$venv/bin/python" -m pytest -q -rs tests/test_vllm_real.py "$@"
+exec "$venv/bin/python" -m pytest -q -rs tests/unit/test_backends_vllm_backend_real.py "$@"

@@ -1,57 +1,15 @@
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+"""The session's fixtures; the helpers they use live in tests/support (importable because pyproject.toml's
+pytest `pythonpath` holds tests/)."""
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tiny_model import TINY  # noqa: E402  (the tiny profile, shared with scripts/gpu_check.py)
-
-
-def run(cmd, cwd, check=True):
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-           "PYTHONUNBUFFERED": "1", "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com", "DVC_NO_ANALYTICS": "1",
-           # the `selftaught` command imports this checkout's package, not whichever one the venv installed
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
-    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str))
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
-    return p
-
-
-def tracked_files():
-    out = run(["git", "ls-files", "-co", "--exclude-standard"], ROOT).stdout.split()
-    return [f for f in out if (ROOT / f).is_file() and not f.startswith(("models/", "work/", "downloads/"))]
-
-
-def make_repo(dest: Path, seed_dir: Path, overrides=TINY) -> Path:
-    """A git + DVC repository with this checkout's files and the tiny profile, committed."""
-    for f in tracked_files():
-        (dest / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, dest / f)
-    for stale in ("dvc.lock", "metrics", "reports"):
-        p = dest / stale
-        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["seed"].update(source="hf_dir", path=str(seed_dir))
-    for section, values in overrides.items():
-        params[section].update(values)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git init -q && git add -A && git commit -qm init", dest)
-    return dest
+from support.hostile import PAIRS, jsonl, tiny_params
+from support.repo import make_repo, run
+from support.tiny_model import make_tiny_model
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    from tiny_model import make_tiny_model
-
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
@@ -67,10 +25,10 @@ def built_repo(tiny_model, tmp_path_factory):
     return repo
 
 
-def copy_repo(src: Path, dest: Path) -> Path:
-    """An independent copy of a built repository: git history, workspace and DVC cache (not .dvc/tmp)."""
-    def skip(d, names):
-        return ["tmp"] if Path(d) == src / ".dvc" else []
-
-    shutil.copytree(src, dest, symlinks=True, ignore=skip)
-    return dest
+@pytest.fixture
+def cli_dir(tmp_path, tiny_model):
+    """A folder with the tiny profile's params.yaml and three labelled pairs, and the tiny model: what the
+    hostile-input tests of `selftaught judge` start from."""
+    tiny_params(tmp_path / "params.yaml")
+    jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    return tmp_path, tiny_model

@@ -1,0 +1,40 @@
+"""The paper profile (configs/profiles/paper.yaml) run end to end on the tiny model with its budgets scaled down (its
+unit tests: tests/unit/test_profile.py)."""
+
+import json
+
+import pytest
+import yaml
+
+from support.repo import ROOT, copy_repo, run
+
+
+PAPER = ROOT / "configs" / "profiles" / "paper.yaml"
+
+
+# What a CPU test cannot run of the paper's settings: GPU engines and budgets, five iterations.
+SCALED_DOWN = {
+    "iterations": {"1": {"prev": 0, "gen": 0}},
+    "train.precision": "fp32", "train.accelerate_config": "", "train.max_length": 2048,
+    "generation.backend": "transformers", "generation.device": "cpu", "generation.dtype": "float32",
+    "generation.tensor_parallel_size": 1, "generation.max_prompt_tokens": 1024, "generation.max_judged_chars": 300,
+    "judge.max_new_tokens": 8, "judge.samples": 2, "evaluate.max_new_tokens": 8, "evaluate.samples": 3,
+    "evaluate.likelihood_dtype": "float32", "synthesize.max_new_tokens": 12, "synthesize.instruction_max_new_tokens": 12,
+}
+
+
+@pytest.mark.e2e
+def test_paper_profile_runs_end_to_end_scaled_down(built_repo, tmp_path):
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    flags = [a for k, v in SCALED_DOWN.items() for a in ("-S", f"{k}={json.dumps(v)}")]     # YAML values
+    run(["selftaught", "profile", str(PAPER), *flags, "--name", "paper-tiny", "--run"], repo)
+    shown = json.dumps(json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout))
+    assert "paper-tiny" in shown
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["train"]["init"] == "seed" and params["judge"]["verdict_format"] == "bracket"
+    evals = [json.loads(line) for line in (repo / "work/eval/iter_1.jsonl").read_text().splitlines()]
+    assert {e["mode"] for e in evals} >= {"free", "free_vote"}                 # the majority vote ran
+    free = [e for e in evals if e["mode"] == "free" and e.get("verdict")]
+    assert all(e["text"].rstrip().endswith(f"[[{e['verdict']}]]") for e in free)
+    train = json.loads((repo / "metrics/train_1.json").read_text())
+    assert train["init"].endswith("models/iter_0")                             # trained afresh from the seed

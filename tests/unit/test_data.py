@@ -1,0 +1,126 @@
+"""The data stage's library (src/selftaught/data.py): benchmark files (RewardBench rows included) and their
+section map, the seeded validation split, and near-duplicate removal equal to the quadratic scan it replaced."""
+
+import random
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from selftaught.core.errors import InputError, ParamError
+from selftaught.core.io import read_jsonl
+from selftaught.core.schemas import Pair, RewardBenchPair
+from selftaught.data import benchmark_schema, read_many, sample_benchmarks, split_benchmarks
+from support.evalstage import data_stage, make_benchmarks, pairs, rb_rows, write_jsonl, write_params
+from support.hostile import DATA_ARGS
+from support.repo import ROOT
+
+
+def test_rewardbench_rows_read_as_pairs_with_stable_ids(tmp_path):
+    f = write_jsonl(tmp_path / "rb.jsonl", rb_rows())
+    assert benchmark_schema(f) is RewardBenchPair
+    assert benchmark_schema(ROOT / "data/benchmarks/llmbar.jsonl") is Pair
+    got = read_jsonl(f, RewardBenchPair)
+    assert all(isinstance(p, Pair) for p in got)
+    assert [p.id for p in got][1:3] == ["101", "102"]
+    assert got[0].id.startswith("rb-") and got[0].instruction == "Say hello number 0." and got[0].subset == "chat-a"
+    # a derived id depends on the pair alone, not on its line
+    again = read_jsonl(write_jsonl(tmp_path / "rev.jsonl", rb_rows()[::-1]), RewardBenchPair)
+    assert {p.id for p in again} == {p.id for p in got}
+    both = read_many([f, ROOT / "data/benchmarks/evalbiasbench.jsonl"], benchmark_schema)
+    assert {path.stem for path, _ in both} == {"rb", "evalbiasbench"}
+
+
+@pytest.mark.parametrize("edit, line, field, what", [
+    (lambda r: r.pop("subset"), 2, "subset", "missing"),
+    (lambda r: r.update(id=True), 2, "id", "expected int/str"),
+    (lambda r: r.update(prompt=""), 2, "prompt", "empty"),
+    (lambda r: r.update(id=100), 2, "id", "duplicate id"),
+])
+def test_bad_rewardbench_rows_name_file_line_field(tmp_path, edit, line, field, what):
+    rows = rb_rows(3)
+    rows[0]["id"] = 100
+    edit(rows[1])
+    f = write_jsonl(tmp_path / "rb.jsonl", rows)
+    with pytest.raises(InputError) as e:
+        read_jsonl(f, benchmark_schema(f))
+    assert (e.value.line, e.value.field) == (line, field) and what in str(e.value) and str(f) in str(e.value)
+
+
+def test_shipped_map_is_rewardbench_s():
+    m = yaml.safe_load((ROOT / "data/benchmarks/rewardbench_sections.yaml").read_text())
+    assert list(m) == ["chat", "chat-hard", "safety", "reasoning"]
+    assert sum(len(v) for v in m.values()) == 23 and m["reasoning"]["math-prm"] == 984
+
+
+@pytest.mark.parametrize("text, where, what", [
+    ("chat: [chat-a, nope]\n", "field 'chat'", "no benchmark pair has subset 'nope'"),
+    ("chat: [chat-a]\nhard: [chat-a]\n", "field 'hard'", "also in section 'chat'"),
+    ("chat: [s1]\n", "field 'chat'", "several benchmarks"),
+    ("chat: {chat-a: 0}\n", "field 'chat.chat-a'", "integer >= 1"),
+    ("chat: [chat-a\n", "line 2", "not valid YAML"),
+    ("- chat-a\n", "sections.yaml", "expected a non-empty mapping"),
+])
+def test_a_bad_section_map_stops_the_data_stage(tmp_path, text, where, what):
+    make_benchmarks(tmp_path)
+    write_jsonl(tmp_path / "data/benchmarks/other.jsonl", pairs("other", 2))
+    (tmp_path / "data/benchmarks/sections.yaml").write_text(text)
+    write_params(tmp_path, ROOT, data={"benchmarks": ["data/benchmarks/rb.jsonl", "data/benchmarks/mine.jsonl",
+                                                      "data/benchmarks/other.jsonl"],
+                                       "rewardbench_sections": "data/benchmarks/sections.yaml"})
+    r = data_stage(tmp_path, check=False)
+    err = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "sections.yaml" in err and where in err and what in err, err
+    assert not (tmp_path / "work").exists() and not (tmp_path / "metrics").exists()
+
+
+BENCHES = [ROOT / "data/benchmarks/hhh_alignment.jsonl", ROOT / "data/benchmarks/evalbiasbench.jsonl"]
+
+
+def old_sample(pairs, per_benchmark, seed):
+    """The test sample drawn with no validation split: what split_benchmarks must give with none held out."""
+    from dataclasses import replace
+    by = {}
+    for path, p in pairs:
+        by.setdefault(path.stem, []).append(replace(p, benchmark=path.stem, subset=p.subset or "all"))
+    out = []
+    for name in sorted(by):
+        items = sorted(by[name], key=lambda p: p.id)
+        if per_benchmark and per_benchmark < len(items):
+            items = sorted(random.Random(f"{seed}:{name}").sample(items, per_benchmark), key=lambda p: p.id)
+        out.extend(items)
+    return out
+
+
+def test_validation_split_is_seeded_and_disjoint_from_test():
+    pairs = read_many(BENCHES, Pair)
+    for per in (0, 40):
+        assert split_benchmarks(pairs, per, 0) == (old_sample(pairs, per, 0), [])
+        assert sample_benchmarks(pairs, per, 0) == old_sample(pairs, per, 0)
+        test, val = split_benchmarks(pairs, per, 0, 10)
+        assert len(val) == 20 and {p.benchmark for p in val} == {"hhh_alignment", "evalbiasbench"}
+        assert not {p.id for p in test} & {p.id for p in val}
+        assert len(test) == (80 if per else 221 + 80 - 20)
+        assert split_benchmarks(pairs, per, 0, 10) == (test, val)            # seeded
+        assert split_benchmarks(pairs, per, 1, 10)[1] != val
+    with pytest.raises(ParamError, match="data.validation_per_benchmark"):
+        split_benchmarks(pairs, 0, 0, 80)                                  # evalbiasbench has 80 pairs
+
+
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_data_stage_names_bad_file(tmp_path):
+    p = params()
+    bad = tmp_path / "pool.jsonl"
+    bad.write_text('{"id": "a", "instruction": "x"}\n{"id": "b"}\n')
+    p["data"]["instructions"] = [str(bad)]
+    p["data"]["benchmarks"] = [str(ROOT / b) for b in p["data"]["benchmarks"]]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py"), *DATA_ARGS], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "pool.jsonl, line 2: field 'instruction': missing" in " ".join(r.stderr.split())
+    assert not (tmp_path / "work").exists()

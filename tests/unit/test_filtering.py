@@ -1,0 +1,128 @@
+from selftaught.filtering import rejection_sample, training_records
+from selftaught.core.schemas import Judgment, SyntheticPair
+from selftaught.verdict import parse_verdict
+
+
+def J(pid, order, sample, verdict, text="r"):
+    return Judgment(pid, order, sample, text, verdict, "free")
+
+
+def test_keeps_one_correct_per_item_and_drops_the_rest():
+    js = [J("p", 0, 0, "B"), J("p", 0, 1, "A"), J("p", 0, 2, "A"), J("p", 1, 0, None), J("p", 1, 1, "A"),
+          J("q", 0, 0, "A"), J("q", 1, 0, "B")]
+    kept, stats = rejection_sample(js, seed=0, balance=False)
+    assert [(j.pair_id, j.order) for j in kept] == [("p", 0), ("q", 0), ("q", 1)]
+    assert all(j.correct for j in kept)
+    assert stats["dropped_no_correct"] == 1 and stats["items"] == 4 and stats["judgments"] == 7
+    assert stats["parseable"] == 6 and stats["correct"] == 4
+
+
+def test_balance_equalises_a_and_b_wins():
+    js = [J(f"p{i}", 0, 0, "A") for i in range(6)] + [J(f"p{i}", 1, 0, "B") for i in range(2)]
+    kept, stats = rejection_sample(js, seed=1, balance=True)
+    assert sum(j.verdict == "A" for j in kept) == sum(j.verdict == "B" for j in kept) == 2
+    assert stats["a_share"] == 0.5 and stats["dropped_balance"] == 4
+
+
+def test_selection_is_seeded():
+    js = [J("p", 0, s, "A", text=f"t{s}") for s in range(5)]
+    pick = lambda seed: rejection_sample(js, seed, False)[0][0].text  # noqa: E731
+    assert pick(3) == pick(3)
+    assert len({pick(s) for s in range(20)}) > 1
+
+
+def test_training_records_are_prompt_completion_in_free_format():
+    pair = SyntheticPair("p", "x", "good", "bad", "x2", "modified", "m", 0)
+    recs, counts = training_records([J("p", 1, 0, "B", text="B fits x.\nVerdict: [[B]]")], {"p": pair}, 1000)
+    (r,) = recs
+    assert counts == {"records": 1, "with_reasoning": 1, "reasoning_dropped_as_copy": 0}
+    assert r["completion"][0]["content"] == "B fits x.\nVerdict: [[B]]"
+    assert r["prompt"][-1]["role"] == "user" and "<<<RESPONSE A\nbad\n" in r["prompt"][-1]["content"]
+    assert parse_verdict(r["completion"][0]["content"]) == "B"
+
+
+def test_reasoning_that_copies_a_judged_response_is_dropped():
+    good = "The capital of France is Paris, a city on the Seine with many museums."
+    pair = SyntheticPair("p", "Name the capital of France.", good, "Berlin is in Germany.", "x2", "modified", "m", 0)
+    copy = J("p", 0, 0, "A", text="the capital of France is Paris, a city\nVerdict: [[A]]")
+    quoted = J("p", 1, 0, "B", text="<<<RESPONSE A says Berlin\nVerdict: [[B]]")
+    own = J("p", 1, 1, "B", text="B names the right city.\nVerdict: [[B]]")
+    recs, counts = training_records([copy, quoted, own], {"p": pair}, 1000)
+    assert [r["completion"][0]["content"] for r in recs] == ["Verdict: [[A]]", "Verdict: [[B]]", "B names the right city.\nVerdict: [[B]]"]
+    assert counts == {"records": 3, "with_reasoning": 1, "reasoning_dropped_as_copy": 2}
+    kept_as_is, _ = training_records([copy], {"p": pair}, 1000, reasoning="keep")
+    assert kept_as_is[0]["completion"][0]["content"].startswith("the capital of France")
+    none, _ = training_records([own], {"p": pair}, 1000, reasoning="none")
+    assert none[0]["completion"][0]["content"] == "Verdict: [[B]]"
+
+
+def test_preference_pairs_put_a_correct_judgment_against_a_wrong_or_unparseable_one():
+    from selftaught.filtering import preference_pairs
+
+    pair = SyntheticPair("p", "x", "good", "bad", "x2", "modified", "m", 0)
+    q = SyntheticPair("q", "y", "fine", "off", "y2", "modified", "m", 0)
+    js = [J("p", 0, 0, "B", "A is off topic.\nVerdict: [[B]]"), J("p", 0, 1, "A", "A answers x.\nVerdict: [[A]]"),
+          J("p", 1, 0, None, "I cannot tell"), J("p", 1, 1, "B", "B answers x.\nVerdict: [[B]]"),
+          J("p", 1, 2, None, "  "),                           # an empty unparseable text is no candidate
+          J("q", 0, 0, "A", "Verdict: [[A]]"),                # only correct
+          J("q", 1, 0, "A", "Verdict: [[A]]"), J("q", 1, 1, None, "")]   # only wrong
+    prefs, counts = preference_pairs(js, {"p": pair, "q": q}, seed=0, balance=False, max_chars=1000)
+    assert [r["id"] for r in prefs] == ["p:0", "p:1"]
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in prefs] == [
+        ("A answers x.\nVerdict: [[A]]", "A is off topic.\nVerdict: [[B]]"),
+        ("B answers x.\nVerdict: [[B]]", "I cannot tell")]
+    assert counts == {"preference_pairs": 2, "preference_items_correct_and_wrong": 2,
+                      "preference_items_only_correct": 1, "preference_items_only_wrong": 1,
+                      "preference_items_empty": 0, "preference_dropped_balance": 0,
+                      "preference_rejected_unparseable": 1}
+    sft, _ = training_records(rejection_sample(js, 0, False)[0], {"p": pair, "q": q}, 1000)
+    by_id = {r["id"]: r for r in sft}
+    for r in prefs:                  # the SFT record's prompt, and its target as the chosen judgment
+        assert r["prompt"] == by_id[r["id"]]["prompt"] and r["chosen"] == by_id[r["id"]]["completion"]
+
+
+def test_preference_choice_is_seeded_and_balanced():
+    from selftaught.filtering import preference_pairs
+
+    pairs = {f"p{i}": SyntheticPair(f"p{i}", "x", "good", "bad", "x2", "modified", "m", 0) for i in range(6)}
+    js = [J(f"p{i}", 0, s, v, f"{v} {s}") for i in range(6) for s, v in enumerate(["A", "B", "B", "B", "B", "A"])]
+    js += [J("p0", 1, 0, "B", "b"), J("p0", 1, 1, "A", "a")]
+
+    def pick(seed):
+        return [r["rejected"][0]["content"] for r in preference_pairs(js, pairs, seed, False, 1000)[0]]
+
+    assert pick(3) == pick(3)
+    assert len({tuple(pick(s)) for s in range(10)}) > 1
+    prefs, counts = preference_pairs(js, pairs, 0, True, 1000)
+    assert sorted(parse_verdict(r["chosen"][0]["content"]) for r in prefs) == ["A", "B"]
+    assert counts["preference_dropped_balance"] == 5 and counts["preference_items_correct_and_wrong"] == 7
+
+
+def test_filter_stage_writes_preference_pairs_beside_the_sft_records(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from support.repo import ROOT
+    from support.fake_judgments import write_pairs_and_judgments
+
+    write_pairs_and_judgments(tmp_path / "pairs.jsonl", tmp_path / "judgments.jsonl")
+    out = {k: tmp_path / f for k, f in [("out", "train.jsonl"), ("preferences", "preferences.jsonl"),
+                                         ("metrics", "filter.json")]}
+    args = ["--pairs", tmp_path / "pairs.jsonl", "--judgments", tmp_path / "judgments.jsonl"]
+    args += [a for k, v in out.items() for a in (f"--{k}", v)]
+    p = subprocess.run([sys.executable, "stages/filter.py", "--iteration", "1", *map(str, args)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    prefs = [json.loads(line) for line in out["preferences"].read_text().splitlines()]
+    sft = {r["id"]: r for r in map(json.loads, out["out"].read_text().splitlines())}
+    m = json.loads(out["metrics"].read_text())
+    assert len(prefs) == m["preference_pairs"] == 8
+    assert (m["preference_items_correct_and_wrong"], m["preference_items_only_correct"],
+            m["preference_items_only_wrong"]) == (8, 2, 2)
+    for r in prefs:
+        assert set(r) == {"id", "prompt", "chosen", "rejected"} and r["chosen"] != r["rejected"]
+        assert parse_verdict(r["chosen"][0]["content"]) == ("A" if r["id"].endswith(":0") else "B")
+        assert parse_verdict(r["rejected"][0]["content"]) != parse_verdict(r["chosen"][0]["content"])
+        if r["id"] in sft:
+            assert r["prompt"] == sft[r["id"]]["prompt"]
