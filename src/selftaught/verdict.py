@@ -12,7 +12,7 @@ assistant prefix the constrained mode scores the verdict letter after:
   names both sides (e.g. it quotes a fake verdict from a judged response) and is unparseable.
 
 Parsers read the judge's own output only: a judged text that contains a verdict can reach them only when the
-judge quotes it, and then the rules above decide (tests/test_verdict.py).
+judge quotes it, and then the rules above decide (tests/unit/test_verdict.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from support.tiny_model import TINY
 
 pytestmark = pytest.mark.e2e
 
-PAIRWISE = "src/selftaught/prompts/templates/judge_pairwise.yaml"
+PAIRWISE = "src/selftaught/templates/judge_pairwise.yaml"
 
 
 def jsonl(path):

@@ -238,3 +238,26 @@ def test_params_refuse_a_second_vllm_engine_for_the_likelihood_pass():
     with pytest.raises(ParamError, match="evaluate.likelihood_dtype"):
         config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "float32"}})
     config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "bfloat16"}})
+
+
+def test_trust_remote_code_is_one_top_level_key_for_every_model():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert raw["trust_remote_code"] is False and config.validate(raw).trust_remote_code is False
+    for section in ("seed", "generator"):          # the key it replaced names its new home
+        old = copy.deepcopy(raw)
+        old[section]["trust_remote_code"] = True
+        with pytest.raises(ParamError, match=f"{section}.trust_remote_code: moved to the top-level key"):
+            config.validate(old)
+    del raw["trust_remote_code"]
+    with pytest.raises(ParamError, match=r"trust_remote_code: missing \(default: False\)"):
+        config.validate(raw)
+
+
+def test_seed_and_generator_share_one_model_source_type():
+    p = config.Params()
+    assert type(p.seed) is type(p.generator) is config.ModelSource
+    assert (p.seed.source, p.generator.source, p.generator.path) == ("gguf_wheel", "seed", "models/iter_0")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["seed"]["source"] = "seed"                  # only the generator can be the seed itself
+    with pytest.raises(ParamError, match="seed.source: must be gguf_wheel or hf_dir"):
+        config.validate(raw)

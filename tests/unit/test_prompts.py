@@ -58,7 +58,7 @@ OLD_EXAMPLES = (
 )
 
 
-PAIRWISE = str(ROOT / "src/selftaught/prompts/templates/judge_pairwise.yaml")
+PAIRWISE = str(ROOT / "src/selftaught/templates/judge_pairwise.yaml")
 
 
 TEXTS = [("Say hi", "hi", "bye"),

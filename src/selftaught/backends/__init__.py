@@ -11,7 +11,7 @@ prompt cache. `VLLMBackend` (GPU, optional extra) maps the same requests onto vL
 
 Sampling is seeded per request (`Request.seed`, one seed per sample), never per batch: every row draws its
 uniforms from a counter-based hash of (its seed, step), so which other requests share its batch, the batch
-size and the order of requests do not change the token it picks from its logits (tests/test_backends.py checks
+size and the order of requests do not change the token it picks from its logits (tests/unit/test_backends_hf.py checks
 equal texts in float32; in low precision a batch's padding can still move the logits by rounding).
 
 One concern per module: `base` (the interface, requests, sampling params, usage), `loading` (checkpoints,

@@ -12,7 +12,7 @@ from .encoding import encode_request, option_token_ids
 from .loading import adapter_base, is_adapter
 
 # The max_lora_rank values vLLM accepts (vllm.config.lora.MaxLoRARanks in the pinned 0.33.0;
-# tests/test_vllm_real.py compares them).
+# tests/unit/test_backends_vllm_backend_real.py compares them).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 VLLM_TOP_LOGPROBS = 20       # top-k logprobs of the verdict position; vLLM's default max_logprobs is 20
 

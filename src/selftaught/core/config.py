@@ -4,7 +4,7 @@ Each field carries its default, its range or choices and its help text, once. `l
 rejects unknown keys, wrong types, non-finite numbers, out-of-range values and unknown choices with a
 `ParamError` naming the key (`judge.sampels: unknown key`), and returns a `Params` object; stages read
 settings as attributes (`params.train.learning_rate`). params.yaml holds every value explicitly (DVC tracks
-its keys); tests/test_config.py checks that it equals these defaults.
+its keys); tests/unit/test_core_config.py checks that it equals these defaults.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Data(Section):
     keep_categories: list[str] = Field([], description="the categories the shards keep (a subset of categories); "
                                                        "empty = all, unparseable labels included")
     category_max_new_tokens: int = Field(8, gt=0, description="tokens of each category label")
-    category_template: str = Field("src/selftaught/prompts/templates/category.yaml", min_length=1,
+    category_template: str = Field("src/selftaught/templates/category.yaml", min_length=1,
                                    description="the category labeller's prompt template (stage `categorize`)")
     skip_invalid: bool = Field(False, description="leave out invalid lines of the pools and benchmarks (counted "
                                                   "in metrics/data.json) instead of stopping at the first")
@@ -106,7 +106,7 @@ class Iteration(Section):
 
 
 class Generation(Section):
-    """How models generate. Which keys each stage declares in dvc.yaml, measured (tests/test_params_scope.py on
+    """How models generate. Which keys each stage declares in dvc.yaml, measured (tests/unit/test_params_scope.py on
     the tiny model, and on the 135M seed: 12 prompts, sampled text + verdict margins + response log-probs,
     float32 and bfloat16): batch_size changes the bytes (padding changes the kernels' reduction shapes), so
     every generating stage declares it; threads (1 vs 2) does not, so only `train` declares it (training with
@@ -143,11 +143,11 @@ class Synthesize(Section):
     fallback: Literal["neighbour", "drop"] = Field("neighbour", description="when the generated x' is unusable")
     modify_shots: int = Field(3, ge=0, description="worked examples of the modify template before the request "
                                                    "for x'; 0 = none")
-    modify_template: str = Field("src/selftaught/prompts/templates/modify.yaml", min_length=1,
+    modify_template: str = Field("src/selftaught/templates/modify.yaml", min_length=1,
                                  description="the x' writer's prompt template (a YAML file, see prompts/__init__.py)")
-    answer_template: str = Field("src/selftaught/prompts/templates/answer.yaml", min_length=1,
+    answer_template: str = Field("src/selftaught/templates/answer.yaml", min_length=1,
                                  description="the responder's prompt template (answers to x and x')")
-    rewrite_template: str = Field("src/selftaught/prompts/templates/rewrite.yaml", min_length=1,
+    rewrite_template: str = Field("src/selftaught/templates/rewrite.yaml", min_length=1,
                                   description="the rewrite prompt template (pairs: rewrite; its worked examples "
                                               "and reply layout too)")
     seed: int = seed_field(1)
@@ -163,7 +163,7 @@ class Judge(Section):
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
     calibrate: bool = Field(True, description="constrained: subtract the mean A-vs-B margin (position bias)")
-    template: str = Field("src/selftaught/prompts/templates/judge.yaml", min_length=1,
+    template: str = Field("src/selftaught/templates/judge.yaml", min_length=1,
                           description="the judge prompt template (judge, filter, evaluate); "
                                       "templates/judge_pairwise.yaml: MT-Bench style, bracket verdicts")
     verdict_format: Literal["last_line", "bracket"] = Field(

@@ -1,6 +1,6 @@
 """Our prompts, as template files chosen in params.yaml (judge.template, synthesize.modify_template,
 synthesize.answer_template, synthesize.rewrite_template, data.category_template); the defaults are in
-templates/ next to this file. No prompt text lives in Python: this package renders the files.
+src/selftaught/templates/. No prompt text lives in Python: this package renders the files.
 
 A template is a YAML file:
 

@@ -14,7 +14,7 @@ import yaml
 
 from ..core.errors import ParamError
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parents[1] / "templates"
 # The data fields each kind's `user` (and `system`) text must use, all of them and no others.
 FIELDS = {"judge": ("instruction", "a", "b"), "modify": ("instruction",), "answer": ("instruction",),
           "rewrite": ("instruction", "answer"), "category": ("instruction", "categories")}
