@@ -23,8 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from support.dedupe_oracle import dedupe_quadratic, synthetic_pool  # tests/support: run with PYTHONPATH=tests
+
 from selftaught.core.schemas import Instruction
-from support.dedupe_oracle import dedupe_quadratic, synthetic_pool   # tests/support: run with PYTHONPATH=tests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,9 +41,9 @@ def same(a, b) -> bool:
 
 
 def main():
+    from selftaught.core.schemas import Pair
     from selftaught.data import read_many
     from selftaught.dedupe import dedupe
-    from selftaught.core.schemas import Pair
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,50000,100000")

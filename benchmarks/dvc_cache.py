@@ -28,8 +28,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 from rich.table import Table
-
-from support.repo import make_repo, run   # tests/support: run with PYTHONPATH=tests
+from support.repo import make_repo, run  # tests/support: run with PYTHONPATH=tests
 from support.tiny_model import TINY, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,10 +19,10 @@ Prints a rich table and writes it, with the CPU model, into --out.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import platform
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,13 +32,20 @@ import yaml  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from selftaught.backends import (Request, Sampling, TransformersBackend, encode_request, load_model,  # noqa: E402
-                                 request_seed, set_determinism)
-from selftaught.filtering import rejection_sample  # noqa: E402
+from selftaught.backends import (  # noqa: E402
+    Request,
+    Sampling,
+    TransformersBackend,
+    encode_request,
+    load_model,
+    request_seed,
+    set_determinism,
+)
 from selftaught.core.io import read_jsonl  # noqa: E402
+from selftaught.core.schemas import Pair, SyntheticPair  # noqa: E402
+from selftaught.filtering import rejection_sample  # noqa: E402
 from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs  # noqa: E402
 from selftaught.prompts import judge_messages, ordered  # noqa: E402
-from selftaught.core.schemas import Pair, SyntheticPair  # noqa: E402
 
 console = Console()
 BEGIN, END = "<!-- benchmarks/generation.py: begin -->", "<!-- benchmarks/generation.py: end -->"

@@ -42,9 +42,9 @@ import torch  # noqa: E402
 from selftaught.backends import Request, Sampling, TransformersBackend, request_seed, set_determinism  # noqa: E402
 from selftaught.core.config import Params  # noqa: E402
 from selftaught.core.io import read_jsonl  # noqa: E402
+from selftaught.core.schemas import Instruction, Pair  # noqa: E402
 from selftaught.judging import JudgeSettings, judge_pairs  # noqa: E402
 from selftaught.prompts import answer_messages, modify_messages  # noqa: E402
-from selftaught.core.schemas import Instruction, Pair  # noqa: E402
 
 BEGIN, END = "<!-- benchmarks/throughput.py: begin -->", "<!-- benchmarks/throughput.py: end -->"
 

@@ -70,8 +70,8 @@ def read_jsonl(path: str, rev: str, schema) -> list | None:
 
 def changes_from_seed(rev: str, run: list[dict]) -> dict[int, dict[str, tuple[float, float]]]:
     """{k: {mode: (accuracy(k) - accuracy(0), paired SE)}} for the iterations after 0."""
-    from selftaught.evaluation import paired_difference
     from selftaught.core.schemas import Judgment, Pair
+    from selftaught.evaluation import paired_difference
 
     if not run or run[0]["iteration"] != 0:
         return {}

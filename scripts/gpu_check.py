@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from support.tiny_model import TINY   # the tests' tiny profile (tests/support/tiny_model.py imports no pytest)
+from support.tiny_model import TINY  # the tests' tiny profile (tests/support/tiny_model.py imports no pytest)
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "stages", "src", "data", "configs"]
@@ -232,11 +232,11 @@ def check_vllm(device, tmp):
         raise Skip("vLLM needs a GPU (its API is checked without one by scripts/vllm_env.sh)")
     if importlib.util.find_spec("vllm") is None:
         raise Skip("vllm is not installed on this image (scripts/vllm_env.sh installs it; a GB-sized download)")
+    import torch
+
     from selftaught.backends import Request, Sampling, make_backend, request_seed
     from selftaught.core.config import Generation
     from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages
-
-    import torch
 
     torch.cuda.empty_cache()      # vLLM sizes its KV cache from the free memory; give back the earlier steps'
     # head_dim 64: vLLM's attention kernels refuse the default tiny model's head size of 8

@@ -17,8 +17,8 @@ def main(params, args):
         return
     from selftaught.backends import make_backend
     from selftaught.categories import label
-    from selftaught.data import read_many
     from selftaught.core.schemas import Instruction
+    from selftaught.data import read_many
     from selftaught.prompts import check_category_template
     from selftaught.seed import resolve_model
 

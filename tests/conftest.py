@@ -2,7 +2,6 @@
 pytest `pythonpath` holds tests/)."""
 
 import pytest
-
 from support.hostile import PAIRS, jsonl, tiny_params
 from support.repo import make_repo, run
 from support.tiny_model import make_tiny_model

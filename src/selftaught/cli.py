@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .core.metrics import MODES
 from .core.errors import InputError, ParamError
+from .core.metrics import MODES
 
 console = Console(stderr=True)
 

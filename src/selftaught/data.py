@@ -16,6 +16,7 @@ from .core.io import read_jsonl
 from .core.schemas import Instruction, Pair, RewardBenchPair
 from .dedupe import dedupe
 
+
 def benchmark_schema(path):
     """The record type of a benchmark file: RewardBench's columns (`RewardBenchPair`) when its first record has
     `prompt` and no `instruction`, else ours (`Pair`). A file that cannot be read is left to read_jsonl."""

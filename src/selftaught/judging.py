@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
-from .core import progress
 from .backends import Request, Sampling, request_seed
+from .core import progress
 from .core.metrics import GENERATIVE_MODES
+from .core.schemas import Judgment
 from .prompts import NEUTRAL_INSTRUCTION, JudgePrompt, answer_messages, likelihood_text, ordered, truncate
 from .resume import add_usage, request_key, restore_usage, snapshot, usage_delta
-from .core.schemas import Judgment
 from .verdict import reasoning_part
 
 ORDERS = (0, 1)

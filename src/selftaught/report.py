@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .core.errors import InputError
-from .core.metrics import HEADLINE
 from .core.io import atomic_path, write_json, write_text
+from .core.metrics import HEADLINE
 
 PLOTTED = ("accuracy", "parse_rate", "position_consistency")
 

@@ -11,9 +11,16 @@ from functools import lru_cache
 
 from . import resume
 from .backends import Request, Sampling, request_seed
-from .dedupe import jaccard, normalise, words
-from .prompts import PromptTooLong, answer_messages, fit_fields, load_template, modify_messages, rewrite_messages
 from .core.schemas import SyntheticPair
+from .dedupe import jaccard, normalise, words
+from .prompts import (
+    PromptTooLong,
+    answer_messages,
+    fit_fields,
+    load_template,
+    modify_messages,
+    rewrite_messages,
+)
 from .verdict import clean_instruction
 
 _CHATTER = ("sure", "here", "i'm", "i am", "as an", "okay", "certainly", "the original", "original instruction",

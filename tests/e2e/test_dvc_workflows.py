@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from support.repo import copy_repo, run
 
 pytestmark = pytest.mark.e2e

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import yaml
+from support.repo import make_repo, run
+from support.tiny_model import TINY
 
 from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.evaluation import leaf_count
-from support.repo import make_repo, run
-from support.tiny_model import TINY
 
 pytestmark = pytest.mark.e2e
 

@@ -5,9 +5,7 @@ import json
 
 import pytest
 import yaml
-
 from support.repo import ROOT, copy_repo, run
-
 
 PAPER = ROOT / "configs" / "profiles" / "paper.yaml"
 

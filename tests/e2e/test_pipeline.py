@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.repo import copy_repo, run
 
 from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.evaluation import leaf_count
-from support.repo import copy_repo, run
 
 pytestmark = pytest.mark.e2e
 

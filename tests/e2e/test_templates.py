@@ -4,10 +4,10 @@ training targets and the evaluation all use the chosen template and format (and 
 import json
 
 import pytest
-
-from selftaught.verdict import parse_bracket, parse_verdict
 from support.repo import make_repo, run
 from support.tiny_model import TINY
+
+from selftaught.verdict import parse_bracket, parse_verdict
 
 pytestmark = pytest.mark.e2e
 

@@ -7,16 +7,14 @@ its RANK, each file it opens for writing, each directory it makes and each renam
 wrote what, whatever the stage prints."""
 
 import json
-import os
 import re
 import shutil
 import time
 
 import pytest
-
+from support.fake_judgments import write_pairs_and_judgments
 from support.repo import make_repo, run
 from support.tiny_model import TINY
-from support.fake_judgments import write_pairs_and_judgments
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +45,8 @@ if os.environ.get("WRITE_AUDIT_LOG"):
 
 def test_train_under_two_processes_writes_once_and_stays_up_to_date(tiny_model, tmp_path, monkeypatch):
     from selftaught.backends import load_model
-    from selftaught.filtering import preference_pairs, rejection_sample, training_records
     from selftaught.core.io import write_jsonl
+    from selftaught.filtering import preference_pairs, rejection_sample, training_records
 
     started = time.monotonic()
     repo = tmp_path / "repo"

@@ -5,7 +5,6 @@ import re
 
 import pytest
 import yaml
-
 from support.repo import copy_repo, run
 
 pytestmark = pytest.mark.e2e

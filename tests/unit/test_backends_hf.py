@@ -10,7 +10,6 @@ from selftaught import backends
 from selftaught.backends import Request, Sampling, TransformersBackend, request_seed
 from selftaught.prompts import VERDICT_PREFIX, judge_messages
 
-
 # ---------------------------------------------------------------- transformers on the tiny model
 
 def tiny_requests(n_prompts=5, samples=3, seed=0):

@@ -5,7 +5,6 @@ import torch
 from selftaught import backends
 from selftaught.backends import sample_next
 
-
 # ---------------------------------------------------------------- sampling
 
 def test_sampler_rows_are_independent_and_respect_top_p():

@@ -9,12 +9,19 @@ from types import SimpleNamespace
 import pytest
 
 from selftaught import backends
-from selftaught.backends import (GenerationBackend, Request, Sampling, VLLMBackend, make_backend, request_seed,
-                                 vllm_engine_kwargs, vllm_sampling_kwargs)
+from selftaught.backends import (
+    GenerationBackend,
+    Request,
+    Sampling,
+    VLLMBackend,
+    make_backend,
+    request_seed,
+    vllm_engine_kwargs,
+    vllm_sampling_kwargs,
+)
 from selftaught.core.config import Generation
 from selftaught.core.errors import InputError
 from selftaught.prompts import VERDICT_PREFIX, judge_messages
-
 
 GEN = Generation(backend="vllm", device="cuda", dtype="bfloat16", batch_size=16, max_prompt_tokens=512,
                  max_judged_chars=800, threads=0, tensor_parallel_size=4, gpu_memory_utilization=0.7)

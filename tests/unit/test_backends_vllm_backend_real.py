@@ -29,14 +29,25 @@ import vllm.entrypoints.llm as vllm_llm  # noqa: E402
 from vllm import CompletionOutput, EngineArgs, RequestOutput, SamplingParams  # noqa: E402
 from vllm.config.lora import LoRAConfig, MaxLoRARanks  # noqa: E402
 from vllm.exceptions import VLLMValidationError  # noqa: E402
-from vllm.logprobs import Logprob, append_logprobs_for_next_position, create_prompt_logprobs, \
-    create_sample_logprobs  # noqa: E402
+from vllm.logprobs import (
+    Logprob,
+    append_logprobs_for_next_position,
+    create_prompt_logprobs,
+    create_sample_logprobs,  # noqa: E402
+)
 from vllm.lora.request import LoRARequest  # noqa: E402
 from vllm.renderers.inputs.preprocess import extract_prompt_len, parse_model_prompt, prompt_to_seq  # noqa: E402
 from vllm.sampling_params import _MAX_TEMP, SamplingType  # noqa: E402
 from vllm.tokenizers.registry import cached_tokenizer_from_config  # noqa: E402
 
-from selftaught.backends import Request, Sampling, encode_request, make_backend, option_token_ids, request_seed  # noqa: E402
+from selftaught.backends import (  # noqa: E402
+    Request,
+    Sampling,
+    encode_request,
+    make_backend,
+    option_token_ids,
+    request_seed,
+)
 from selftaught.backends import vllm_backend as vb  # noqa: E402
 from selftaught.core.config import Generation, Params  # noqa: E402
 from selftaught.core.errors import InputError  # noqa: E402

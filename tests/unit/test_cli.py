@@ -4,10 +4,10 @@ import json
 
 import pytest
 import yaml
-
-from selftaught.cli import main
 from support.repo import ROOT
 from support.tiny_model import TINY
+
+from selftaught.cli import main
 
 
 @pytest.fixture

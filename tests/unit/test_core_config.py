@@ -7,12 +7,12 @@ import sys
 
 import pytest
 import yaml
+from support.hostile import DATA_ARGS, PAIRS, jsonl, one_line, snapshot, stage
+from support.repo import ROOT
 
 from selftaught.cli import main as cli_main
 from selftaught.core import config
 from selftaught.core.errors import ParamError
-from support.hostile import DATA_ARGS, PAIRS, jsonl, one_line, snapshot, stage
-from support.repo import ROOT
 
 
 def shipped():

@@ -9,14 +9,25 @@ import sys
 import time
 
 import pytest
+from support.hostile import (
+    DATA_ARGS,
+    PAIRS,
+    POOL,
+    bench_file,
+    data_repo,
+    jsonl,
+    judge,
+    one_line,
+    pool_file,
+    snapshot,
+    stage,
+    tiny_params,
+)
+from support.repo import ROOT
 
 from selftaught.core.errors import InputError
 from selftaught.core.io import atomic_path, read_jsonl, write_json, write_jsonl, write_text
 from selftaught.core.schemas import Instruction, Pair
-from support.hostile import (DATA_ARGS, PAIRS, POOL, bench_file, data_repo, jsonl, judge, one_line, pool_file,
-                             snapshot, stage, tiny_params)
-from support.repo import ROOT
-
 
 GOOD = '{"id": "a", "instruction": "Do x", "chosen": "y", "rejected": "z"}\n'
 

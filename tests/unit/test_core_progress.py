@@ -5,8 +5,8 @@ import re
 
 from selftaught.backends import Sampling, make_backend
 from selftaught.core.config import Generation
-from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs
 from selftaught.core.schemas import Pair, SyntheticPair
+from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs
 
 PAIRS = [Pair(f"p{i}", f"Name colour {i}.", f"Red {i}.", "Trains.", benchmark="b", subset="s") for i in range(6)]
 

@@ -6,9 +6,7 @@ import json
 import os
 
 import pytest
-
 from support.hostile import DATA_ARGS, data_repo, jsonl, judge, one_line, snapshot, stage, tiny_params
-
 
 # -- 1. outputs never replace a directory or an input ------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The records (src/selftaught/core/schemas.py): a lone surrogate is named with its file, line and field; empty
 responses are data, judged like any other."""
 
-from selftaught.core.io import read_jsonl
 from support.hostile import DATA_ARGS, PAIRS, data_repo, jsonl, judge, one_line, pool_file, snapshot, stage
+
+from selftaught.core.io import read_jsonl
 
 
 def test_lone_surrogate_in_a_record_is_named(tmp_path):

@@ -23,8 +23,8 @@ def test_pooled_weights_each_benchmark_by_its_pairs():
 
 def test_change_from_the_seed_has_the_paired_standard_error():
     """Two judges on the same pairs: the SE is that of the per-pair differences, not of the two accuracies."""
-    from selftaught.evaluation import paired_difference
     from selftaught.core.schemas import Judgment, Pair
+    from selftaught.evaluation import paired_difference
 
     pairs = [Pair(id=f"p{i}", instruction="i", chosen="c", rejected="r", benchmark="b", subset="s")
              for i in range(4)]

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 import yaml
+from support.evalstage import data_stage, make_benchmarks, pairs, rb_rows, write_jsonl, write_params
+from support.hostile import DATA_ARGS
+from support.repo import ROOT
 
 from selftaught.core.errors import InputError, ParamError
 from selftaught.core.io import read_jsonl
 from selftaught.core.schemas import Pair, RewardBenchPair
 from selftaught.data import benchmark_schema, read_many, sample_benchmarks, split_benchmarks
-from support.evalstage import data_stage, make_benchmarks, pairs, rb_rows, write_jsonl, write_params
-from support.hostile import DATA_ARGS
-from support.repo import ROOT
 
 
 def test_rewardbench_rows_read_as_pairs_with_stable_ids(tmp_path):

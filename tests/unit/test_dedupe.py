@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import yaml
+from support.dedupe_oracle import dedupe_quadratic, synthetic_pool
+from support.repo import ROOT
 
 from selftaught.core.schemas import Instruction, Pair
 from selftaught.dedupe import dedupe
-from support.dedupe_oracle import dedupe_quadratic, synthetic_pool
-from support.repo import ROOT
 
 
 def _result(kept, stats):

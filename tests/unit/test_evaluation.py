@@ -5,11 +5,19 @@ validation split scored like test, the RewardBench score in the headline)."""
 from collections import Counter
 
 import pytest
+from support.evalstage import (
+    data_stage,
+    evaluate_stage,
+    make_benchmarks,
+    pairs,
+    read,
+    write_jsonl,
+    write_params,
+)
 
 from selftaught.core.metrics import MAX_HEADLINE_VALUES
 from selftaught.core.schemas import Judgment, Pair
 from selftaught.evaluation import leaf_count, majority_vote, rewardbench, vote_counts
-from support.evalstage import data_stage, evaluate_stage, make_benchmarks, pairs, read, write_jsonl, write_params
 
 
 def test_majority_vote_ties_and_unparseable():

@@ -1,5 +1,5 @@
-from selftaught.filtering import rejection_sample, training_records
 from selftaught.core.schemas import Judgment, SyntheticPair
+from selftaught.filtering import rejection_sample, training_records
 from selftaught.verdict import parse_verdict
 
 
@@ -103,8 +103,8 @@ def test_filter_stage_writes_preference_pairs_beside_the_sft_records(tmp_path):
     import subprocess
     import sys
 
-    from support.repo import ROOT
     from support.fake_judgments import write_pairs_and_judgments
+    from support.repo import ROOT
 
     write_pairs_and_judgments(tmp_path / "pairs.jsonl", tmp_path / "judgments.jsonl")
     out = {k: tmp_path / f for k, f in [("out", "train.jsonl"), ("preferences", "preferences.jsonl"),

@@ -5,6 +5,7 @@ and likelihood mode (each response scored alone; both orders agree by constructi
 import random
 
 import pytest
+from support.fake_backend import FakeBackend, pairs
 
 from selftaught.backends import GenerationBackend, Sampling
 from selftaught.core.schemas import Pair
@@ -13,8 +14,6 @@ from selftaught.filtering import rejection_sample
 from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs, mean_margin
 from selftaught.prompts import NEUTRAL_INSTRUCTION
 from selftaught.verdict import parse_verdict
-from support.fake_backend import FakeBackend, pairs
-
 
 SAMPLING = Sampling(16, 0.7, 0.9)
 

@@ -5,11 +5,10 @@ three things the generating stages produce (sampled text, verdict-token margins,
 import json
 
 import pytest
-import yaml
+from support.repo import ROOT
 
 from selftaught.backends import Request, Sampling, make_backend
 from selftaught.core.config import Generation
-from support.repo import ROOT
 
 PROMPTS = [f"Compare answer {i}: the judge reads {'two responses ' * (i % 5)}and picks one." for i in range(12)]
 GENERATING = ("synthesize@1", "judge@1", "evaluate@1")

@@ -3,12 +3,11 @@
 
 import pytest
 import yaml
+from support.repo import ROOT
 
 from selftaught import profile
 from selftaught.core import config
 from selftaught.core.errors import ParamError
-from support.repo import ROOT
-
 
 PAPER = ROOT / "configs" / "profiles" / "paper.yaml"
 

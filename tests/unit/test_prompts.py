@@ -6,19 +6,34 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.repo import ROOT
 
 from selftaught.backends import Request
 from selftaught.backends.encoding import chat_ids, encode_request, prompt_length
 from selftaught.core import config
 from selftaught.core.errors import ParamError
 from selftaught.core.schemas import Pair
-from selftaught.prompts import (DEFAULTS, MODIFY_EXAMPLES, NEUTRAL_INSTRUCTION, JudgePrompt, PromptTooLong,
-                                TemplateError, answer_messages, category_messages, check_category_template,
-                                check_synthesis_templates, escape_markers, judge_messages, judge_prompt,
-                                load_template, modify_messages, neutral_request, ordered, rewrite_messages)
+from selftaught.prompts import (
+    DEFAULTS,
+    MODIFY_EXAMPLES,
+    NEUTRAL_INSTRUCTION,
+    JudgePrompt,
+    PromptTooLong,
+    TemplateError,
+    answer_messages,
+    category_messages,
+    check_category_template,
+    check_synthesis_templates,
+    escape_markers,
+    judge_messages,
+    judge_prompt,
+    load_template,
+    modify_messages,
+    neutral_request,
+    ordered,
+    rewrite_messages,
+)
 from selftaught.verdict import parse_bracket, parse_verdict
-from support.repo import ROOT
-
 
 # The reference prompts the default templates must render byte for byte (so recorded outputs stay comparable).
 OLD_JUDGE_SYSTEM = "You are a careful, impartial judge of answers to instructions."

@@ -6,11 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support.fake_backend import FakeBackend, pairs
 
 from selftaught.backends import Sampling
 from selftaught.judging import JudgeSettings, judge_adaptive, judge_pairs
 from selftaught.resume import ChunkStore
-from support.fake_backend import FakeBackend, pairs
 
 
 class Killed(Exception):

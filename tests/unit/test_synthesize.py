@@ -6,9 +6,14 @@ import pytest
 from selftaught.backends import GenerationBackend
 from selftaught.core.config import Synthesize
 from selftaught.core.schemas import Instruction
-from selftaught.prompts import MODIFY_EXAMPLES, REWRITE_EXAMPLES, modify_messages, rewrite_answer_text, rewrite_messages
+from selftaught.prompts import (
+    MODIFY_EXAMPLES,
+    REWRITE_EXAMPLES,
+    modify_messages,
+    rewrite_answer_text,
+    rewrite_messages,
+)
 from selftaught.synthesize import parse_rewrite, synthesize, usable_variant
-
 
 X = "Explain the ending of the movie Shutter Island."
 

@@ -8,12 +8,12 @@ import sys
 import pytest
 import torch
 import yaml
+from support.fake_judgments import write_pairs_and_judgments
+from support.repo import ROOT
+from support.tiny_model import TINY
 
 from selftaught.core import config
 from selftaught.core.errors import ParamError
-from support.repo import ROOT
-from support.tiny_model import TINY
-from support.fake_judgments import write_pairs_and_judgments
 
 
 def tiny_params(tmp_path, **train):

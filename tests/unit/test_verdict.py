@@ -4,8 +4,14 @@ decide, training targets round-trip through the parser."""
 import pytest
 
 from selftaught.prompts import judgment_text
-from selftaught.verdict import (VERDICT_FORMATS, clean_instruction, parse_bracket, parse_verdict, reasoning_part,
-                                verdict_format)
+from selftaught.verdict import (
+    VERDICT_FORMATS,
+    clean_instruction,
+    parse_bracket,
+    parse_verdict,
+    reasoning_part,
+    verdict_format,
+)
 
 
 def test_final_line_verdict():

@@ -5,10 +5,10 @@ import shutil
 import textwrap
 
 import pytest
+from support.repo import ROOT, copy_repo, run
 
 from selftaught.cli import main
 from selftaught.verify import Ancestry, InputChange, ancestry, compare_outputs, stale_inputs, target_stage
-from support.repo import ROOT, copy_repo, run
 
 
 def lock(model_md5="m1.dir", metric_md5="t1", code_md5="c1", lr=0.0001):

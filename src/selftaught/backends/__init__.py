@@ -27,8 +27,15 @@ from .hf import TransformersBackend
 from .loading import adapter_base, is_adapter, load_model, resolve_dtype, set_determinism
 from .prompt_cache import PromptCache
 from .sampling import SeededSampler, sample_next, seeded_uniform
-from .vllm_backend import (VLLM_LORA_RANKS, VLLM_TOP_LOGPROBS, VLLMBackend, vllm_continuation_logprob,
-                           vllm_engine_kwargs, vllm_margin, vllm_sampling_kwargs)
+from .vllm_backend import (
+                           VLLM_LORA_RANKS,
+                           VLLM_TOP_LOGPROBS,
+                           VLLMBackend,
+                           vllm_continuation_logprob,
+                           vllm_engine_kwargs,
+                           vllm_margin,
+                           vllm_sampling_kwargs,
+)
 
 __all__ = ["GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler", "TransformersBackend", "Usage",
            "VLLMBackend", "VLLM_LORA_RANKS", "VLLM_TOP_LOGPROBS", "adapter_base", "encode_request", "is_adapter",

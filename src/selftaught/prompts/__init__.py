@@ -33,12 +33,39 @@ prompt). This file only re-exports them.
 """
 
 from .category import category_messages, check_category_template
-from .judge import (NEUTRAL_INSTRUCTION, VERDICT_PREFIX, JudgePrompt, PromptTooLong, fit_fields, judge_messages,
-                    judge_prompt, judgment_text, likelihood_text, neutral_request, ordered, truncate)
-from .loader import (DEFAULTS, FIELDS, TEMPLATES, PromptTemplate, TemplateError, escape_markers, load_param_template,
-                     load_template)
-from .synthesis import (MODIFY_EXAMPLES, REWRITE_EXAMPLES, answer_messages, check_synthesis_templates,
-                        modify_messages, rewrite_answer_text, rewrite_messages)
+from .judge import (
+                    NEUTRAL_INSTRUCTION,
+                    VERDICT_PREFIX,
+                    JudgePrompt,
+                    PromptTooLong,
+                    fit_fields,
+                    judge_messages,
+                    judge_prompt,
+                    judgment_text,
+                    likelihood_text,
+                    neutral_request,
+                    ordered,
+                    truncate,
+)
+from .loader import (
+                    DEFAULTS,
+                    FIELDS,
+                    TEMPLATES,
+                    PromptTemplate,
+                    TemplateError,
+                    escape_markers,
+                    load_param_template,
+                    load_template,
+)
+from .synthesis import (
+                    MODIFY_EXAMPLES,
+                    REWRITE_EXAMPLES,
+                    answer_messages,
+                    check_synthesis_templates,
+                    modify_messages,
+                    rewrite_answer_text,
+                    rewrite_messages,
+)
 
 __all__ = ["DEFAULTS", "FIELDS", "MODIFY_EXAMPLES", "NEUTRAL_INSTRUCTION", "REWRITE_EXAMPLES", "TEMPLATES",
            "VERDICT_PREFIX", "JudgePrompt", "PromptTemplate", "PromptTooLong", "TemplateError", "answer_messages",
