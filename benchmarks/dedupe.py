@@ -12,7 +12,8 @@ the same counts:
   earlier sentence with one or two words replaced, dropped, added or moved), against 1000 synthetic
   benchmark instructions (some of them copies of pool sentences).
 
-    PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/dedupe.py [--sizes 10000,50000,100000] [--old-max 10000]
+    PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/dedupe.py \
+        [--sizes 10000,50000,100000] [--old-max 10000]
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def main():
     bench = [p.instruction for _, p in read_many([ROOT / f for f in d["benchmarks"]], Pair)]
     t_old, old = timed(dedupe_quadratic, pool, d["near_duplicate_jaccard"], against=bench)
     t_new, new = timed(dedupe, pool, d["near_duplicate_jaccard"], against=bench)
-    rows.append(("shipped pools", len(pool), len(bench), f"{t_old:.2f}", f"{t_new:.2f}", len(new[0]), same(old, new)))
+    rows.append(("shipped pools", len(pool), len(bench), f"{t_old:.2f}", f"{t_new:.2f}", len(new[0]),
+                 same(old, new)))
     for n in map(int, args.sizes.split(",")):
         pool = synthetic_pool(n, seed=n)
         against = [i.instruction for i in synthetic_pool(1000, seed=n + 1, prefix="b")]
@@ -66,7 +68,8 @@ def main():
         t_new, new = timed(dedupe, pool, args.threshold, against=against)
         if n <= args.old_max:
             t_old, old = timed(dedupe_quadratic, pool, args.threshold, against=against)
-            rows.append((f"synthetic {n}", n, len(against), f"{t_old:.2f}", f"{t_new:.2f}", len(new[0]), same(old, new)))
+            rows.append((f"synthetic {n}", n, len(against), f"{t_old:.2f}", f"{t_new:.2f}", len(new[0]),
+                         same(old, new)))
         else:
             rows.append((f"synthetic {n}", n, len(against), "-", f"{t_new:.2f}", len(new[0]), "-"))
         print(f"{rows[-1][0]}: {dict(new[1])}", file=sys.stderr)

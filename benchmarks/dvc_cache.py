@@ -10,7 +10,8 @@ tests/support/tiny_model.make_tiny_model as the seed), runs the pipeline one ite
 - the same after touching every output file (new mtimes: DVC must re-hash them; what a checkout by
   another tool or a copy does), median of 3: this is where the checkpoint size can show.
 
-    PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/dvc_cache.py [--sizes tiny,bigger] [--methods full,lora] [--keep]
+    PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/dvc_cache.py [--sizes tiny,bigger] \
+        [--methods full,lora] [--keep]
 """
 
 from __future__ import annotations
@@ -123,13 +124,16 @@ def main() -> int:
             shutil.rmtree(base, ignore_errors=True)
 
     t = Table(title="Cache growth per iteration (bytes added to .dvc/cache by the iteration's stages)")
-    for c in ("model", "train.method", "iteration: stages", "cache added", "of which checkpoint", "stages' wall time"):
+    for c in ("model", "train.method", "iteration: stages", "cache added", "of which checkpoint",
+              "stages' wall time"):
         t.add_column(c)
     for r in results:
         for label, added, ckpt, secs in r["growth"]:
-            t.add_row(f"{r['size']} (seed {fmt(r['seed'])})", r["method"], label, fmt(added), fmt(ckpt), f"{secs:.0f} s")
+            t.add_row(f"{r['size']} (seed {fmt(r['seed'])})", r["method"], label, fmt(added), fmt(ckpt),
+                      f"{secs:.0f} s")
     console.print(t)
-    t = Table(title=f"No-op `dvc repro` (all {results[0]['stages']} stages cached and up to date), median of 3")
+    t = Table(title=f"No-op `dvc repro` (all {results[0]['stages']} stages cached and up to date), "
+                    "median of 3")
     for c in ("model", "train.method", "models/ on disk", ".dvc/cache", "no-op repro", "runs",
               "after touching every output", "runs "):
         t.add_column(c)

@@ -2,16 +2,18 @@
 
     nice -n 10 python benchmarks/generation.py [--threads 1] [--out docs/benchmarks_generation.md]
 
-on SmolLM2-135M (models/iter_0, generation.dtype from params.yaml) and real judge prompts (work/iter_1/pairs.jsonl
-through prompts.judge_messages, or data/benchmarks/llmbar.jsonl when the pairs are missing):
+on SmolLM2-135M (models/iter_0, generation.dtype from params.yaml) and real judge prompts
+(work/iter_1/pairs.jsonl through prompts.judge_messages, or data/benchmarks/llmbar.jsonl when the pairs
+are missing):
 
 (a) generated tokens/s of a naive loop (one request at a time through `model.generate`, stock attention, the
     same sampling) against TransformersBackend.generate, for two workloads of the same size: judge requests
     (P prompts x N samples each, as the judge stage sends them) and N x P distinct prompts (1 sample each).
     Tokens are real generated tokens: up to and including the first EOS, no padding.
-(b) generated tokens per kept judgment of fixed-N sampling (judge_pairs, N samples per pair and order) against
-    adaptive sampling (judge_adaptive, up to N, rounds of 1), same seeds, judge params from params.yaml; kept =
-    (pair, order) items with a correct judgment (what the filter keeps before A/B balancing).
+(b) generated tokens per kept judgment of fixed-N sampling (judge_pairs, N samples per pair and order)
+    against adaptive sampling (judge_adaptive, up to N, rounds of 1), same seeds, judge params from
+    params.yaml; kept = (pair, order) items with a correct judgment (what the filter keeps before A/B
+    balancing).
 
 Prints a rich table and writes it, with the CPU model, into --out.
 """
@@ -80,15 +82,17 @@ def judge_requests(pairs, samples, seed, max_chars):
 
 
 def naive(model, tok, requests, sampling, eos, max_prompt_tokens):
-    """One request at a time through transformers' `model.generate` (do_sample, the same temperature/top-p)."""
+    """One request at a time through transformers' `model.generate` (do_sample, the same
+    temperature/top-p)."""
     tokens = 0
     t0 = time.perf_counter()
     for r in requests:
         ids = encode_request(tok, r, max_prompt_tokens)[0]
         torch.manual_seed(r.seed)
         x = torch.tensor([ids])
-        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=sampling.max_new_tokens,
-                             do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
+        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x),
+                             max_new_tokens=sampling.max_new_tokens, do_sample=True,
+                             temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
                              pad_token_id=tok.pad_token_id, eos_token_id=sorted(eos))[0, len(ids):].tolist()
         stop = next((k for k, t in enumerate(out) if t in eos), None)
         tokens += len(out) if stop is None else stop + 1
@@ -102,14 +106,17 @@ def ours(backend, requests, sampling):
     backend.generate(requests, sampling, desc="batched")
     dt = time.perf_counter() - t0
     after = backend.usage.snapshot()
-    return after["generated_tokens"] - before["generated_tokens"], dt, after["prefill_tokens"] - before["prefill_tokens"]
+    return (after["generated_tokens"] - before["generated_tokens"], dt,
+            after["prefill_tokens"] - before["prefill_tokens"])
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "iter_0"))
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: generation.threads)")
-    ap.add_argument("--prompts", type=int, default=4, help="(a) judge workload: distinct (pair, order) prompts")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: generation.threads)")
+    ap.add_argument("--prompts", type=int, default=4,
+                    help="(a) judge workload: distinct (pair, order) prompts")
     ap.add_argument("--samples", type=int, default=8, help="(a) judge workload: samples per prompt")
     ap.add_argument("--new-tokens", type=int, default=48, help="(a) max new tokens")
     ap.add_argument("--batch-size", type=int, default=32, help="rows decoded together (a) and (b)")
@@ -131,7 +138,8 @@ def main():
                                   max_prompt_tokens=g["max_prompt_tokens"])
     rows, notes = [], []
     cpu = cpu_model()
-    console.print(f"CPU: {cpu}; torch threads {torch.get_num_threads()}; dtype {dtype}; prompts from {source}")
+    console.print(f"CPU: {cpu}; torch threads {torch.get_num_threads()}; dtype {dtype}; "
+                  f"prompts from {source}")
 
     if "a" not in args.skip:
         model, tok = load_model(args.model, dtype)            # stock model (transformers' default attention)
@@ -144,7 +152,8 @@ def main():
             prompt_tokens = sum(len(encode_request(tok, r, g["max_prompt_tokens"])[0]) for r in reqs)
             nt, nd = naive(model, tok, reqs, sampling, backend.eos, g["max_prompt_tokens"])
             bt, bd, prefill = ours(backend, reqs, sampling)
-            _, pd, _ = ours(backend, reqs, Sampling(1, sampling.temperature, sampling.top_p))   # ~ prefill alone
+            # ~ prefill alone
+            _, pd, _ = ours(backend, reqs, Sampling(1, sampling.temperature, sampling.top_p))
             rows.append({"workload": name, "requests": len(reqs), "prompt tokens": prompt_tokens,
                          "naive tok": nt, "naive s": round(nd, 1), "naive tok/s": round(nt / nd, 1),
                          "ours tok": bt, "ours s": round(bd, 1), "ours prefill tok": prefill,
@@ -187,14 +196,15 @@ def main():
         adaptive = (res, ratio, same, len(bp) * 2, jsampling)
 
     # ---- report
-    table = Table(title=f"Generation benchmark: {Path(args.model).name}, {dtype}, {cpu}, {torch.get_num_threads()} thread(s)")
+    table = Table(title=f"Generation benchmark: {Path(args.model).name}, {dtype}, {cpu}, "
+                        f"{torch.get_num_threads()} thread(s)")
     for col in ("measure", "baseline", "ours", "ratio", "goal"):
         table.add_column(col)
     md = []
     if rows:
         for r in rows:
-            table.add_row(f"(a) tokens/s, {r['workload']}", f"{r['naive tok/s']} (naive loop)", f"{r['ours tok/s']} (batched)",
-                          f"{r['speed-up']}x", ">= 8x")
+            table.add_row(f"(a) tokens/s, {r['workload']}", f"{r['naive tok/s']} (naive loop)",
+                          f"{r['ours tok/s']} (batched)", f"{r['speed-up']}x", ">= 8x")
     if adaptive:
         res, ratio, same, items, _ = adaptive
         table.add_row(f"(b) generated tokens per kept judgment, {items} items, N={args.max_n}",
@@ -203,43 +213,50 @@ def main():
                       f"{ratio:.3f}x", "<= 0.5x")
     console.print(table)
 
-    md.append(f"Written by `benchmarks/generation.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
+    model_path = Path(args.model).relative_to(ROOT) if Path(args.model).is_relative_to(ROOT) else args.model
+    md.append("Written by `benchmarks/generation.py` "
+              f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
               f"CPU: **{cpu}** (`lscpu | grep 'Model name'`), torch {torch.__version__}, "
-              f"{torch.get_num_threads()} torch thread(s), model `{Path(args.model).relative_to(ROOT) if Path(args.model).is_relative_to(ROOT) else args.model}` "
+              f"{torch.get_num_threads()} torch thread(s), model `{model_path}` "
               f"(SmolLM2-135M) in {dtype}, judge prompts from `{source}` (prompts.judge_messages, "
-              f"max_judged_chars={g['max_judged_chars']}). The machine is shared (other jobs ran at the same time): "
-              "absolute figures are noisy; both sides of each ratio ran in the same process, back to back.\n")
+              f"max_judged_chars={g['max_judged_chars']}). "
+              "The machine is shared (other jobs ran at the same time): absolute figures are noisy; "
+              "both sides of each ratio ran in the same process, back to back.\n")
     md.append("| measure | baseline | ours | ratio | goal |\n|---|---|---|---|---|")
     for r in rows:
-        md.append(f"| (a) generated tokens/s, {r['workload']} | {r['naive tok/s']} (naive loop) | {r['ours tok/s']} (batched) "
-                  f"| **{r['speed-up']}x** | >= 8x |")
+        md.append(f"| (a) generated tokens/s, {r['workload']} | {r['naive tok/s']} (naive loop) | "
+                  f"{r['ours tok/s']} (batched) | **{r['speed-up']}x** | >= 8x |")
     if adaptive:
         res, ratio, same, items, _ = adaptive
-        md.append(f"| (b) generated tokens per kept judgment, {items} items, N={args.max_n} | {res['fixed']['tok_per_kept']} "
-                  f"(fixed N, kept {res['fixed']['kept']}) | {res['adaptive']['tok_per_kept']} (adaptive, kept "
-                  f"{res['adaptive']['kept']}) | **{ratio:.3f}x** | <= 0.5x |")
+        md.append(f"| (b) generated tokens per kept judgment, {items} items, N={args.max_n} | "
+                  f"{res['fixed']['tok_per_kept']} (fixed N, kept {res['fixed']['kept']}) | "
+                  f"{res['adaptive']['tok_per_kept']} (adaptive, kept {res['adaptive']['kept']}) | "
+                  f"**{ratio:.3f}x** | <= 0.5x |")
     if rows:
         md.append("\n### (a) details\n")
-        md.append(f"Sampling: temperature {sampling.temperature}, top-p {sampling.top_p}, max {sampling.max_new_tokens} new "
-                  f"tokens; batch size {args.batch_size} rows. Naive: `model.generate(do_sample=True)` per request, "
-                  "stock SDPA attention, dynamic cache. Ours: `TransformersBackend.generate` on all requests at once.\n")
+        md.append(f"Sampling: temperature {sampling.temperature}, top-p {sampling.top_p}, "
+                  f"max {sampling.max_new_tokens} new tokens; batch size {args.batch_size} rows. "
+                  "Naive: `model.generate(do_sample=True)` per request, stock SDPA attention, dynamic cache. "
+                  "Ours: `TransformersBackend.generate` on all requests at once.\n")
         keys = list(rows[0])
         md.append("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
         md += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
     if adaptive:
         res, ratio, same, items, js = adaptive
         md.append("\n### (b) details\n")
-        md.append(f"Judge params from params.yaml: mode {jp['mode']}, temperature {js.temperature}, top-p {js.top_p}, "
-                  f"max_new_tokens {js.max_new_tokens}, calibrate {jp['calibrate']}, seed {jp['seed']}; "
-                  f"{items // 2} pairs x 2 orders. Kept = items with a correct judgment (filter before A/B balancing); "
-                  f"kept after balancing: fixed {res['fixed']['kept_balanced']}, adaptive {res['adaptive']['kept_balanced']}. "
-                  f"Same kept items in both: {same}.\n")
-        md.append("| sampling | samples drawn | rounds | generated tokens | prefill tokens | kept | tokens / kept | seconds |\n"
+        md.append(f"Judge params from params.yaml: mode {jp['mode']}, temperature {js.temperature}, "
+                  f"top-p {js.top_p}, max_new_tokens {js.max_new_tokens}, calibrate {jp['calibrate']}, "
+                  f"seed {jp['seed']}; {items // 2} pairs x 2 orders. "
+                  "Kept = items with a correct judgment (filter before A/B balancing); "
+                  f"kept after balancing: fixed {res['fixed']['kept_balanced']}, "
+                  f"adaptive {res['adaptive']['kept_balanced']}. Same kept items in both: {same}.\n")
+        md.append("| sampling | samples drawn | rounds | generated tokens | prefill tokens | kept | "
+                  "tokens / kept | seconds |\n"
                   "|---|---|---|---|---|---|---|---|")
         for kind in ("fixed", "adaptive"):
             r = res[kind]
-            md.append(f"| {kind} | {r['samples']} | {r['rounds']} | {r['tokens']} | {r['prefill']} | {r['kept']} | "
-                      f"{r['tok_per_kept']} | {r['seconds']} |")
+            md.append(f"| {kind} | {r['samples']} | {r['rounds']} | {r['tokens']} | {r['prefill']} | "
+                      f"{r['kept']} | {r['tok_per_kept']} | {r['seconds']} |")
     md += notes
     if args.out:                # only the block between the markers is rewritten: notes around it stay
         out = Path(args.out)

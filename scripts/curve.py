@@ -44,8 +44,9 @@ def read_json(path: str, rev: str):
 
 
 def load_run(rev: str, only=None) -> list[dict]:
-    """[{iteration, metrics, report, filter, train}] for k = 0, 1, ... while metrics/iter_<k>.json exists (with
-    `only`, those iterations alone: an experiment that ran part of the DAG keeps the others' old files)."""
+    """[{iteration, metrics, report, filter, train}] for k = 0, 1, ... while metrics/iter_<k>.json exists
+    (with `only`, those iterations alone: an experiment that ran part of the DAG keeps the others' old
+    files)."""
     out = []
     for k in sorted(only) if only is not None else range(1000):
         metrics = read_json(f"metrics/iter_{k}.json", rev)
@@ -53,7 +54,8 @@ def load_run(rev: str, only=None) -> list[dict]:
             if only is not None:
                 continue
             break
-        out.append({"iteration": k, "metrics": metrics, "report": read_json(f"reports/eval_{k}.json", rev) or {},
+        out.append({"iteration": k, "metrics": metrics,
+                    "report": read_json(f"reports/eval_{k}.json", rev) or {},
                     "filter": read_json(f"metrics/filter_{k}.json", rev) if k else None,
                     "train": read_json(f"metrics/train_{k}.json", rev) if k else None})
     if not out:
@@ -65,7 +67,8 @@ def read_jsonl(path: str, rev: str, schema) -> list | None:
     text = read_text(path, rev)
     if text is None:
         return None
-    return [schema.from_dict(json.loads(line), path, i) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return [schema.from_dict(json.loads(line), path, i) for i, line in enumerate(text.splitlines(), 1)
+            if line.strip()]
 
 
 def changes_from_seed(rev: str, run: list[dict]) -> dict[int, dict[str, tuple[float, float]]]:
@@ -111,7 +114,8 @@ def stage_times(log_path: str) -> dict[str, int]:
 
 def table(label: str, run: list[dict], times: dict[str, int], changes=None) -> str:
     head = ("| run | k | mode | accuracy ± SE (mean of benchmarks) | change from k=0 ± paired SE | pooled | "
-            "EBB / HHH / LLMBar | parse | pc | A share | kept | steps | wall s (synthesize, judge, train, evaluate) |")
+            "EBB / HHH / LLMBar | parse | pc | A share | kept | steps | "
+            "wall s (synthesize, judge, train, evaluate) |")
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for it in run:
         k, m, modes = it["iteration"], it["metrics"], it["report"].get("modes", {})
@@ -129,10 +133,10 @@ def table(label: str, run: list[dict], times: dict[str, int], changes=None) -> s
             per = " / ".join(f"{h.get(b, float('nan')):.3f}" for b in BENCHMARKS)
             d = (changes or {}).get(k, {}).get(mode)
             change = f"{d[0]:+.3f} ± {d[1]:.3f}" if d else "–"
-            rows.append(f"| {label} | {k} | {mode} | {h['accuracy']:.3f} ± {h['accuracy_stderr']:.3f} | {change} | "
-                        f"{'–' if pool is None else f'{pool:.3f}'} | {per} | {h['parse_rate']:.3f} | "
-                        f"{h['position_consistency']:.3f} | {r.get('a_share', float('nan')):.2f} | {kept} | "
-                        f"{steps} | {wall} |")
+            rows.append(f"| {label} | {k} | {mode} | {h['accuracy']:.3f} ± {h['accuracy_stderr']:.3f} | "
+                        f"{change} | {'–' if pool is None else f'{pool:.3f}'} | {per} | "
+                        f"{h['parse_rate']:.3f} | {h['position_consistency']:.3f} | "
+                        f"{r.get('a_share', float('nan')):.2f} | {kept} | {steps} | {wall} |")
     return "\n".join(rows)
 
 
@@ -174,7 +178,8 @@ def plot(runs: dict[str, list[dict]], references: dict[str, float], out: str, me
     for mode, pts in (measured or {}).items():
         pts = sorted(pts)
         ax.errorbar([k for k, _, _ in pts], [a for _, a, _ in pts], yerr=[e for _, _, e in pts], fmt="D",
-                    color=colors.get(mode, "grey"), capsize=2, markersize=4, label=f"{mode} (selftaught judge)")
+                    color=colors.get(mode, "grey"), capsize=2, markersize=4,
+                    label=f"{mode} (selftaught judge)")
     ax.axhline(0.5, color="black", linewidth=0.6)
     ax.set_xlabel("iteration (0 = seed)")
     ax.set_ylabel("accuracy (mean of 3 benchmarks)")
@@ -205,17 +210,21 @@ def main(argv=None) -> int:
     ap.add_argument("--log", action="append", default=[], metavar="LABEL=FILE")
     ap.add_argument("--reference", action="append", default=[], metavar="MODE=ACCURACY")
     ap.add_argument("--iterations", action="append", default=[], metavar="LABEL=K,K",
-                    help="only these iterations of a run (e.g. dpo=1 for an experiment that ran evaluate@1)")
+                    help="only these iterations of a run (e.g. dpo=1 for an experiment that ran "
+                         "evaluate@1)")
     ap.add_argument("--measured", action="append", default=[], metavar="MODE=K:FILE",
-                    help="a `selftaught judge --metrics` file of iteration K's judge, drawn as a point of MODE")
+                    help="a `selftaught judge --metrics` file of iteration K's judge, "
+                         "drawn as a point of MODE")
     ap.add_argument("--png", help="write the accuracy plot here")
     args = ap.parse_args(argv)
-    only = {label: {int(k) for k in v.split(",")} for label, v in pairs(args.iterations, "--iterations").items()}
+    only = {label: {int(k) for k in v.split(",")}
+            for label, v in pairs(args.iterations, "--iterations").items()}
     revs = pairs(args.run, "--run")
     runs = {label: load_run(rev, only.get(label)) for label, rev in revs.items()}
     logs = pairs(args.log, "--log")
     for label, run in runs.items():
-        print(table(label, run, stage_times(logs[label]) if label in logs else {}, changes_from_seed(revs[label], run)))
+        print(table(label, run, stage_times(logs[label]) if label in logs else {},
+                    changes_from_seed(revs[label], run)))
         print()
     if args.png:
         plot(runs, {k: float(v) for k, v in pairs(args.reference, "--reference").items()}, args.png,

@@ -31,9 +31,9 @@ from support.tiny_model import TINY  # the tests' tiny profile (tests/support/ti
 ROOT = Path(__file__).resolve().parents[1]
 REPO_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "stages", "src", "data", "configs"]
 PACKAGES = {"torch": "torch", "numpy": "numpy", "transformers": "transformers", "tokenizers": "tokenizers",
-            "safetensors": "safetensors", "accelerate": "accelerate", "peft": "peft", "trl": "trl", "datasets": "datasets",
-            "pyarrow": "pyarrow", "pandas": "pandas", "pydantic": "pydantic", "yaml": "pyyaml", "rich": "rich",
-            "tabulate": "tabulate", "dvc": "dvc"}        # module: distribution
+            "safetensors": "safetensors", "accelerate": "accelerate", "peft": "peft", "trl": "trl",
+            "datasets": "datasets", "pyarrow": "pyarrow", "pandas": "pandas", "pydantic": "pydantic",
+            "yaml": "pyyaml", "rich": "rich", "tabulate": "tabulate", "dvc": "dvc"}  # module: distribution
 
 failed = []
 
@@ -80,8 +80,8 @@ def check_torch(device):
         if not torch.cuda.is_available():
             raise RuntimeError("torch.cuda.is_available() is False")
         info(f"GPU 0: {torch.cuda.get_device_name(0)}, capability {torch.cuda.get_device_capability(0)}, "
-             f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB, bf16: {torch.cuda.is_bf16_supported()}, "
-             f"devices: {torch.cuda.device_count()}")
+             f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB, "
+             f"bf16: {torch.cuda.is_bf16_supported()}, devices: {torch.cuda.device_count()}")
     a = torch.randn(256, 256, generator=torch.Generator().manual_seed(0))
     got = (a.to(device) @ a.to(device)).cpu()
     err = (got - a @ a).abs().max().item()
@@ -125,8 +125,8 @@ def check_backend(device, model):
     where = next(be.model.parameters()).device
     if where.type != device:
         raise AssertionError(f"model is on {where}, not {device}")
-    reqs = [Request.make(judge_messages(f"question {i % 3}", "answer a", "answer b"), request_seed(2, i % 3, 0, s))
-            for i in range(12) for s in range(2)]
+    reqs = [Request.make(judge_messages(f"question {i % 3}", "answer a", "answer b"),
+                         request_seed(2, i % 3, 0, s)) for i in range(12) for s in range(2)]
     sampling = Sampling(16, 0.7, 0.9)
     texts = be.generate(reqs, sampling)
     again = be.generate(reqs, sampling)
@@ -137,8 +137,10 @@ def check_backend(device, model):
     be.batch_size = 8
     info(f"{dtype} on {device}: texts at batch size 1 equal those at batch size 8: {alone == texts} "
          f"({sum(a == b for a, b in zip(alone, texts))}/{len(texts)}; promised on CPU only)")
-    margins = be.next_token_margins([Request.make(r.message_dicts(), 0, assistant_prefix=VERDICT_PREFIX) for r in reqs[:6]])
-    lps = be.continuation_logprobs([Request.make(answer_messages(f"q{i}"), 0) for i in range(4)], ["a reply"] * 4)
+    margins = be.next_token_margins([Request.make(r.message_dicts(), 0, assistant_prefix=VERDICT_PREFIX)
+                                     for r in reqs[:6]])
+    lps = be.continuation_logprobs([Request.make(answer_messages(f"q{i}"), 0) for i in range(4)],
+                                   ["a reply"] * 4)
     if not all(math.isfinite(m) for m in margins) or not all(math.isfinite(x) and x < 0 for x in lps):
         raise AssertionError(f"margins {margins}, log-probs {lps}")
     mem = f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device == "cuda" else ""
@@ -158,12 +160,14 @@ def check_train(device, model, tmp):
     if args.device.type != device:
         raise AssertionError(f"TRL would train on {args.device}, not {device}")
     records = [{"prompt": judge_messages(f"question {i}", "answer a", "answer b"),
-                "completion": [{"role": "assistant", "content": judgment_text("A is on topic.", "AB"[i % 2])}]}
+                "completion": [{"role": "assistant",
+                                "content": judgment_text("A is on topic.", "AB"[i % 2])}]}
                for i in range(8)]
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     stats = train(records, model, tmp / "trained", Train(epochs=1, batch_size=4, max_length=2048), threads=0)
-    if not (math.isfinite(stats["train_loss"]) and stats["steps"] == 2 and (tmp / "trained" / "config.json").exists()):
+    if not (math.isfinite(stats["train_loss"]) and stats["steps"] == 2
+            and (tmp / "trained" / "config.json").exists()):
         raise AssertionError(stats)
     mem = ""
     if device == "cuda":
@@ -171,7 +175,8 @@ def check_train(device, model, tmp):
         if peak == 0:
             raise AssertionError("no GPU memory was allocated while training")
         mem = f", peak GPU memory {peak / 2**20:.0f} MiB"
-    return f"TRL device {args.device}, {stats['steps']} steps, loss {stats['first_loss']} -> {stats['last_loss']}{mem}"
+    return (f"TRL device {args.device}, {stats['steps']} steps, "
+            f"loss {stats['first_loss']} -> {stats['last_loss']}{mem}")
 
 
 def make_check_repo(dest: Path, seed_dir: Path, overrides) -> Path:
@@ -194,7 +199,8 @@ def make_check_repo(dest: Path, seed_dir: Path, overrides) -> Path:
     env = {**os.environ, "GIT_AUTHOR_NAME": "check", "GIT_AUTHOR_EMAIL": "check@example.com",
            "GIT_COMMITTER_NAME": "check", "GIT_COMMITTER_EMAIL": "check@example.com"}
     if shutil.which("git") and not os.environ.get("GPU_CHECK_NO_GIT"):
-        subprocess.run("git init -q && git add -A && git commit -qm init", shell=True, cwd=dest, env=env, check=True)
+        subprocess.run("git init -q && git add -A && git commit -qm init", shell=True, cwd=dest, env=env,
+                       check=True)
         info("check repository: git + DVC")
     else:
         (dest / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
@@ -217,13 +223,14 @@ def check_repro(device, model, tmp, timeout):
     if p.returncode != 0:
         raise RuntimeError(f"dvc repro exited {p.returncode} after stages {ran}; last output:\n"
                            + (p.stdout + p.stderr)[-3000:])
-    need = {"seed", "data", "synthesize@1", "judge@1", "filter@1", "train@1", "evaluate@1", "train@2", "evaluate@2",
-            "summary"}
+    need = {"seed", "data", "synthesize@1", "judge@1", "filter@1", "train@1", "evaluate@1", "train@2",
+            "evaluate@2", "summary"}
     if not need <= set(ran):
         raise AssertionError(f"stages missing: {sorted(need - set(ran))}")
     m = json.loads((repo / "metrics" / "iter_2.json").read_text())
     acc = {mode: m[mode]["accuracy"] for mode in ("free", "constrained", "likelihood")}
-    return f"{len(ran)} stages with generation.device={device} (log: {tmp / 'repro.log'}); iteration 2 accuracy {acc}"
+    return (f"{len(ran)} stages with generation.device={device} (log: {tmp / 'repro.log'}); "
+            f"iteration 2 accuracy {acc}")
 
 
 @step("vLLM backend (optional)")
@@ -231,7 +238,8 @@ def check_vllm(device, tmp):
     if device != "cuda":
         raise Skip("vLLM needs a GPU (its API is checked without one by scripts/vllm_env.sh)")
     if importlib.util.find_spec("vllm") is None:
-        raise Skip("vllm is not installed on this image (scripts/vllm_env.sh installs it; a GB-sized download)")
+        raise Skip("vllm is not installed on this image "
+                   "(scripts/vllm_env.sh installs it; a GB-sized download)")
     import torch
 
     from selftaught.backends import Request, Sampling, make_backend, request_seed
@@ -240,14 +248,18 @@ def check_vllm(device, tmp):
 
     torch.cuda.empty_cache()      # vLLM sizes its KV cache from the free memory; give back the earlier steps'
     # head_dim 64: vLLM's attention kernels refuse the default tiny model's head size of 8
-    model = tiny_model(tmp, hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2)
-    be = make_backend(model, Generation(backend="vllm", device="cuda", dtype="bfloat16", max_prompt_tokens=512,
-                                        gpu_memory_utilization=0.3), max_new_tokens=16)
+    model = tiny_model(tmp, hidden_size=256, intermediate_size=512, num_attention_heads=4,
+                       num_key_value_heads=2)
+    be = make_backend(model, Generation(backend="vllm", device="cuda", dtype="bfloat16",
+                                        max_prompt_tokens=512, gpu_memory_utilization=0.3),
+                      max_new_tokens=16)
     reqs = [Request.make(judge_messages(f"q{i}", "a", "b"), request_seed(2, i, 0, 0)) for i in range(8)]
     texts = be.generate(reqs, Sampling(16, 0.7, 0.9))
     again = be.generate(reqs[::-1], Sampling(16, 0.7, 0.9))[::-1]
-    info(f"vLLM: same texts with the requests reversed: {texts == again} ({sum(a == b for a, b in zip(texts, again))}/8)")
-    margins = be.next_token_margins([Request.make(r.message_dicts(), 0, assistant_prefix=VERDICT_PREFIX) for r in reqs])
+    info(f"vLLM: same texts with the requests reversed: {texts == again} "
+         f"({sum(a == b for a, b in zip(texts, again))}/8)")
+    margins = be.next_token_margins([Request.make(r.message_dicts(), 0, assistant_prefix=VERDICT_PREFIX)
+                                     for r in reqs])
     lps = be.continuation_logprobs([Request.make(answer_messages("q"), 0)] * 2, ["a reply", "another reply"])
     if not all(math.isfinite(x) for x in margins + lps):
         raise AssertionError((margins, lps))

@@ -25,8 +25,8 @@ def main(params, args):
     check_category_template(params)                  # a bad template fails before the model loads
     pool = [rec for _, rec in read_many(d.instructions, Instruction)]
     backend = make_backend(resolve_model(args.model), params.generation, params.trust_remote_code)
-    records = label(backend, pool, d.categories, d.category_max_new_tokens, params.generation.max_judged_chars,
-                    d.category_template)
+    records = label(backend, pool, d.categories, d.category_max_new_tokens,
+                    params.generation.max_judged_chars, d.category_template)
     write_jsonl(args.out, records)
     console.print(dict(sorted(Counter(r["category"] for r in records).items())))
 

@@ -17,7 +17,8 @@ def main(params, args):
     d = params.data
     check_paths({**{f"data.instructions[{i}]": f for i, f in enumerate(d.instructions)},
                  **{f"data.benchmarks[{i}]": f for i, f in enumerate(d.benchmarks)}},
-                {"--shards": args.shards, "--benchmarks": args.benchmarks, "--metrics": args.metrics}, dirs={"--shards"})
+                {"--shards": args.shards, "--benchmarks": args.benchmarks, "--metrics": args.metrics},
+                dirs={"--shards"})
     labels = {r["id"]: r["category"] for r in read_jsonl(args.categories)} if d.categories else None
     shards, evals, validation, sections, metrics, skipped = prepare(params, labels)
     for line in report_skipped(skipped, "data.skip_invalid"):

@@ -34,8 +34,8 @@ def main(params, args):
         if validation else None
     write_jsonl(args.out, records)
     write_json(args.metrics, {"iteration": k, **headline(modes)})
-    write_json(args.report, {"iteration": k, "verdict_format": prompt.verdict.name, "prompts_cut_to_fit": prompt.cut,
-                             "modes": modes})
+    write_json(args.report, {"iteration": k, "verdict_format": prompt.verdict.name,
+                             "prompts_cut_to_fit": prompt.cut, "modes": modes})
     write_jsonl(args.val_out, val[0] if val else [])
     write_json(args.val_metrics, {"iteration": k, **headline(val[1])} if val else {"iteration": k})
     write_json(args.val_report, {"iteration": k, "modes": val[1]} if val else {"iteration": k, "modes": {}})

@@ -13,10 +13,11 @@ from selftaught.report import print_stats
 
 def main(params, args):
     pairs = {p.id: p for p in read_jsonl(args.pairs, SyntheticPair)}
-    judgments = [Judgment.from_dict(d, args.judgments, n) for n, d in enumerate(read_jsonl(args.judgments), 1)]
+    judgments = [Judgment.from_dict(d, args.judgments, n)
+                 for n, d in enumerate(read_jsonl(args.judgments), 1)]
     prompt = judge_prompt(params)               # judge.template and judge.verdict_format, as the judge used
-    records, prefs, stats = filter_judgments(judgments, pairs, params.filter, params.generation.max_judged_chars,
-                                             prompt)
+    records, prefs, stats = filter_judgments(judgments, pairs, params.filter,
+                                             params.generation.max_judged_chars, prompt)
     write_jsonl(args.out, records)
     write_jsonl(args.preferences, prefs)
     write_json(args.metrics, stats)

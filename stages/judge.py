@@ -20,11 +20,13 @@ def main(params, args):
     g, k = params.generation, args.iteration
     pairs = read_jsonl(args.pairs, SyntheticPair)
     prompt = judge_prompt(params)               # template and verdict format, checked before the model loads
-    backend = make_backend(args.model, g, params.trust_remote_code, max_new_tokens=params.judge.max_new_tokens)
+    backend = make_backend(args.model, g, params.trust_remote_code,
+                           max_new_tokens=params.judge.max_new_tokens)
     prompt.fit_to(backend, g.max_prompt_tokens)  # judged texts cut to fit generation.max_prompt_tokens
     store = stage_store(args.out, args.model, g, {"stage": "judge", "max_judged_chars": g.max_judged_chars},
                         log=console.print)
-    judgments, stats = judge(backend, pairs, JudgeSettings.for_judge(params), prompt, store, f"judge iter {k}")
+    judgments, stats = judge(backend, pairs, JudgeSettings.for_judge(params), prompt, store,
+                             f"judge iter {k}")
     write_jsonl(args.out, judgments)
     write_json(args.metrics, stats)
     store.finish()

@@ -1,6 +1,6 @@
 """Stage `synthesize@k`: contrasting pairs from iteration k's shard, written by the generator model: the model
-iterations.<k>.gen names (--model), or the `generator` model (--generator) with synthesize.generator: separate.
-Finished chunks are kept beside the output until it is written, so a rerun after a kill resumes."""
+iterations.<k>.gen names (--model), or the `generator` model (--generator) with synthesize.generator:
+separate. Finished chunks are kept beside the output until it is written, so a rerun after a kill resumes."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
@@ -23,9 +23,11 @@ def main(params, args):
     model = resolve_model(name)
     backend = make_backend(model, g, params.trust_remote_code)
     store = stage_store(args.out, model, g, {"stage": "synthesize"}, log=console.print)
-    calls = 2 if p.pairs == "rewrite" else 3      # x, x' and its answer (rewrite: one call), answer to x' (at most)
+    # x, x' and its answer (rewrite: one call), answer to x' (at most)
+    calls = 2 if p.pairs == "rewrite" else 3
     with progress.task(f"synthesize iter {args.iteration}", calls * len(instructions)):
-        pairs, metrics = synthesize(backend, str(name), instructions, p, store, g.chunk_size, g.max_prompt_tokens)
+        pairs, metrics = synthesize(backend, str(name), instructions, p, store, g.chunk_size,
+                                    g.max_prompt_tokens)
     write_jsonl(args.out, pairs)
     write_json(args.metrics, metrics)
     store.finish()
@@ -33,5 +35,5 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "shard", "model", "generator", "out", "metrics", iteration=True, outputs=("out", "metrics"),
-              models=("model",))
+    run_stage(main, "shard", "model", "generator", "out", "metrics", iteration=True,
+              outputs=("out", "metrics"), models=("model",))

@@ -16,7 +16,8 @@ from selftaught.training import check_launch, is_main_process, process_rank, tra
 def main(params, args):
     p = params.train
     check_launch(p)
-    if p.accelerate_config and "ACCELERATE_MIXED_PRECISION" not in os.environ and "LOCAL_RANK" not in os.environ:
+    if (p.accelerate_config and "ACCELERATE_MIXED_PRECISION" not in os.environ
+            and "LOCAL_RANK" not in os.environ):
         os.execvp("accelerate", ["accelerate", "launch", "--config_file", p.accelerate_config, *sys.argv])
     init = args.seed_model if p.init == "seed" else args.prev_model
     records = read_jsonl(args.preferences if p.objective == "dpo" else args.data)
@@ -35,5 +36,6 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "data", "preferences", "seed-model", "prev-model", "out", "metrics", "loss", iteration=True,
-              outputs=("out", "metrics", "loss"), dirs=("out",), models=("seed-model", "prev-model"))
+    run_stage(main, "data", "preferences", "seed-model", "prev-model", "out", "metrics", "loss",
+              iteration=True, outputs=("out", "metrics", "loss"), dirs=("out",),
+              models=("seed-model", "prev-model"))

@@ -21,7 +21,8 @@ class EvalSettings:
     vote: JudgeSettings | None = None
 
     @classmethod
-    def from_params(cls, params, modes=None, max_new_tokens=None, temperature=None, vote=True) -> "EvalSettings":
+    def from_params(cls, params, modes=None, max_new_tokens=None, temperature=None,
+                    vote=True) -> "EvalSettings":
         """params.evaluate (with generation.max_judged_chars); `modes`, `max_new_tokens` and `temperature`
         override its values (the `selftaught judge` flags); vote=False: the greedy verdicts alone."""
         e, max_chars = params.evaluate, params.generation.max_judged_chars
@@ -31,15 +32,17 @@ class EvalSettings:
                                                e.top_p), e.seed, 1, e.calibrate, max_chars)
         sampled = None
         if vote and vote_modes(modes, e.samples):
-            sampled = replace(greedy, modes=tuple(m for m in modes if m in GENERATIVE_MODES), samples=e.samples,
-                           sampling=Sampling(tokens, e.vote_temperature, e.top_p))
+            sampled = replace(greedy, modes=tuple(m for m in modes if m in GENERATIVE_MODES),
+                              samples=e.samples, sampling=Sampling(tokens, e.vote_temperature, e.top_p))
         return cls(greedy, sampled)
 
 
-def evaluate_split(backend, likelihood_backend, prompt, pairs, s: EvalSettings, sections=None, desc="evaluate"):
-    """(judgment records, {mode: metrics}, {mode: judgments scored}) of one split: the greedy verdicts of every
-    mode, then the sampled judgments of each vote, each judged in its own call (a split's results do not depend
-    on another's). With a RewardBench section map, each mode's metrics carry its section scores."""
+def evaluate_split(backend, likelihood_backend, prompt, pairs, s: EvalSettings, sections=None,
+                   desc="evaluate"):
+    """(judgment records, {mode: metrics}, {mode: judgments scored}) of one split: the greedy verdicts of
+    every mode, then the sampled judgments of each vote, each judged in its own call (a split's results do
+    not depend on another's). With a RewardBench section map, each mode's metrics carry its section
+    scores."""
     judged = judge_pairs(backend, pairs, s.greedy, prompt, likelihood_backend, desc=desc)
     records = [j for m in s.greedy.modes for j in judged[m]]
     modes = {m: evaluate_all(js, pairs) for m, js in judged.items()}

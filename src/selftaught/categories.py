@@ -18,7 +18,8 @@ def parse_category(text: str, categories) -> str | None:
     return next((w for w in _WORD.findall(text.lower()) if w in allowed), None)
 
 
-def label(backend, instructions, categories, max_new_tokens: int, max_chars: int, template=None) -> list[dict]:
+def label(backend, instructions, categories, max_new_tokens: int, max_chars: int,
+          template=None) -> list[dict]:
     """One record {id, category, reply} per instruction, greedy; category is UNPARSEABLE when none is named.
     `template`: the category prompt template (data.category_template; default: ours)."""
     reqs = [Request.make(category_messages(x.instruction, categories, max_chars, template),

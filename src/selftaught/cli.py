@@ -39,11 +39,13 @@ def cmd_judge(args) -> int:
     for line in report_skipped(skipped, "--skip-invalid"):
         console.print(line, highlight=False, soft_wrap=True, markup=False)
     check_model_dir(args.model, "--model")
-    pairs = [p if p.benchmark else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
+    pairs = [p if p.benchmark
+             else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
     backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.trust_remote_code)
     settings = EvalSettings.from_params(params, [mode], args.max_new_tokens, args.temperature, vote=False)
-    js, metrics, _ = evaluate_split(backend, lik, judge_prompt(params, backend), pairs, settings, desc="judge")
+    js, metrics, _ = evaluate_split(backend, lik, judge_prompt(params, backend), pairs, settings,
+                                    desc="judge")
     by_id = {p.id: p for p in pairs}
     records = []
     for j in js:
@@ -62,7 +64,8 @@ def cmd_judge(args) -> int:
                                       "skipped_invalid": len(skipped or ())})
     else:
         s = summarise(js, by_id, labelled=False)
-        console.print(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; position consistency {s['position_consistency']:.3f}")
+        console.print(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; "
+                      f"position consistency {s['position_consistency']:.3f}")
         if args.metrics:
             write_json(args.metrics, {"mode": mode, **s, "skipped_invalid": len(skipped or ())})
     return 0
@@ -74,7 +77,8 @@ def cmd_report(args) -> int:
 
     params = config.load(args.params)
     metrics = Path(args.metrics)
-    files = [metrics / f"iter_{k}.json" for k in [0, *params.iterations] if (metrics / f"iter_{k}.json").exists()]
+    files = [metrics / f"iter_{k}.json" for k in [0, *params.iterations]
+             if (metrics / f"iter_{k}.json").exists()]
     if not files:
         raise InputError(metrics, "no iter_<k>.json yet: run `dvc repro` first")
     val = [metrics / f"val_{k}.json" for k in [0, *params.iterations] if (metrics / f"val_{k}.json").exists()]
@@ -91,7 +95,8 @@ def cmd_profile(args) -> int:
     extra = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
     overrides = {**profile.read(args.file), **{k: yaml.safe_load(v) for k, v in extra.items()}}
     raw = config.read_raw(args.params)
-    config.validate(profile.apply(raw, overrides, args.file), args.file)    # a bad profile fails here, not in DVC
+    # a bad profile fails here, not in DVC
+    config.validate(profile.apply(raw, overrides, args.file), args.file)
     argv = profile.command(args.name or Path(args.file).stem, overrides, raw, args.dvc_args)
     if not args.run:
         print(profile.shell_line(argv))
@@ -112,7 +117,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     j = sub.add_parser("judge", help="judge your own pairs (benchmark schema) with any checkpoint")
     j.add_argument("--model", required=True)
-    j.add_argument("--pairs", required=True, help="JSONL with id, instruction, chosen, rejected (optional source, subset)")
+    j.add_argument("--pairs", required=True,
+                   help="JSONL with id, instruction, chosen, rejected (optional source, subset)")
     j.add_argument("--out", required=True)
     j.add_argument("--metrics", help="write accuracy/parse rate/position consistency here (JSON)")
     j.add_argument("--unlabelled", dest="labelled", action="store_false",
@@ -122,33 +128,39 @@ def main(argv=None) -> int:
     j.add_argument("--temperature", type=float)
     j.add_argument("--max-new-tokens", type=int)
     j.add_argument("--skip-invalid", action="store_true",
-                   help="leave out invalid lines of --pairs (listed, and counted in --metrics) instead of stopping")
+                   help="leave out invalid lines of --pairs (listed, and counted in --metrics) "
+                        "instead of stopping")
     j.add_argument("--params", default="params.yaml")
     j.set_defaults(func=cmd_judge)
     r = sub.add_parser("report", help="table, markdown and plot data of every evaluated iteration")
     r.add_argument("--params", default="params.yaml")
-    r.add_argument("--metrics", default="metrics", help="the folder of metrics/iter_<k>.json (dvc.yaml's evaluate outs)")
+    r.add_argument("--metrics", default="metrics",
+                   help="the folder of metrics/iter_<k>.json (dvc.yaml's evaluate outs)")
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
-    pr = sub.add_parser("profile", help="print a profile (configs/profiles/*.yaml) as `-S key=value` flags for "
-                                        "`dvc exp run`, after validating it against params.yaml",
-                        epilog="Arguments after `--` go to `dvc exp run` as they are (e.g. -- --temp evaluate@1).")
+    pr = sub.add_parser("profile", help="print a profile (configs/profiles/*.yaml) as `-S key=value` flags "
+                                        "for `dvc exp run`, after validating it against params.yaml",
+                        epilog="Arguments after `--` go to `dvc exp run` as they are "
+                               "(e.g. -- --temp evaluate@1).")
     pr.add_argument("file")
     pr.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                     help="one more override on top of the profile (e.g. seed.path=/models/judge)")
     pr.add_argument("--name", help="the experiment's name (default: the profile file's stem)")
-    pr.add_argument("--run", action="store_true", help="run `dvc exp run` instead of printing its command line")
+    pr.add_argument("--run", action="store_true",
+                    help="run `dvc exp run` instead of printing its command line")
     pr.add_argument("--params", default="params.yaml")
     pr.set_defaults(func=cmd_profile, dvc_args=[])
-    v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty DVC cache and compare "
-                                      "every output's md5 with the committed dvc.lock (exit 1 on a mismatch)")
-    v.add_argument("--iteration", type=int, required=True, help="K: rebuild train@K and its ancestry (0: the seed)")
+    v = sub.add_parser("verify", help="rebuild iteration K in a fresh clone with an empty DVC cache and "
+                                      "compare every output's md5 with the committed dvc.lock "
+                                      "(exit 1 on a mismatch)")
+    v.add_argument("--iteration", type=int, required=True,
+                   help="K: rebuild train@K and its ancestry (0: the seed)")
     v.add_argument("--repo", default=".", help="the repository whose current commit is verified (default: .)")
     v.add_argument("--keep", action="store_true", help="keep the temporary clone, its cache and repro.log")
     v.set_defaults(func=cmd_verify)
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = []
-    if argv[:1] == ["profile"] and "--" in argv:          # `profile FILE [options] -- <dvc exp run arguments>`
+    if argv[:1] == ["profile"] and "--" in argv:  # `profile FILE [options] -- <dvc exp run arguments>`
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1:]
     args = ap.parse_args(argv)

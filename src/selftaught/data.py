@@ -18,20 +18,22 @@ from .dedupe import dedupe
 
 
 def benchmark_schema(path):
-    """The record type of a benchmark file: RewardBench's columns (`RewardBenchPair`) when its first record has
-    `prompt` and no `instruction`, else ours (`Pair`). A file that cannot be read is left to read_jsonl."""
+    """The record type of a benchmark file: RewardBench's columns (`RewardBenchPair`) when its first record
+    has `prompt` and no `instruction`, else ours (`Pair`). A file that cannot be read is left to
+    read_jsonl."""
     try:
         with open(path, encoding="utf-8") as f:
             first = json.loads(f.readline())
     except (OSError, ValueError):
         return Pair
-    return RewardBenchPair if isinstance(first, dict) and "prompt" in first and "instruction" not in first else Pair
+    return (RewardBenchPair if isinstance(first, dict) and "prompt" in first and "instruction" not in first
+            else Pair)
 
 
 def read_many(files, schema, skipped=None):
     """Read several JSONL files; ids must be unique across all of them. `schema`: a record type, or a function
-    of the file's path that returns one. With `skipped` (a list), invalid lines, and records whose id an earlier
-    file already has, are appended to it and left out."""
+    of the file's path that returns one. With `skipped` (a list), invalid lines, and records whose id an
+    earlier file already has, are appended to it and left out."""
     out, first = [], {}
     for f in files:
         for rec in read_jsonl(f, schema if hasattr(schema, "from_dict") else schema(f), skipped):
@@ -48,7 +50,8 @@ def read_many(files, schema, skipped=None):
 
 
 def by_benchmark(pairs) -> dict:
-    """{benchmark name (the file's stem): its pairs in id order, `benchmark` set and `subset` "all" if none}."""
+    """{benchmark name (the file's stem): its pairs in id order, `benchmark` set and `subset` "all" if
+    none}."""
     out = {}
     for path, p in pairs:
         out.setdefault(path.stem, []).append(replace(p, benchmark=path.stem, subset=p.subset or "all"))
@@ -58,12 +61,14 @@ def by_benchmark(pairs) -> dict:
 def split_benchmarks(pairs, per_benchmark: int, seed: int, validation_per_benchmark: int = 0):
     """(test, validation), each in benchmark then id order. Per benchmark, `validation_per_benchmark` pairs
     are held out first (seeded), then the test is a seeded sample of `per_benchmark` of the rest (0 = all of
-    it): disjoint by construction; with none held out the test is the seeded sample of all the benchmark's pairs."""
+    it): disjoint by construction; with none held out the test is the seeded sample of all the benchmark's
+    pairs."""
     test, validation = [], []
     for name, items in by_benchmark(pairs).items():
         if validation_per_benchmark:
             if validation_per_benchmark >= len(items):
-                raise ParamError("data.validation_per_benchmark", f"benchmark {name!r} has {len(items)} pairs: "
+                raise ParamError("data.validation_per_benchmark",
+                                 f"benchmark {name!r} has {len(items)} pairs: "
                                  f"holding out {validation_per_benchmark} leaves none to test")
             held = random.Random(f"{seed}:{name}:validation").sample(items, validation_per_benchmark)
             ids = {p.id for p in held}
@@ -105,24 +110,28 @@ def load_sections(path, pairs) -> dict:
         if isinstance(subsets, list):
             subsets = {s: None for s in subsets} if all(isinstance(s, str) for s in subsets) else subsets
         if not isinstance(subsets, dict) or not subsets:
-            raise InputError(path, "expected a non-empty list of subset names, or a mapping subset -> example "
-                                   "count", field=section)
+            raise InputError(path, "expected a non-empty list of subset names, or a mapping subset -> "
+                                   "example count", field=section)
         out[section] = {}
         for subset, weight in subsets.items():
             if not isinstance(subset, str) or not subset.strip():
-                raise InputError(path, f"subset names must be non-empty strings, got {subset!r}", field=section)
+                raise InputError(path, f"subset names must be non-empty strings, got {subset!r}",
+                                 field=section)
             if weight is not None and (isinstance(weight, bool) or not isinstance(weight, int) or weight < 1):
                 raise InputError(path, f"the example count must be an integer >= 1, got {weight!r}",
                                  field=f"{section}.{subset}")
             if subset in seen:
-                raise InputError(path, f"subset {subset!r} is also in section {seen[subset]!r}", field=section)
+                raise InputError(path, f"subset {subset!r} is also in section {seen[subset]!r}",
+                                 field=section)
             if subset not in where:
                 known = sorted(where)
                 raise InputError(path, f"no benchmark pair has subset {subset!r} (subsets: "
-                                       f"{', '.join(known[:12])}{', ...' if len(known) > 12 else ''})", field=section)
+                                       f"{', '.join(known[:12])}{', ...' if len(known) > 12 else ''})",
+                                 field=section)
             if len(where[subset]) > 1:
                 names = ", ".join(sorted(where[subset]))
-                raise InputError(path, f"subset {subset!r} is in several benchmarks ({names}): ambiguous", field=section)
+                raise InputError(path, f"subset {subset!r} is in several benchmarks ({names}): ambiguous",
+                                 field=section)
             seen[subset] = section
             out[section][subset] = weight
     return out
@@ -139,8 +148,8 @@ def shard(instructions, iterations, per_iteration: int, seed: int):
 
 
 def keep_categories(pool, labels: dict, keep):
-    """The pool items whose label (`labels`: id -> category) is in `keep` (empty: all), and counts per category
-    of the whole pool and of the kept items."""
+    """The pool items whose label (`labels`: id -> category) is in `keep` (empty: all), and counts per
+    category of the whole pool and of the kept items."""
     missing = [x.id for x in pool if x.id not in labels]
     if missing:
         raise InputError("categories", f"no category label for {missing[:3]} (rerun stage categorize)")
@@ -150,13 +159,15 @@ def keep_categories(pool, labels: dict, keep):
 
 
 def prepare(params, labels=None):
-    """(shards, test pairs, validation pairs, section map, metrics). `labels` (id -> category, stage categorize) with data.categories
-    set: only the pool items of data.keep_categories are kept (empty: all), counts per category in metrics."""
+    """(shards, test pairs, validation pairs, section map, metrics). `labels` (id -> category, stage
+    categorize) with data.categories set: only the pool items of data.keep_categories are kept (empty: all),
+    counts per category in metrics."""
     d = params.data
     skipped = [] if d.skip_invalid else None
     benches = read_many(d.benchmarks, benchmark_schema, skipped)
-    sections = load_sections(d.rewardbench_sections, [p for ps in by_benchmark(benches).values() for p in ps]) \
-        if d.rewardbench_sections else {}
+    sections = (load_sections(d.rewardbench_sections,
+                              [p for ps in by_benchmark(benches).values() for p in ps])
+                if d.rewardbench_sections else {})
     # a skipped benchmark line still names its instruction: the pool is decontaminated against it too
     against = [p.instruction for _, p in benches] + [
         e.record["instruction"] for e in skipped or ()
@@ -169,8 +180,10 @@ def prepare(params, labels=None):
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=against)
     shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
     evals, validation = split_benchmarks(benches, d.eval_per_benchmark, d.seed, d.validation_per_benchmark)
-    count = lambda ps: {b: sum(1 for p in ps if p.benchmark == b) for b in sorted({p.benchmark for p in ps})}  # noqa: E731
-    metrics = {"pool": len(pool), "kept": len(kept), **{k: stats[k] for k in ("exact_duplicate", "near_duplicate", "benchmark_overlap")},
+    count = lambda ps: {b: sum(1 for p in ps if p.benchmark == b)  # noqa: E731
+                        for b in sorted({p.benchmark for p in ps})}
+    metrics = {"pool": len(pool), "kept": len(kept),
+               **{k: stats[k] for k in ("exact_duplicate", "near_duplicate", "benchmark_overlap")},
                "benchmark_pairs": count(evals), "per_iteration": d.per_iteration,
                "skipped_invalid": len(skipped or ())}
     if validation:

@@ -152,7 +152,8 @@ def dedupe(items, threshold, against=()):
         refs.add(w, prefix(w))
     kept, seen_norm, stats = [], set(), Counter()
     step = max(1, len(items) // 100)
-    with (progress.task("near-duplicates", len(items)) if len(items) >= PROGRESS_MIN else nullcontext()) as bar:
+    with (progress.task("near-duplicates", len(items)) if len(items) >= PROGRESS_MIN
+          else nullcontext()) as bar:
         for n, (item, w) in enumerate(zip(items, item_words), start=1):
             norm = normalise(item.instruction)
             probe = prefix(w)

@@ -60,7 +60,8 @@ def evaluate_all(judgments, pairs) -> dict:
         benches[b] = m
     top = {k: round(sum(m[k] for m in benches.values()) / len(benches), 4)
            for k in ("accuracy", "parse_rate", "position_consistency", "a_share")}
-    top["accuracy_stderr"] = round(math.sqrt(sum(m["accuracy_stderr"] ** 2 for m in benches.values())) / len(benches), 4)
+    top["accuracy_stderr"] = round(math.sqrt(sum(m["accuracy_stderr"] ** 2 for m in benches.values()))
+                                   / len(benches), 4)
     return {**top, "benchmarks": benches}
 
 
@@ -69,7 +70,8 @@ def paired_difference(base, other, pairs) -> tuple[float, float]:
     benchmarks like `evaluate_all`, with the standard error of the per-pair differences: two judges scored on
     the same pairs vary together, so this SE is smaller than the two accuracies' SEs combined."""
     pairs_by_id = {p.id: p for p in pairs}
-    score = lambda js: {pid: sum(map(_score, d.values())) / len(d) for pid, d in pair_table(js, pairs_by_id).items()}  # noqa: E731
+    score = lambda js: {pid: sum(map(_score, d.values())) / len(d)  # noqa: E731
+                        for pid, d in pair_table(js, pairs_by_id).items()}
     a, b = score(base), score(other)
     if set(a) != set(b):
         raise ValueError(f"the two runs judged different pairs ({len(set(a) ^ set(b))} not in both)")
@@ -97,7 +99,8 @@ def majority_vote(judgments, mode: str):
         a, b, none = c["A"], c["B"], c[None]
         verdict = "A" if a > b else "B" if b > a else None
         tallies[(pid, order)] = {"A": a, "B": b, "unparsed": none}
-        out.append(Judgment(pid, order, 0, f"votes: A {a}, B {b}, unparsed {none} of {len(js)}", verdict, mode))
+        out.append(Judgment(pid, order, 0, f"votes: A {a}, B {b}, unparsed {none} of {len(js)}", verdict,
+                            mode))
     return out, tallies
 
 

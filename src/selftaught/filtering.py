@@ -42,8 +42,10 @@ def rejection_sample(judgments, seed: int, balance: bool):
     }
     for order in (0, 1):
         js = [j for j in judgments if j.order == order]
-        stats[f"order{order}_parse_rate"] = round(sum(j.verdict is not None for j in js) / len(js), 4) if js else 0.0
-        stats[f"order{order}_correct_rate"] = round(sum(bool(j.correct) for j in js) / len(js), 4) if js else 0.0
+        stats[f"order{order}_parse_rate"] = (round(sum(j.verdict is not None for j in js) / len(js), 4)
+                                             if js else 0.0)
+        stats[f"order{order}_correct_rate"] = (round(sum(bool(j.correct) for j in js) / len(js), 4)
+                                               if js else 0.0)
     return kept, stats
 
 
@@ -60,7 +62,8 @@ def training_records(kept, pairs_by_id, max_chars, reasoning="clean", prompt: Ju
         p = pairs_by_id[j.pair_id]
         text, was_copy = target_text(j, p, reasoning, prompt)
         copied += was_copy
-        out.append({"id": f"{j.pair_id}:{j.order}", "prompt": prompt.messages(p.instruction, *ordered(p, j.order)),
+        out.append({"id": f"{j.pair_id}:{j.order}",
+                    "prompt": prompt.messages(p.instruction, *ordered(p, j.order)),
                     "completion": [{"role": "assistant", "content": text}]})
     with_reasoning = sum("\n" in r["completion"][0]["content"] for r in out)
     return out, {"records": len(out), "with_reasoning": with_reasoning, "reasoning_dropped_as_copy": copied}
@@ -68,7 +71,8 @@ def training_records(kept, pairs_by_id, max_chars, reasoning="clean", prompt: Ju
 
 def target_text(j, pair, reasoning, prompt: JudgePrompt) -> tuple[str, bool]:
     """A parseable judgment rewritten as a training target in the prompt's verdict format (see
-    `training_records` for `reasoning`), and whether its reasoning was dropped as a copy of the judged texts."""
+    `training_records` for `reasoning`), and whether its reasoning was dropped as a copy of the judged
+    texts."""
     a, b = ordered(pair, j.order)
     why = reasoning_part(j.text) if reasoning != "none" else ""
     if reasoning == "clean" and why and copies_judged_text(why, [pair.instruction, a, b],
@@ -83,18 +87,19 @@ def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars
     unparseable one: prompt = the judge prompt of the SFT records, chosen = a correct judgment, rejected = a
     wrong or unparseable one, both of the same (pair, order), and counts.
 
-    The chosen judgment is the one `rejection_sample` keeps for that item (same seeded choice); the rejected one
-    is a seeded choice among the wrong and unparseable judgments (empty unparseable texts are not candidates).
-    A parseable judgment is written as in `training_records` (the same `reasoning` handling), an unparseable
-    one as the judge sampled it. With `balance`, as many items with the winner in position A as in B are kept
-    (the chosen verdicts are balanced, as in the SFT records)."""
+    The chosen judgment is the one `rejection_sample` keeps for that item (same seeded choice); the rejected
+    one is a seeded choice among the wrong and unparseable judgments (empty unparseable texts are not
+    candidates). A parseable judgment is written as in `training_records` (the same `reasoning` handling), an
+    unparseable one as the judge sampled it. With `balance`, as many items with the winner in position A as
+    in B are kept (the chosen verdicts are balanced, as in the SFT records)."""
     groups = defaultdict(list)
     for j in judgments:
         groups[(j.pair_id, j.order)].append(j)
     picked, both, only_correct, only_wrong, neither = [], 0, 0, 0, 0
     for key in sorted(groups):
         correct = sorted((j for j in groups[key] if j.correct), key=lambda j: j.sample)
-        wrong = sorted((j for j in groups[key] if j.correct is False or (j.verdict is None and j.text.strip())),
+        wrong = sorted((j for j in groups[key]
+                        if j.correct is False or (j.verdict is None and j.text.strip())),
                        key=lambda j: j.sample)
         if correct and wrong:
             both += 1
@@ -139,5 +144,6 @@ def filter_judgments(judgments, pairs_by_id, f, max_chars, prompt: JudgePrompt):
     sampling into training records, and correct-vs-wrong pairs for preference training."""
     kept, stats = rejection_sample(judgments, f.seed, f.balance)
     records, counts = training_records(kept, pairs_by_id, max_chars, f.reasoning, prompt=prompt)
-    prefs, pref_counts = preference_pairs(judgments, pairs_by_id, f.seed, f.balance, max_chars, f.reasoning, prompt)
+    prefs, pref_counts = preference_pairs(judgments, pairs_by_id, f.seed, f.balance, max_chars, f.reasoning,
+                                          prompt)
     return records, prefs, {**stats, **counts, **pref_counts}

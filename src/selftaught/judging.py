@@ -46,12 +46,13 @@ class JudgeSettings:
     def for_judge(cls, params) -> "JudgeSettings":
         """The judge stage's settings: params.judge, with generation.max_judged_chars and chunk_size."""
         p, g = params.judge, params.generation
-        return cls((p.mode,), Sampling(p.max_new_tokens, p.temperature, p.top_p), p.seed, p.samples, p.calibrate,
-                   g.max_judged_chars, p.adaptive, p.round_samples, g.chunk_size)
+        return cls((p.mode,), Sampling(p.max_new_tokens, p.temperature, p.top_p), p.seed, p.samples,
+                   p.calibrate, g.max_judged_chars, p.adaptive, p.round_samples, g.chunk_size)
 
 
 def _prompt(prompt, max_chars) -> JudgePrompt:
-    """The caller's JudgePrompt (template, verdict format, budgets), or our default one cutting at `max_chars`."""
+    """The caller's JudgePrompt (template, verdict format, budgets), or our default one cutting at
+    `max_chars`."""
     return prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
 
 
@@ -74,8 +75,8 @@ def _judge(backend, todo, s: JudgeSettings, shift, fmt, store=None, desc="judge"
     """Judge `todo` = [((pair id, order), sample, messages)] in the modes of `s`. `shift` is the constrained
     calibration shift, or a function of the raw margins of this call that returns it; `fmt` the VerdictFormat
     (parser, training text, verdict prefix). Returns ({mode: [Judgment]}, shift). With a `store`
-    (selftaught.resume), the work goes in resumable chunks of `s.chunk_size` requests (rounded up to a multiple
-    of the backend's call size, so the backend calls are the same as without one)."""
+    (selftaught.resume), the work goes in resumable chunks of `s.chunk_size` requests (rounded up to a
+    multiple of the backend's call size, so the backend calls are the same as without one)."""
     modes, sampling, seed, chunk_size = s.modes, s.sampling, s.seed, s.chunk_size
     # in chunks (when the backend asks for it): an item's verdict scoring follows its generation while the
     # backend still holds the item's prompt state
@@ -104,8 +105,8 @@ def _judge(backend, todo, s: JudgeSettings, shift, fmt, store=None, desc="judge"
             continue
         if store is not None and store.replay:
             # scoring may leave state behind (the transformers backend keeps prompt states for later rounds):
-            # rerun the loaded chunks' scoring (of this and earlier rounds), uncounted, so this chunk sees what
-            # an uninterrupted run saw
+            # rerun the loaded chunks' scoring (of this and earlier rounds), uncounted, so this chunk sees
+            # what an uninterrupted run saw
             before = snapshot(backend)
             for reqs in store.replay:
                 backend.next_token_margins(reqs, desc=f"{desc} (resume)")
@@ -119,15 +120,18 @@ def _judge(backend, todo, s: JudgeSettings, shift, fmt, store=None, desc="judge"
             got = backend.generate(reqs, sampling, desc=desc)
             got_texts += got
             if constrained:
-                got_raw += backend.next_token_margins(_prefix_requests(part, got, fmt), desc=f"{desc} (verdict scores)")
+                got_raw += backend.next_token_margins(_prefix_requests(part, got, fmt),
+                                                      desc=f"{desc} (verdict scores)")
         if store is not None:
-            store.put(key, {"texts": got_texts, "raw": got_raw, "usage": usage_delta(before, snapshot(backend))})
+            store.put(key, {"texts": got_texts, "raw": got_raw,
+                            "usage": usage_delta(before, snapshot(backend))})
             store.count(len(chunk), False)
         texts += got_texts
         raw += got_raw
     out = {}
     if "free" in modes:
-        out["free"] = [Judgment(key[0], key[1], n, t, fmt.parse(t), "free") for (key, n, _), t in zip(todo, texts)]
+        out["free"] = [Judgment(key[0], key[1], n, t, fmt.parse(t), "free")
+                       for (key, n, _), t in zip(todo, texts)]
     if "constrained" in modes:
         reasons = [reasoning_part(t) for t in texts]
         if callable(shift):
@@ -136,8 +140,8 @@ def _judge(backend, todo, s: JudgeSettings, shift, fmt, store=None, desc="judge"
         for (key, n, _), r, m in zip(todo, reasons, raw):
             margin = m - shift
             verdict = "A" if margin > 0 else "B" if margin < 0 else None
-            js.append(Judgment(key[0], key[1], n, fmt.target(r, verdict) if verdict else r, verdict, "constrained",
-                               margin=round(margin, 6), raw_margin=round(m, 6)))
+            js.append(Judgment(key[0], key[1], n, fmt.target(r, verdict) if verdict else r, verdict,
+                               "constrained", margin=round(margin, 6), raw_margin=round(m, 6)))
         out["constrained"] = js
     return out, shift
 
@@ -153,15 +157,17 @@ def likelihood_requests(pairs, max_chars):
     """({(pair id, side): (instruction, response)}, the distinct (instruction, response) texts to score)."""
     texts = {(p.id, side): (truncate(p.instruction, max_chars), truncate(getattr(p, side), max_chars))
              for p in pairs for side in ("chosen", "rejected")}
-    return texts, list(dict.fromkeys(k for x, r in texts.values() for k in ((x, r), (NEUTRAL_INSTRUCTION, r))))
+    return texts, list(dict.fromkeys(k for x, r in texts.values()
+                                     for k in ((x, r), (NEUTRAL_INSTRUCTION, r))))
 
 
 def likelihood_scores(backend, pairs, max_chars, desc="likelihood"):
-    """{(pair id, "chosen"|"rejected"): log p(response | instruction) - log p(response | NEUTRAL_INSTRUCTION)},
-    texts cut to `max_chars` as in the judge prompt. Each distinct (instruction, response) is scored once."""
+    """{(pair id, "chosen"|"rejected"): log p(response | instruction) - log p(response |
+    NEUTRAL_INSTRUCTION)}, texts cut to `max_chars` as in the judge prompt. Each distinct (instruction,
+    response) is scored once."""
     texts, keys = likelihood_requests(pairs, max_chars)
-    got = backend.continuation_logprobs([Request.make(answer_messages(x), 0) for x, _ in keys], [r for _, r in keys],
-                                        desc=desc)
+    got = backend.continuation_logprobs([Request.make(answer_messages(x), 0) for x, _ in keys],
+                                        [r for _, r in keys], desc=desc)
     lp = dict(zip(keys, got))
     return {key: lp[(x, r)] - lp[(NEUTRAL_INSTRUCTION, r)] for key, (x, r) in texts.items()}
 
@@ -204,10 +210,11 @@ def judge_pairs(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None = N
     return out
 
 
-def judge_adaptive(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None = None, store=None, desc="judge"):
+def judge_adaptive(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None = None, store=None,
+                   desc="judge"):
     """Adaptive rejection sampling in the one mode of `s`. Round r draws the next `s.round_samples` samples of
-    every item (pair, order) that has no correct judgment yet and fewer than `s.samples`; an item leaves once it
-    has a correct one.
+    every item (pair, order) that has no correct judgment yet and fewer than `s.samples`; an item leaves once
+    it has a correct one.
 
     In constrained mode the calibration shift is fixed from the first round (every item is in it) and reused,
     so later rounds never change earlier verdicts. Returns (judgments ordered as judge_pairs orders them,
@@ -225,13 +232,15 @@ def judge_adaptive(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None 
     with progress.task(desc, len(entries) * max_samples * per_sample) as bar:
         while True:
             active = [key for key in entries if key not in solved and drawn[key] < max_samples]
-            bar.set_total(bar.done + per_sample * sum(max_samples - drawn[key] for key in active))  # the most left
+            # the most left
+            bar.set_total(bar.done + per_sample * sum(max_samples - drawn[key] for key in active))
             if not active:
                 break
             todo = [(key, n, entries[key]) for key in active
                     for n in range(drawn[key], min(drawn[key] + round_samples, max_samples))]
             before = backend.usage.snapshot() if hasattr(backend, "usage") else {}
-            out, shift = _judge(backend, todo, s, shift, prompt.verdict, store, f"{desc} round {len(rounds) + 1}")
+            out, shift = _judge(backend, todo, s, shift, prompt.verdict, store,
+                                f"{desc} round {len(rounds) + 1}")
             after = backend.usage.snapshot() if hasattr(backend, "usage") else {}
             newly = set()
             for j in out[mode]:
@@ -244,11 +253,12 @@ def judge_adaptive(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None 
                 drawn[key] = min(drawn[key] + round_samples, max_samples)
             rounds.append({"round": len(rounds) + 1, "active_items": len(active), "samples": len(todo),
                            "newly_correct_items": len(newly), "correct_items": len(solved),
-                           **{k: after[k] - before.get(k, 0) for k in ("generated_tokens", "prefill_tokens") if k in after}})
+                           **{k: after[k] - before.get(k, 0) for k in ("generated_tokens", "prefill_tokens")
+                              if k in after}})
     judgments = [j for key in entries for j in sorted(got[key], key=lambda j: j.sample)]
     stats = {"items": len(entries), "max_samples": max_samples, "round_samples": round_samples,
-             "rounds": len(rounds), "samples_drawn": len(judgments), "samples_fixed_n": len(entries) * max_samples,
-             "items_with_correct": len(solved),
+             "rounds": len(rounds), "samples_drawn": len(judgments),
+             "samples_fixed_n": len(entries) * max_samples, "items_with_correct": len(solved),
              "calibration_shift": round(shift, 6) if mode == "constrained" and not callable(shift) else None,
              "per_round": rounds}
     return judgments, stats
@@ -272,6 +282,7 @@ def judge(backend, pairs, s: JudgeSettings, prompt: JudgePrompt | None = None, s
     return judgments, {"adaptive": s.adaptive, "mode": mode, "verdict_format": prompt.verdict.name, **stats,
                        "prompts_cut_to_fit": prompt.cut,
                        "correct_judgments": sum(bool(j.correct) for j in judgments),
-                       "generated_tokens": usage["generated_tokens"], "prefill_tokens": usage["prefill_tokens"],
+                       "generated_tokens": usage["generated_tokens"],
+                       "prefill_tokens": usage["prefill_tokens"],
                        "generated_tokens_per_item_with_correct":
                            round(usage["generated_tokens"] / with_correct, 2) if with_correct else None}

@@ -1,7 +1,9 @@
-"""Profiles: named sets of params overrides (configs/profiles/*.yaml, dotted keys) that `dvc exp run -S` applies.
+"""Profiles: named sets of params overrides (configs/profiles/*.yaml, dotted keys) that `dvc exp run -S`
+applies.
 
 `apply` gives the params a profile makes (validated like params.yaml); `command` the `dvc exp run -n NAME
--S key=value ...` line that runs them as an experiment (`selftaught profile configs/profiles/paper.yaml --run`)."""
+-S key=value ...` line that runs them as an experiment (`selftaught profile configs/profiles/paper.yaml
+--run`)."""
 
 from __future__ import annotations
 
@@ -40,15 +42,17 @@ def apply(params: dict, overrides: dict, source="profile") -> dict:
 
 
 def _flow(v) -> str:
-    """A value in the override grammar `dvc exp run -S` parses (Hydra's): YAML flow, mappings with bare keys."""
+    """A value in the override grammar `dvc exp run -S` parses (Hydra's): YAML flow, mappings with bare
+    keys."""
     if isinstance(v, dict):
         return "{" + ",".join(f"{k}:{_flow(x)}" for k, x in v.items()) + "}"
     return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def set_args(overrides: dict, base: dict) -> list[str]:
-    """`-S` arguments that turn `base` (params.yaml) into the profile's params. A mapping (`iterations`) is set
-    entry by entry (`+` adds an entry, `~` removes one), so its keys stay the quoted strings DVC's foreach needs."""
+    """`-S` arguments that turn `base` (params.yaml) into the profile's params. A mapping (`iterations`) is
+    set entry by entry (`+` adds an entry, `~` removes one), so its keys stay the quoted strings DVC's
+    foreach needs."""
     out = []
     for key, value in overrides.items():
         *parents, leaf = key.split(".")

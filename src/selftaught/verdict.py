@@ -71,7 +71,8 @@ class VerdictFormat:
         return (reasoning + "\n" if reasoning else "") + self.prefix
 
 
-VERDICT_FORMATS = {"last_line": VerdictFormat("last_line", "Verdict: [["), "bracket": VerdictFormat("bracket", "[[")}
+VERDICT_FORMATS = {"last_line": VerdictFormat("last_line", "Verdict: [["),
+                   "bracket": VerdictFormat("bracket", "[[")}
 
 
 def verdict_format(name) -> VerdictFormat:
@@ -106,7 +107,8 @@ def copies_judged_text(reasoning: str, judged: list[str], n: int = 6, markers=("
     return False
 
 
-_LEADS = re.compile(r"^\s*(new instruction|instruction|modified instruction|here is[^:]*)\s*:\s*", re.IGNORECASE)
+_LEADS = re.compile(r"^\s*(new instruction|instruction|modified instruction|here is[^:]*)\s*:\s*",
+                    re.IGNORECASE)
 
 
 def clean_instruction(text: str) -> str:

@@ -114,7 +114,8 @@ def ancestry(dvc_root: Path, target: str) -> Ancestry:
     from dvc.stage import PipelineStage
 
     try:
-        # chdir: DVC resolves `target` and names paths (as `dvc status` does) relative to the working directory
+        # chdir: DVC resolves `target` and names paths (as `dvc status` does) relative to the working
+        # directory
         with Repo(str(dvc_root)) as repo, contextlib.chdir(dvc_root):
             found = set(repo.stage.collect(target, with_deps=True))
             stages = [s for s in repo.index.stages if s in found and isinstance(s, PipelineStage)]
@@ -122,7 +123,8 @@ def ancestry(dvc_root: Path, target: str) -> Ancestry:
             inputs = {str(d) for s in stages for d in s.deps if not isinstance(d, ParamsDependency)}
     except DvcException as e:
         raise InputError(dvc_root / "dvc.yaml", f"{target}: {e}") from e
-    return Ancestry([s.name for s in stages], produced, sorted(p for p in inputs if not overlaps(p, produced)))
+    return Ancestry([s.name for s in stages], produced,
+                    sorted(p for p in inputs if not overlaps(p, produced)))
 
 
 def stale_inputs(status: dict, stages, produced) -> list[InputChange]:
@@ -178,13 +180,14 @@ def bring_external_inputs(orig: Path, clone: Path, paths) -> list[str]:
     for p in paths:
         if os.path.isabs(p):
             if not os.path.exists(p):
-                raise InputError(p, "an input of the pipeline does not exist (the seed: see params.yaml seed.path)")
+                raise InputError(p, "an input of the pipeline does not exist "
+                                    "(the seed: see params.yaml seed.path)")
             continue
         if (clone / p).exists():
             continue
         if not (orig / p).exists():
-            raise InputError(orig / p, "an input of the pipeline that is neither in git nor in the repository; "
-                                       "fetch it first (the seed: see params.yaml seed.path)")
+            raise InputError(orig / p, "an input of the pipeline that is neither in git nor in the "
+                                       "repository; fetch it first (the seed: see params.yaml seed.path)")
         _copy(orig / p, clone / p)
         copied.append(p)
     return copied
@@ -216,7 +219,8 @@ def print_report(out_rows, in_rows, lock_same: bool, target: str, commit: str, c
     for c in ("stage", "output", "expected md5 (dvc.lock)", "rebuilt md5", "result"):
         t.add_column(c, no_wrap=True)
     for r in out_rows:
-        t.add_row(r.stage, r.path, _short(r.expected), _short(r.rebuilt), "[green]match" if r.ok else "[bold red]MISMATCH")
+        t.add_row(r.stage, r.path, _short(r.expected), _short(r.rebuilt),
+                  "[green]match" if r.ok else "[bold red]MISMATCH")
     console.print(t)
 
     def line(text):
@@ -229,8 +233,8 @@ def print_report(out_rows, in_rows, lock_same: bool, target: str, commit: str, c
         line(f"INPUT MISMATCH {c.stage} {c.path}: {c.state} since dvc.lock (stale dvc.lock: run `dvc repro` "
              "and commit it)")
     if not lock_same and all(r.ok for r in out_rows) and not in_rows:
-        line("MISMATCH dvc.lock: the rebuilt dvc.lock differs from the committed one (`git diff dvc.lock` in the "
-             "clone; --keep keeps it)")
+        line("MISMATCH dvc.lock: the rebuilt dvc.lock differs from the committed one (`git diff dvc.lock` "
+             "in the clone; --keep keeps it)")
     same = sum(r.ok for r in out_rows)
     style = "green" if lock_same and not in_rows else "bold red"
     console.print(f"[{style}]{same}/{len(out_rows)} outputs identical[/]"
@@ -260,7 +264,8 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
         err.print(f"[bold red]error:[/] {repo} is not a git repository with a commit: {e}")
         return 2
     if _run(["git", "status", "--porcelain", "--untracked-files=no"], top, "git status").stdout.strip():
-        err.print(f"[yellow]warning:[/] uncommitted changes in {top} are not verified: verifying commit {commit[:10]}")
+        err.print(f"[yellow]warning:[/] uncommitted changes in {top} are not verified: "
+                  f"verifying commit {commit[:10]}")
     tmp = Path(tempfile.mkdtemp(prefix="selftaught-verify-"))
     clone_top = tmp / "repo"
     clone = clone_top / rel
@@ -269,7 +274,8 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
         _run(["git", "checkout", "-q", "--detach", commit], clone_top, "git checkout")
         lock_path = clone / "dvc.lock"
         if not lock_path.exists():
-            raise InputError(lock_path, f"commit {commit[:10]} has no dvc.lock: run `dvc repro` and commit dvc.lock")
+            raise InputError(lock_path, f"commit {commit[:10]} has no dvc.lock: "
+                                        f"run `dvc repro` and commit dvc.lock")
         committed = yaml.safe_load(lock_path.read_text())
         if iteration:                      # 0 is the seed
             have = sorted(int(k) for k in read_params(clone / "params.yaml").get("iterations") or {})
@@ -280,15 +286,17 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
         anc = ancestry(clone, target)
         missing = [s for s in anc.stages if s not in committed.get("stages", {})]
         if missing:
-            raise InputError(lock_path, f"no entry for stage(s) {', '.join(missing)} in the committed dvc.lock: "
-                                        "run `dvc repro` and commit dvc.lock first")
+            raise InputError(lock_path, f"no entry for stage(s) {', '.join(missing)} in the committed "
+                                        "dvc.lock: run `dvc repro` and commit dvc.lock first")
         for p in bring_external_inputs(dvc_root, clone, anc.inputs):
             err.print(f"copied input not in git: {p}")
-        status = json.loads(_run(_dvc("status", "--json", "--with-deps", target), clone, "dvc status").stdout or "{}")
+        status = json.loads(_run(_dvc("status", "--json", "--with-deps", target), clone,
+                                 "dvc status").stdout or "{}")
         in_rows = stale_inputs(status, anc.stages, anc.produced)
         _rebuild(clone, target, tmp / "repro.log", err)
         rebuilt = yaml.safe_load(lock_path.read_text())
-        lock_same = _run(["git", "diff", "--quiet", "--", "dvc.lock"], clone, "git diff", ok=(0, 1)).returncode == 0
+        lock_same = _run(["git", "diff", "--quiet", "--", "dvc.lock"], clone, "git diff",
+                         ok=(0, 1)).returncode == 0
     except (InputError, ParamError) as e:
         err.print(f"[bold red]error:[/] {e}")
         _cleanup(tmp, keep, err)

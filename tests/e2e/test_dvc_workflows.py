@@ -62,7 +62,7 @@ def test_push_then_fresh_clone_pulls_iteration_2_without_recomputing(repo, tmp_p
     repro_pull = tmp_path / "repro-pull"
     run(["git", "clone", "-q", str(repo), str(repro_pull)], tmp_path)
     out = run(["dvc", "repro", "--pull"], repro_pull).stdout
-    assert ran(out) == set(), out                         # nothing recomputed: every output came from the remote
+    assert ran(out) == set(), out          # nothing recomputed: every output came from the remote
     assert "Pulling data for stage: 'train@2'" in out
     assert_model_restored(repro_pull, repo, 2)
     assert up_to_date(repro_pull)
@@ -92,7 +92,7 @@ def test_param_changed_and_changed_back_is_restored_from_run_cache(repo):
     run("git checkout params.yaml", repo)
     out = run(["dvc", "repro"], repo).stdout
     assert ran(out) == set(), out
-    for stage in ("train@1", "evaluate@1"):          # evaluation, the longest stage, is restored like training
+    for stage in ("train@1", "evaluate@1"):  # evaluation, the longest stage, is restored like training
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
     assert lock_out(repo, "train@1", "models/iter_1") == model
     assert lock_out(repo, "evaluate@1", "reports/eval_1.json") == report
@@ -106,7 +106,8 @@ def test_queued_learning_rate_grid_show_diff_apply(repo):
         run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.learning_rate={lr}", "train@1"], repo)
     out = run(["dvc", "exp", "run", "--run-all", "-j", "1"], repo)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
-    exps = {r["name"]: r["data"] for base in shown for e in (base.get("experiments") or []) for r in e["revs"]}
+    exps = {r["name"]: r["data"] for base in shown for e in (base.get("experiments") or [])
+            for r in e["revs"]}
     assert set(grid) <= set(exps), (out.stdout, exps.keys())
     loss = {}
     for name, lr in grid.items():
@@ -114,7 +115,7 @@ def test_queued_learning_rate_grid_show_diff_apply(repo):
         assert data["params"]["params.yaml"]["data"]["train"]["learning_rate"] == lr
         metrics = data["metrics"]["metrics/train_1.json"]["data"]
         assert {"train_loss", "steps", "examples"} <= set(metrics)
-        assert "metrics/iter_2.json" in data["metrics"]         # metrics of the stages not rerun are listed too
+        assert "metrics/iter_2.json" in data["metrics"]  # metrics of the stages not rerun are listed too
         loss[name] = metrics["train_loss"]
 
     d = json.loads(run(["dvc", "exp", "diff", "lr-low", "lr-high", "--json"], repo).stdout)

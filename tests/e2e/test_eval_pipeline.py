@@ -1,5 +1,6 @@
 """`dvc repro` on the tiny model with the evaluation features on: a RewardBench-format benchmark with a
-section map, a validation split, a 2-sample majority vote; the summary picks the best iteration on validation."""
+section map, a validation split, a 2-sample majority vote; the summary picks the best iteration on
+validation."""
 
 import json
 
@@ -24,9 +25,11 @@ def repo(tiny_model, tmp_path_factory):
                  "evaluate": {**TINY["evaluate"], "samples": 2}}
     make_repo(repo, tiny_model, overrides)
     rows = [{"prompt": f"Say hello number {i}.", "chosen": f"Hello {i}!", "rejected": "Trains are nice.",
-             "subset": ("chat-a", "hard-a", "safe-a")[i % 3], **({"id": i} if i % 2 else {})} for i in range(12)]
+             "subset": ("chat-a", "hard-a", "safe-a")[i % 3], **({"id": i} if i % 2 else {})}
+            for i in range(12)]
     (repo / "data/benchmarks/rb.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (repo / "data/benchmarks/rb_sections.yaml").write_text("chat: [chat-a]\nchat-hard: [hard-a]\nsafety: {safe-a: 3}\n")
+    (repo / "data/benchmarks/rb_sections.yaml").write_text("chat: [chat-a]\nchat-hard: [hard-a]\n"
+                                                          "safety: {safe-a: 3}\n")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["iterations"] = {"1": {"prev": 0, "gen": 0}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -44,7 +47,8 @@ def test_features_through_dvc(repo):
         for name in (f"iter_{k}", f"val_{k}"):
             m = json.loads((repo / f"metrics/{name}.json").read_text())
             assert leaf_count(m) <= MAX_HEADLINE_VALUES
-            assert set(m) == {"iteration", "free", "constrained", "likelihood", "free_vote", "constrained_vote"}
+            assert set(m) == {"iteration", "free", "constrained", "likelihood", "free_vote",
+                              "constrained_vote"}
             assert all("rewardbench_score" in m[mode] for mode in m if mode != "iteration")
             accs[(name[:3], k)] = {mode: v["accuracy"] for mode, v in m.items() if mode != "iteration"}
     best = json.loads((repo / "reports/best.json").read_text())

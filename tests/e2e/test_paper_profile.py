@@ -1,5 +1,5 @@
-"""The paper profile (configs/profiles/paper.yaml) run end to end on the tiny model with its budgets scaled down (its
-unit tests: tests/unit/test_profile.py)."""
+"""The paper profile (configs/profiles/paper.yaml) run end to end on the tiny model with its budgets scaled
+down (its unit tests: tests/unit/test_profile.py)."""
 
 import json
 
@@ -15,9 +15,11 @@ SCALED_DOWN = {
     "iterations": {"1": {"prev": 0, "gen": 0}},
     "train.precision": "fp32", "train.accelerate_config": "", "train.max_length": 2048,
     "generation.backend": "transformers", "generation.device": "cpu", "generation.dtype": "float32",
-    "generation.tensor_parallel_size": 1, "generation.max_prompt_tokens": 1024, "generation.max_judged_chars": 300,
+    "generation.tensor_parallel_size": 1, "generation.max_prompt_tokens": 1024,
+    "generation.max_judged_chars": 300,
     "judge.max_new_tokens": 8, "judge.samples": 2, "evaluate.max_new_tokens": 8, "evaluate.samples": 3,
-    "evaluate.likelihood_dtype": "float32", "synthesize.max_new_tokens": 12, "synthesize.instruction_max_new_tokens": 12,
+    "evaluate.likelihood_dtype": "float32", "synthesize.max_new_tokens": 12,
+    "synthesize.instruction_max_new_tokens": 12,
 }
 
 

@@ -41,12 +41,14 @@ def test_every_stage_ran_and_outputs_are_cached(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     stages = set(lock["stages"])
     assert stages == ran(FIRST_RUN["out"])
-    assert {"seed", "data", "synthesize@1", "judge@2", "filter@2", "train@2", "evaluate_seed@0", "evaluate@2", "summary"} <= stages
+    assert {"seed", "data", "synthesize@1", "judge@2", "filter@2", "train@2", "evaluate_seed@0", "evaluate@2",
+            "summary"} <= stages
     for name, st in lock["stages"].items():
         for out in st.get("outs", []):
-            if out["path"].startswith("metrics/") or (out["path"].startswith("reports/")
-                                                      and not out["path"].startswith(("reports/eval_", "reports/val_"))):
-                continue                          # small files kept in git (cache: false); evaluation reports are cached
+            if (out["path"].startswith("metrics/")
+                    or (out["path"].startswith("reports/")
+                        and not out["path"].startswith(("reports/eval_", "reports/val_")))):
+                continue  # small files kept in git (cache: false); evaluation reports are cached
             assert "md5" in out, (name, out["path"])
             assert cache_has(repo, out["md5"]), (name, out["path"])
     for k in (0, 1, 2):
@@ -58,7 +60,8 @@ def test_every_stage_ran_and_outputs_are_cached(repo):
         assert leaf_count(m) <= MAX_HEADLINE_VALUES
         detail = json.loads((repo / f"reports/eval_{k}.json").read_text())
         assert detail["modes"]["free"]["benchmarks"]["llmbar"]["subsets"]
-        assert json.loads((repo / f"metrics/val_{k}.json").read_text()) == {"iteration": k}   # no validation split
+        # no validation split
+        assert json.loads((repo / f"metrics/val_{k}.json").read_text()) == {"iteration": k}
         assert (repo / f"work/eval/val_{k}.jsonl").read_text() == ""
     assert json.loads((repo / "reports/best.json").read_text()) == dict.fromkeys(
         ("iteration", "mode", "validation_accuracy", "test_accuracy"))
@@ -66,7 +69,8 @@ def test_every_stage_ran_and_outputs_are_cached(repo):
 
 
 def leaves(x) -> int:
-    return sum(map(leaves, x.values())) if isinstance(x, dict) else sum(map(leaves, x)) if isinstance(x, list) else 1
+    return (sum(map(leaves, x.values())) if isinstance(x, dict)
+            else sum(map(leaves, x)) if isinstance(x, list) else 1)
 
 
 def test_metrics_are_a_small_headline_and_plots_draw_every_mode(repo):
@@ -90,7 +94,8 @@ def test_train_param_reruns_only_train_and_downstream(repo):
     params["train"]["learning_rate"] = params["train"]["learning_rate"] * 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], repo).stdout
-    assert ran(out) == {"train@1", "evaluate@1", "judge@2", "filter@2", "train@2", "evaluate@2", "summary"}, out
+    assert ran(out) == {"train@1", "evaluate@1", "judge@2", "filter@2", "train@2", "evaluate@2",
+                        "summary"}, out
     run("git checkout params.yaml && dvc checkout -q", repo)      # back to the committed params
 
 
@@ -111,14 +116,16 @@ def test_default_generator_and_categories_do_no_model_work(repo):
     assert record["same_as"] == "models/iter_0" and "model.safetensors" in record["files"]
     assert (repo / "work/data/categories.jsonl").read_text() == ""
     assert "categories" not in json.loads((repo / "metrics/data.json").read_text())
-    assert not any(k.startswith("rewrite_") for k in json.loads((repo / "metrics/synthesize_1.json").read_text()))
+    assert not any(k.startswith("rewrite_")
+                   for k in json.loads((repo / "metrics/synthesize_1.json").read_text()))
     assert not list((repo / "work").rglob("*.chunks"))
 
 
 def test_kill_9_mid_stage_then_repro_recovers(built_repo, tmp_path):
     """A setting changes, `dvc repro` starts and is killed -9 (the whole process group) while train@1 trains:
-    the temp folder beside models/iter_1 is left behind. The next `dvc repro` must finish the job, `dvc status`
-    be clean and no leftover of the killed run remain (train@1's next write of models/iter_1 removes it).
+    the temp folder beside models/iter_1 is left behind. The next `dvc repro` must finish the job,
+    `dvc status` be clean and no leftover of the killed run remain (train@1's next write of models/iter_1
+    removes it).
 
     The setting is train.lora_r, which full training does not read: train@1 and train@2 rerun (their params
     changed, so DVC's run cache has no copy to restore) and write the same bytes, so nothing else reruns."""
@@ -129,11 +136,12 @@ def test_kill_9_mid_stage_then_repro_recovers(built_repo, tmp_path):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
            "DVC_NO_ANALYTICS": "1"}
-    p = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
-        while p.poll() is None and time.monotonic() < deadline and not list((repo / "models").glob(".iter_1.*")):
+        while (p.poll() is None and time.monotonic() < deadline
+               and not list((repo / "models").glob(".iter_1.*"))):
             time.sleep(0.1)
         time.sleep(1.0)                                    # a moment into training
         assert p.poll() is None, "train@1 ended before it could be killed"
@@ -147,8 +155,8 @@ def test_kill_9_mid_stage_then_repro_recovers(built_repo, tmp_path):
     leftovers = [str(f.relative_to(repo)) for f in repo.rglob("*")
                  if f.name.endswith(".partial") or f.name.startswith(".iter_")]
     assert leftovers == []
-    untracked = [ln for ln in run(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout.splitlines()
-                 if ln.startswith("??")]
+    untracked = [ln for ln in run(["git", "status", "--porcelain", "--untracked-files=all"],
+                                  repo).stdout.splitlines() if ln.startswith("??")]
     assert untracked == []
 
 

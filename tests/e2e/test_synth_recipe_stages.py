@@ -39,14 +39,16 @@ def overrides(**sections):
 
 
 def test_killed_synthesize_and_judge_rerun_to_the_same_bytes(tiny_model, tmp_path):
-    # bfloat16 (the default dtype): batch shapes move the bits, so resuming must reproduce them; 40 instructions
-    # make several chunks per call (synthesize: 16 requests; judge: rounded up to the backend's 64)
+    # bfloat16 (the default dtype): batch shapes move the bits, so resuming must reproduce them; 40
+    # instructions make several chunks per call (synthesize: 16 requests; judge: rounded up to the
+    # backend's 64)
     repo = make_repo(tmp_path, tiny_model, overrides(data={"per_iteration": 40},
                                                      generation={"dtype": "bfloat16", "chunk_size": 16}))
     run(["dvc", "repro", "data"], repo)
-    syn = lambda out, **kw: stage(repo, "synthesize", ["--iteration", "1", "--shard", "work/data/shards/iter_1.jsonl",  # noqa: E731
-                                                       "--model", "models/iter_0", "--generator", "models/generator",
-                                                       "--out", f"{out}/pairs.jsonl", "--metrics", f"{out}/syn.json"], **kw)
+    syn = lambda out, **kw: stage(repo, "synthesize", [  # noqa: E731
+        "--iteration", "1", "--shard", "work/data/shards/iter_1.jsonl", "--model", "models/iter_0",
+        "--generator", "models/generator", "--out", f"{out}/pairs.jsonl", "--metrics", f"{out}/syn.json"],
+        **kw)
     syn("ref")
     killed = syn("res", kill=2, check=False)
     assert killed.returncode in (-9, 137), killed.stderr[-2000:]
@@ -57,9 +59,9 @@ def test_killed_synthesize_and_judge_rerun_to_the_same_bytes(tiny_model, tmp_pat
     assert (repo / "res/syn.json").read_text() == (repo / "ref/syn.json").read_text()
     assert "resumed 2 of" in again.stderr and not chunks.exists()
 
-    jud = lambda out, **kw: stage(repo, "judge", ["--iteration", "1", "--pairs", "ref/pairs.jsonl", "--model",  # noqa: E731
-                                                  "models/iter_0", "--out", f"{out}/judgments.jsonl", "--metrics",
-                                                  f"{out}/judge.json"], **kw)
+    jud = lambda out, **kw: stage(repo, "judge", [  # noqa: E731
+        "--iteration", "1", "--pairs", "ref/pairs.jsonl", "--model", "models/iter_0",
+        "--out", f"{out}/judgments.jsonl", "--metrics", f"{out}/judge.json"], **kw)
     ref = jud("ref")
     assert "resumed 0 of" in ref.stderr
     total = int(ref.stderr.split("resumed 0 of ")[1].split()[0])
@@ -68,7 +70,8 @@ def test_killed_synthesize_and_judge_rerun_to_the_same_bytes(tiny_model, tmp_pat
     assert killed.returncode in (-9, 137), killed.stderr[-2000:]
     again = jud("res")
     assert md5(repo / "res/judgments.jsonl") == md5(repo / "ref/judgments.jsonl")
-    assert json.loads((repo / "res/judge.json").read_text()) == json.loads((repo / "ref/judge.json").read_text())
+    assert (json.loads((repo / "res/judge.json").read_text())
+            == json.loads((repo / "ref/judge.json").read_text()))
     assert f"resumed 2 of {total} chunks" in again.stderr      # the rest ran again, these two did not
     assert not (repo / "res" / ".judgments.jsonl.chunks").exists()
 
@@ -90,7 +93,8 @@ def test_rewrite_pairs_separate_generator_and_categories_through_dvc(tiny_model,
     assert pairs and {p["generator"] for p in pairs} == {"models/generator"}
     # rewrite: one reply per instruction, each accounted for
     m = json.loads((repo / "metrics/synthesize_1.json").read_text())
-    assert m["rewrite_parsed"] + m["rewrite_unparseable"] + m["rewrite_empty_answer"] == m["instructions"] == 6
+    assert (m["rewrite_parsed"] + m["rewrite_unparseable"] + m["rewrite_empty_answer"]
+            == m["instructions"] == 6)
     # categories: every pool instruction labelled by the generator, counts in metrics/data.json
     labels = [json.loads(line) for line in (repo / "work/data/categories.jsonl").read_text().splitlines()]
     assert len(labels) == 335 and {r["category"] for r in labels} <= set(CATEGORIES) | {"unparseable"}
@@ -98,14 +102,15 @@ def test_rewrite_pairs_separate_generator_and_categories_through_dvc(tiny_model,
     assert sum(d["categories"]["labelled"].values()) == 335 == d["pool"]
     # keep_categories: the data stage keeps only those (labels given here: a random model names none)
     fake = repo / "labels.jsonl"
-    fake.write_text("".join(json.dumps({"id": r["id"], "category": CATEGORIES[int(md5_text(r["id"]), 16) % 5]}) + "\n"
+    fake.write_text("".join(json.dumps({"id": r["id"],
+                                        "category": CATEGORIES[int(md5_text(r["id"]), 16) % 5]}) + "\n"
                             for r in labels))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["keep_categories"] = ["coding", "math", "writing"]
     (repo / "kept.yaml").write_text(yaml.safe_dump(params))
     stage(repo, "data", ["--params", "kept.yaml", "--categories", "labels.jsonl", "--shards", "kept/shards",
-                         "--benchmarks", "kept/b.jsonl", "--validation", "kept/v.jsonl", "--sections", "kept/s.json",
-                         "--metrics", "kept/data.json"])
+                         "--benchmarks", "kept/b.jsonl", "--validation", "kept/v.jsonl",
+                         "--sections", "kept/s.json", "--metrics", "kept/data.json"])
     cat = {json.loads(line)["id"]: json.loads(line)["category"] for line in fake.read_text().splitlines()}
     shard = [json.loads(line) for line in (repo / "kept/shards/iter_1.jsonl").read_text().splitlines()]
     assert shard and {cat[x["id"]] for x in shard} <= {"coding", "math", "writing"}

@@ -1,5 +1,6 @@
 """The pipeline on the tiny model with the MT-Bench-style judge template and bracket verdicts: the judge, the
-training targets and the evaluation all use the chosen template and format (and would fail with the default's)."""
+training targets and the evaluation all use the chosen template and format (and would fail with the
+default's)."""
 
 import json
 
@@ -19,7 +20,8 @@ def jsonl(path):
 
 
 def bracket_only(text, verdict):
-    """`text` ends in the bracket format's verdict line (not `Verdict: [[X]]`) and only that parser reads it."""
+    """`text` ends in the bracket format's verdict line (not `Verdict: [[X]]`) and only that parser reads
+    it."""
     return (text.splitlines()[-1] == f"[[{verdict}]]" and parse_bracket(text) == verdict
             and parse_verdict(text) is None)
 
@@ -43,7 +45,8 @@ def test_pairwise_template_with_bracket_verdicts(tiny_model, tmp_path):
         target = r["completion"][0]["content"]
         assert bracket_only(target, parse_bracket(target)), target
     judge_metrics = json.loads((repo / "metrics/judge_1.json").read_text())
-    assert judge_metrics["verdict_format"] == "bracket" and isinstance(judge_metrics["prompts_cut_to_fit"], int)
+    assert (judge_metrics["verdict_format"] == "bracket"
+            and isinstance(judge_metrics["prompts_cut_to_fit"], int))
     report = json.loads((repo / "reports/eval_0.json").read_text())
     assert report["verdict_format"] == "bracket" and isinstance(report["prompts_cut_to_fit"], int)
     evaluated = jsonl(repo / "work/eval/iter_0.jsonl")

@@ -3,8 +3,8 @@ outputs are complete and loadable, only the main process wrote them (each rename
 then finds the stage up to date.
 
 Every Python process of the run (DVC, the stage, accelerate, both ranks) loads a sitecustomize that logs, with
-its RANK, each file it opens for writing, each directory it makes and each rename: an independent record of who
-wrote what, whatever the stage prints."""
+its RANK, each file it opens for writing, each directory it makes and each rename: an independent record of
+who wrote what, whatever the stage prints."""
 
 import json
 import re
@@ -40,7 +40,7 @@ if os.environ.get("WRITE_AUDIT_LOG"):
 
     os.write(_fd, f"{_rank}\\t{os.getpid()}\\tstart\\t{sys.argv[0]}\\n".encode())
     sys.addaudithook(_hook)
-'''
+'''  # noqa: E501 (a line of the sitecustomize source above; the string is kept byte for byte)
 
 
 def test_train_under_two_processes_writes_once_and_stays_up_to_date(tiny_model, tmp_path, monkeypatch):
@@ -74,7 +74,8 @@ def test_train_under_two_processes_writes_once_and_stays_up_to_date(tiny_model, 
     entries = [line.split("\t") for line in log.read_text().splitlines()]
     ranks = {e[0] for e in entries if e[2] == "start" and e[3].endswith("stages/train.py")}
     assert ranks == {"-", "0", "1"}, ranks                  # the stage, re-run as two training processes
-    by_rank = [e for e in entries if e[2] != "start" and e[0] not in ("-", "0") and e[3].startswith(str(repo))]
+    by_rank = [e for e in entries
+               if e[2] != "start" and e[0] not in ("-", "0") and e[3].startswith(str(repo))]
     assert by_rank == [], by_rank                           # no rank but the main one wrote in the repository
     renames = [(e[0], e[3]) for e in entries if e[2] == "rename" and e[0] != "-"]
     for target in ("models/iter_1", "metrics/train_1.json", "reports/train_loss_1.csv"):

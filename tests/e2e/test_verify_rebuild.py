@@ -1,5 +1,6 @@
 """`selftaught verify`: a from-scratch rebuild of iteration 2 of the tiny pipeline, in a fresh clone with an
-empty cache, gives byte-identical outputs (the determinism check); a tampered dvc.lock and a stale one are caught."""
+empty cache, gives byte-identical outputs (the determinism check); a tampered dvc.lock and a stale one are
+caught."""
 
 import re
 
@@ -25,7 +26,8 @@ def outs(lock, stages):
 
 def verdicts(stdout):
     """{(stage, output): 'match' | 'MISMATCH'} from the table rows."""
-    rows = re.findall(r"^│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│ (match|MISMATCH)\s+│$", stdout, flags=re.M)
+    rows = re.findall(r"^│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│ (\S+)\s+│ (match|MISMATCH)\s+│$", stdout,
+                      flags=re.M)
     return {(st, path): res for st, path, _, _, res in rows}
 
 
@@ -60,7 +62,7 @@ def test_tampered_lock_and_stale_input_fail_and_are_named(repo):
     assert f"MISMATCH train@1 models/iter_1: expected {'0' * 32}.dir, rebuilt {real}" in p.stdout, p.stdout
     assert f"{n - 1}/{n} outputs identical; 1 input(s) differ from dvc.lock" in p.stdout, p.stdout
     assert [line for line in p.stdout.splitlines() if line.startswith("INPUT MISMATCH")] == [
-        "INPUT MISMATCH filter@1 stages/filter.py: modified since dvc.lock (stale dvc.lock: run `dvc repro` and "
-        "commit it)"], p.stdout
+        "INPUT MISMATCH filter@1 stages/filter.py: modified since dvc.lock (stale dvc.lock: "
+        "run `dvc repro` and commit it)"], p.stdout
     v = verdicts(p.stdout)
     assert v.pop(("train@1", "models/iter_1")) == "MISMATCH" and set(v.values()) == {"match"}

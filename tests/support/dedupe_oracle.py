@@ -1,6 +1,6 @@
 """The reference for the data stage's near-duplicate removal (src/selftaught/dedupe.py): a quadratic
-scan (every item against every kept one), and synthetic pools to compare them on. tests/unit/test_data.py checks that both give
-the same result; benchmarks/dedupe.py times them (run it with PYTHONPATH=tests)."""
+scan (every item against every kept one), and synthetic pools to compare them on. tests/unit/test_data.py
+checks that both give the same result; benchmarks/dedupe.py times them (run it with PYTHONPATH=tests)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from selftaught.dedupe import jaccard, normalise, words
 
 
 def dedupe_quadratic(items, threshold, against=()):
-    """The data stage's near-duplicate removal as a quadratic scan (the join's reference): every instruction is
-    compared with every kept one and every benchmark instruction."""
+    """The data stage's near-duplicate removal as a quadratic scan (the join's reference): every instruction
+    is compared with every kept one and every benchmark instruction."""
     kept, kept_words, stats = [], [], Counter()
     ref = [(normalise(t), words(t)) for t in against]
     ref_norm = {n for n, _ in ref}
@@ -35,7 +35,8 @@ def dedupe_quadratic(items, threshold, against=()):
 
 def vocabulary(n: int, rng: random.Random) -> list:
     """`n` distinct made-up words of 1-4 syllables."""
-    onsets, vowels = "b c d f g h j k l m n p r s t v w z br ch cl dr fl gr pl pr sh st th tr".split(), "a e i o u ai ea ou".split()
+    onsets, vowels = ("b c d f g h j k l m n p r s t v w z br ch cl dr fl gr pl pr sh st th tr".split(),
+                      "a e i o u ai ea ou".split())
     out, seen = [], set()
     while len(out) < n:
         w = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(rng.choice((1, 2, 2, 3, 3, 4))))
@@ -45,9 +46,11 @@ def vocabulary(n: int, rng: random.Random) -> list:
     return out
 
 
-def synthetic_pool(n: int, seed: int = 0, vocab: int = 3000, dup_share: float = 0.05, prefix: str = "s") -> list:
+def synthetic_pool(n: int, seed: int = 0, vocab: int = 3000, dup_share: float = 0.05,
+                   prefix: str = "s") -> list:
     """`n` Instructions: random sentences of 6-25 words (Zipf-weighted vocabulary, as in real text), about
-    `dup_share` of them near-duplicates of an earlier one (one or two words replaced, dropped, added or moved)."""
+    `dup_share` of them near-duplicates of an earlier one (one or two words replaced, dropped, added or
+    moved)."""
     rng = random.Random(seed)
     vocab_words = vocabulary(vocab, rng)
     weights = [1 / (r + 1) for r in range(len(vocab_words))]

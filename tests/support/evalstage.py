@@ -31,11 +31,13 @@ def write_jsonl(path: Path, records) -> Path:
 
 
 def pairs(name: str, n: int, subsets=("s1", "s2")):
-    return [{"id": f"{name}-{i}", "instruction": f"Name colour {i} of the {name} set.", "chosen": f"Colour {i} is red.",
-             "rejected": "I like trains.", "subset": subsets[i % len(subsets)]} for i in range(n)]
+    return [{"id": f"{name}-{i}", "instruction": f"Name colour {i} of the {name} set.",
+             "chosen": f"Colour {i} is red.", "rejected": "I like trains.",
+             "subset": subsets[i % len(subsets)]} for i in range(n)]
 
 
-DATA_OUT = {"categories": "work/data/categories.jsonl", "shards": "work/data/shards", "benchmarks": "work/data/benchmarks.jsonl",
+DATA_OUT = {"categories": "work/data/categories.jsonl", "shards": "work/data/shards",
+            "benchmarks": "work/data/benchmarks.jsonl",
             "validation": "work/data/validation.jsonl", "sections": "work/data/sections.json",
             "metrics": "metrics/data.json"}
 
@@ -46,7 +48,8 @@ def data_stage(tmp: Path, check=True):
 
 
 def evaluate_stage(tmp: Path, model: Path, k=0, check=True):
-    args = ["--iteration", str(k), "--benchmarks", DATA_OUT["benchmarks"], "--validation", DATA_OUT["validation"],
+    args = ["--iteration", str(k), "--benchmarks", DATA_OUT["benchmarks"],
+            "--validation", DATA_OUT["validation"],
             "--sections", DATA_OUT["sections"], "--model", str(model), "--out", f"work/eval/iter_{k}.jsonl",
             "--metrics", f"metrics/iter_{k}.json", "--report", f"reports/eval_{k}.json",
             "--val-out", f"work/eval/val_{k}.jsonl", "--val-metrics", f"metrics/val_{k}.json",
@@ -62,7 +65,8 @@ def read(tmp: Path, rel: str):
 # -- RewardBench-style benchmarks (tests/unit/test_data.py, test_evaluation.py) ----------------------------
 
 def rb_rows(n=8, subsets=("chat-a", "chat-b", "hard-a", "safe-a")):
-    """RewardBench's columns (with its extra ones, which are ignored); int ids, except every third row none."""
+    """RewardBench's columns (with its extra ones, which are ignored); int ids, except every third row
+    none."""
     rows = []
     for i in range(n):
         r = {"prompt": f"Say hello number {i}.", "chosen": f"Hello {i}!", "chosen_model": "m1",

@@ -59,5 +59,6 @@ class FakeBackend(GenerationBackend):
 
 
 def pairs(n):
-    return [SyntheticPair(f"p{i}", f"p{i}\nwhat is {i}?", f"good {i}", f"bad {i}", f"other {i}", "modified", "m", 0)
+    return [SyntheticPair(f"p{i}", f"p{i}\nwhat is {i}?", f"good {i}", f"bad {i}", f"other {i}", "modified",
+                          "m", 0)
             for i in range(n)]

@@ -1,5 +1,6 @@
 """Helpers of the hostile-input tests (tests/unit/test_core_*.py, test_data.py): run a stage or `selftaught
-judge` on a scratch folder with the tiny profile, snapshot the folder, and read the one line a refusal prints."""
+judge` on a scratch folder with the tiny profile, snapshot the folder, and read the one line a refusal
+prints."""
 
 import json
 import os
@@ -67,12 +68,13 @@ DATA_ARGS = ["--categories", "work/data/categories.jsonl", "--shards", "work/dat
 
 
 def bench_file(path: Path, extra=()) -> Path:
-    return jsonl(path, [{"id": "b0", "instruction": "Compare two sorting algorithms in detail.", "chosen": "x",
-                         "rejected": "y"}, *extra])
+    return jsonl(path, [{"id": "b0", "instruction": "Compare two sorting algorithms in detail.",
+                         "chosen": "x", "rejected": "y"}, *extra])
 
 
-POOL = ["Write a haiku about the sea.", "List three uses of baking soda.", "Explain how vaccines train the body.",
-        "Translate good morning into French.", "Suggest a name for a bakery.", "Summarise the plot of Hamlet."]
+POOL = ["Write a haiku about the sea.", "List three uses of baking soda.",
+        "Explain how vaccines train the body.", "Translate good morning into French.",
+        "Suggest a name for a bakery.", "Summarise the plot of Hamlet."]
 
 
 def pool_file(path: Path, texts=POOL, extra=()) -> Path:
@@ -83,5 +85,6 @@ def data_repo(tmp_path, pool=None, bench=None, **data):
     (tmp_path / "in").mkdir(exist_ok=True)
     pool = pool or pool_file(tmp_path / "in" / "pool.jsonl")
     bench = bench or bench_file(tmp_path / "in" / "bench.jsonl")
-    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2, **data)
+    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2,
+                **data)
     return tmp_path

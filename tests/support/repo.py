@@ -1,5 +1,6 @@
 """The repository helpers of the tests: this checkout's root, a subprocess runner, and throwaway git + DVC
-repositories with the tiny profile (tests/conftest.py's fixtures build on them; so does benchmarks/dvc_cache.py)."""
+repositories with the tiny profile (tests/conftest.py's fixtures build on them; so does
+benchmarks/dvc_cache.py)."""
 
 import os
 import shutil

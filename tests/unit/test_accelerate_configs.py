@@ -1,5 +1,5 @@
-"""The example accelerate configs (docs/scaling.md) load with accelerate's own config loader; the FSDP config
-takes its wrap class from the model."""
+"""The example accelerate configs (docs/scaling.md) load with accelerate's own config loader; the FSDP
+config takes its wrap class from the model."""
 
 import os
 from unittest import mock
@@ -16,7 +16,7 @@ def test_accelerate_config_loads(name, kind):
     cfg = load_config_from_file(str(ROOT / "configs" / "accelerate" / name))
     assert isinstance(cfg, ClusterConfig)
     assert str(cfg.distributed_type).endswith(kind) and cfg.num_processes > 1 and cfg.num_machines == 1
-    assert str(cfg.mixed_precision).endswith("no")          # train.precision fp32 (bf16 is set by training.py)
+    assert str(cfg.mixed_precision).endswith("no")     # train.precision fp32 (bf16 is set by training.py)
     assert cfg.use_cpu == name.endswith("_cpu.yaml")
     if kind == "FSDP":
         assert cfg.fsdp_config["fsdp_version"] == 2
@@ -32,9 +32,11 @@ def test_fsdp_wraps_the_blocks_the_model_names(tiny_model):
     from accelerate.utils.launch import prepare_multi_gpu_env
     from transformers import AutoModelForCausalLM
 
-    args = launch_command_parser().parse_args(["--config_file", str(ROOT / "configs/accelerate/fsdp.yaml"), "x.py"])
+    args = launch_command_parser().parse_args(["--config_file", str(ROOT / "configs/accelerate/fsdp.yaml"),
+                                               "x.py"])
     env = prepare_multi_gpu_env(_validate_launch_command(args)[0])      # what `accelerate launch` exports
-    assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP" and "FSDP_TRANSFORMER_CLS_TO_WRAP" not in env
+    assert (env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP"
+            and "FSDP_TRANSFORMER_CLS_TO_WRAP" not in env)
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.startswith("FSDP_")}):
         policy = fsdp2_prepare_auto_wrap_policy(FullyShardedDataParallelPlugin(), model)

@@ -1,5 +1,5 @@
-"""Encoding a request (src/selftaught/backends/encoding.py): special-token strings inside judged texts stay plain
-text; only the chat template's own control tokens are special."""
+"""Encoding a request (src/selftaught/backends/encoding.py): special-token strings inside judged texts stay
+plain text; only the chat template's own control tokens are special."""
 
 import pytest
 

@@ -13,7 +13,8 @@ from selftaught.prompts import VERDICT_PREFIX, judge_messages
 # ---------------------------------------------------------------- transformers on the tiny model
 
 def tiny_requests(n_prompts=5, samples=3, seed=0):
-    msgs = [judge_messages(f"instruction {i} about the topic " * (1 + i % 3), "a good response " * (1 + i % 4), "bad")
+    msgs = [judge_messages(f"instruction {i} about the topic " * (1 + i % 3),
+                           "a good response " * (1 + i % 4), "bad")
             for i in range(n_prompts)]
     return [Request.make(m, request_seed(seed, i, s)) for i, m in enumerate(msgs) for s in range(samples)]
 
@@ -55,7 +56,7 @@ def test_early_stops_do_not_change_other_rows(tiny_model, tiny_backends):
     for s in (Sampling(12, 0.0), Sampling(12, 0.9, 0.95)):
         got = bes[8].generate(reqs, s)
         assert got == plain.generate(reqs, s) == bes[1].generate(reqs, s)
-    assert len({len(t) for t in got}) > 2                        # sampled rows really ended at different steps
+    assert len({len(t) for t in got}) > 2                   # sampled rows really ended at different steps
 
 
 def test_usage_and_the_prompt_cache_of_verdict_scoring(tiny_model):
@@ -70,8 +71,10 @@ def test_usage_and_the_prompt_cache_of_verdict_scoring(tiny_model):
     assert be.generate(reqs, Sampling(6, 0.7, 0.9)) == out
     u0 = be.usage.snapshot()
     assert u0["prefill_tokens"] == 2 * u["prefill_tokens"] and u0["prompt_cache_hits"] == 0
-    # verdict scoring: the requests of one prompt share its prefill; scored again, the prompts come from the cache
-    scored = [Request.make(r.message_dicts(), 0, assistant_prefix="the judge\n" + VERDICT_PREFIX) for r in reqs]
+    # verdict scoring: the requests of one prompt share its prefill; scored again, the prompts come from the
+    # cache
+    scored = [Request.make(r.message_dicts(), 0, assistant_prefix="the judge\n" + VERDICT_PREFIX)
+              for r in reqs]
     prefix = sum(len(be.tok("the judge\n" + VERDICT_PREFIX).input_ids) for _ in reqs)
     margins = be.next_token_margins(scored)
     u1 = be.usage.snapshot()

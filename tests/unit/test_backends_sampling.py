@@ -1,4 +1,5 @@
-"""The seeded sampler (src/selftaught/backends/sampling.py): rows independent, top-p respected, stable uniforms."""
+"""The seeded sampler (src/selftaught/backends/sampling.py): rows independent, top-p respected, stable
+uniforms."""
 
 import torch
 
@@ -12,7 +13,8 @@ def test_sampler_rows_are_independent_and_respect_top_p():
     logits = torch.randn(6, 50) * 3
     seeds = [11, 22, 33, 44, 55, 66]
     for t, p in ((0.7, 0.9), (1.0, 1.0), (1.3, 0.5), (0.0, 1.0)):
-        full = sample_next(logits, seeds, 3, t, p, top_k_stages=(2, 8))   # small stages: some rows need the full sort
+        # small stages: some rows need the full sort
+        full = sample_next(logits, seeds, 3, t, p, top_k_stages=(2, 8))
         for r in range(6):
             assert int(sample_next(logits[r:r + 1], seeds[r:r + 1], 3, t, p)[0]) == int(full[r])
         if t == 0:

@@ -1,5 +1,6 @@
-"""The vLLM backend without a GPU (src/selftaught/backends/vllm_backend.py): the mapping against a fake `vllm`
-module that records calls (engine and sampling arguments, LoRA adapters, margins, continuation log-probs)."""
+"""The vLLM backend without a GPU (src/selftaught/backends/vllm_backend.py): the mapping against a fake
+`vllm` module that records calls (engine and sampling arguments, LoRA adapters, margins, continuation
+log-probs)."""
 
 import json
 import sys
@@ -30,7 +31,8 @@ GEN = Generation(backend="vllm", device="cuda", dtype="bfloat16", batch_size=16,
 # ---------------------------------------------------------------- vLLM, faked
 
 class FakeVLLM:
-    """A stand-in for the `vllm` package: records LLM(...), SamplingParams(...), LoRARequest(...) and generate()."""
+    """A stand-in for the `vllm` package: records LLM(...), SamplingParams(...), LoRARequest(...) and
+    generate()."""
 
     def __init__(self, tok):
         self.calls = {"LLM": [], "SamplingParams": [], "LoRARequest": [], "generate": []}
@@ -54,14 +56,16 @@ class FakeVLLM:
                 return tok
 
             def generate(self, prompts, params, lora_request=None):
-                fake.calls["generate"].append({"prompts": prompts, "params": params, "lora_request": lora_request})
+                fake.calls["generate"].append({"prompts": prompts, "params": params,
+                                               "lora_request": lora_request})
                 a, b = backends.option_token_ids(tok, ("A", "B"))
                 # prompt logprobs: None for the first token, then {its id: -(position / 10)}
-                return [SimpleNamespace(prompt_logprobs=[None] + [{t: SimpleNamespace(logprob=-k / 10)}
-                                                                  for k, t in enumerate(p["prompt_token_ids"][1:], 1)],
-                                        outputs=[SimpleNamespace(
-                    text=f" text {i} ", token_ids=[7] * (i + 1),
-                    logprobs=[{a: SimpleNamespace(logprob=-0.5), b: SimpleNamespace(logprob=-2.0 - i)}])])
+                return [SimpleNamespace(
+                    prompt_logprobs=[None] + [{t: SimpleNamespace(logprob=-k / 10)}
+                                              for k, t in enumerate(p["prompt_token_ids"][1:], 1)],
+                    outputs=[SimpleNamespace(
+                        text=f" text {i} ", token_ids=[7] * (i + 1),
+                        logprobs=[{a: SimpleNamespace(logprob=-0.5), b: SimpleNamespace(logprob=-2.0 - i)}])])
                     for i, p in enumerate(prompts)]
 
         self.vllm = types.ModuleType("vllm")
@@ -86,13 +90,16 @@ def fake_vllm(monkeypatch, tiny_model):
 def adapter_dir(tmp_path, base, r=8):
     d = tmp_path / "adapter"
     d.mkdir()
-    (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base), "r": r, "peft_type": "LORA"}))
+    (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base), "r": r,
+                                                       "peft_type": "LORA"}))
     return d
 
 
 def test_sampling_params_mapping():
-    assert vllm_sampling_kwargs(Sampling(32, 0.7, 0.9), seed=123) == dict(n=1, seed=123, temperature=0.7, top_p=0.9, max_tokens=32)
-    assert vllm_sampling_kwargs(Sampling(8, 1, 1), seed=5, n=4) == dict(n=4, seed=5, temperature=1.0, top_p=1.0, max_tokens=8)
+    assert (vllm_sampling_kwargs(Sampling(32, 0.7, 0.9), seed=123)
+            == dict(n=1, seed=123, temperature=0.7, top_p=0.9, max_tokens=32))
+    assert (vllm_sampling_kwargs(Sampling(8, 1, 1), seed=5, n=4)
+            == dict(n=4, seed=5, temperature=1.0, top_p=1.0, max_tokens=8))
     greedy = vllm_sampling_kwargs(Sampling(40, 0.0, 0.5), seed=9)     # greedy ignores top_p
     assert greedy == dict(n=1, seed=9, temperature=0.0, top_p=1.0, max_tokens=40)
     assert all(type(v) in (int, float) for v in greedy.values())
@@ -134,11 +141,12 @@ def test_vllm_generate_maps_every_request(fake_vllm, tiny_model):
     reqs = [Request.make(msgs, request_seed(2, "p", 0, s)) for s in range(3)]
     texts = be.generate(reqs, Sampling(24, 0.7, 0.9))
     assert texts == ["text 0", "text 1", "text 2"]
-    assert fake_vllm.calls["SamplingParams"] == [dict(n=1, seed=r.seed, temperature=0.7, top_p=0.9, max_tokens=24) for r in reqs]
+    assert fake_vllm.calls["SamplingParams"] == [
+        dict(n=1, seed=r.seed, temperature=0.7, top_p=0.9, max_tokens=24) for r in reqs]
     (call,) = fake_vllm.calls["generate"]
     assert call["lora_request"] is None and len(call["params"]) == 3
     want = backends.encode_request(be.tok, reqs[0], GEN.max_prompt_tokens)[0]
-    assert call["prompts"][0] == {"prompt_token_ids": list(want)}            # same tokens as the transformers backend
+    assert call["prompts"][0] == {"prompt_token_ids": list(want)}   # same tokens as the transformers backend
     assert be.usage.generated_tokens == 1 + 2 + 3 and be.usage.requests == 3
 
 
@@ -162,14 +170,16 @@ def test_vllm_serves_lora_adapter_without_merging(fake_vllm, tmp_path, tiny_mode
     (lora,) = fake_vllm.calls["LoRARequest"]
     assert lora == ((), {"lora_name": "judge", "lora_int_id": 1, "lora_path": str(tmp_path / "adapter")})
     be.generate([Request.make(judge_messages("x", "a", "b"), 1)], Sampling(4))
-    margins = be.next_token_margins([Request.make(judge_messages("x", "a", "b"), 0, assistant_prefix=VERDICT_PREFIX)] * 2)
+    margins = be.next_token_margins([Request.make(judge_messages("x", "a", "b"), 0,
+                                                  assistant_prefix=VERDICT_PREFIX)] * 2)
     assert all(c["lora_request"] is be.lora for c in fake_vllm.calls["generate"])
     assert margins == [1.5, 2.5]
-    assert fake_vllm.calls["SamplingParams"][-1] == dict(max_tokens=1, temperature=0.0, logprobs=backends.VLLM_TOP_LOGPROBS)
+    assert fake_vllm.calls["SamplingParams"][-1] == dict(max_tokens=1, temperature=0.0,
+                                                         logprobs=backends.VLLM_TOP_LOGPROBS)
 
 
 def test_vllm_margin_with_an_option_outside_the_top_k():
     lp = lambda v: SimpleNamespace(logprob=v)  # noqa: E731
     assert backends.vllm_margin({1: lp(-0.1), 2: lp(-3.0), 9: lp(-5.0)}, 1, 2) == pytest.approx(2.9)
-    assert backends.vllm_margin({1: lp(-0.1), 9: lp(-5.0)}, 1, 2) == pytest.approx(4.9)     # bound, sign right
+    assert backends.vllm_margin({1: lp(-0.1), 9: lp(-5.0)}, 1, 2) == pytest.approx(4.9)    # bound, sign right
     assert backends.vllm_margin({2: lp(-0.1), 9: lp(-5.0)}, 1, 2) == pytest.approx(-4.9)

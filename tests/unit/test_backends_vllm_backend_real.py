@@ -1,4 +1,5 @@
-"""Our vLLM calls against the real vLLM package (the release pinned in pyproject.toml's `vllm` extra), without a GPU.
+"""Our vLLM calls against the real vLLM package (the release pinned in pyproject.toml's `vllm` extra),
+without a GPU.
 
 `bash scripts/vllm_env.sh` builds .venv-vllm with that release and runs this file; the project's own .venv has
 no vLLM, so there the whole module is skipped (pytest.importorskip). `import vllm` works without CUDA: the
@@ -21,19 +22,19 @@ from pathlib import Path
 
 import pytest
 
-vllm = pytest.importorskip("vllm", reason="vLLM is not installed (GPU extra): `bash scripts/vllm_env.sh` runs "
-                                          "this file in .venv-vllm with the pinned vLLM")
+vllm = pytest.importorskip("vllm", reason="vLLM is not installed (GPU extra): `bash scripts/vllm_env.sh` "
+                                          "runs this file in .venv-vllm with the pinned vLLM")
 
 import torch  # noqa: E402
 import vllm.entrypoints.llm as vllm_llm  # noqa: E402
 from vllm import CompletionOutput, EngineArgs, RequestOutput, SamplingParams  # noqa: E402
 from vllm.config.lora import LoRAConfig, MaxLoRARanks  # noqa: E402
 from vllm.exceptions import VLLMValidationError  # noqa: E402
-from vllm.logprobs import (
+from vllm.logprobs import (  # noqa: E402
     Logprob,
     append_logprobs_for_next_position,
     create_prompt_logprobs,
-    create_sample_logprobs,  # noqa: E402
+    create_sample_logprobs,
 )
 from vllm.lora.request import LoRARequest  # noqa: E402
 from vllm.renderers.inputs.preprocess import extract_prompt_len, parse_model_prompt, prompt_to_seq  # noqa: E402
@@ -55,8 +56,8 @@ from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages  
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_LLM = vllm.LLM
-GEN = Generation(backend="vllm", device="cuda", dtype="bfloat16", max_prompt_tokens=512, tensor_parallel_size=1,
-                 gpu_memory_utilization=0.8)
+GEN = Generation(backend="vllm", device="cuda", dtype="bfloat16", max_prompt_tokens=512,
+                 tensor_parallel_size=1, gpu_memory_utilization=0.8)
 SEED_MODEL = Path(os.environ.get("SELFTAUGHT_SEED_MODEL", ROOT / "models" / "iter_0"))
 
 
@@ -80,15 +81,17 @@ def stage_samplings():
     """The Sampling of every generate call the stages make, from the params defaults."""
     p = Params()
     s, j, e = p.synthesize, p.judge, p.evaluate
-    return [Sampling(s.max_new_tokens, s.temperature, s.top_p), Sampling(s.instruction_max_new_tokens, s.temperature,
-                                                                         s.top_p),
-            Sampling(j.max_new_tokens, j.temperature, j.top_p), Sampling(e.max_new_tokens, e.temperature, e.top_p)]
+    return [Sampling(s.max_new_tokens, s.temperature, s.top_p),
+            Sampling(s.instruction_max_new_tokens, s.temperature, s.top_p),
+            Sampling(j.max_new_tokens, j.temperature, j.top_p),
+            Sampling(e.max_new_tokens, e.temperature, e.top_p)]
 
 
 EDGES = [Sampling(1, 0.0, 0.5), Sampling(1024, 2.0, 1.0), Sampling(8, 0.005, 0.05), Sampling(8, 1.0, 1.0)]
 
 
-@pytest.mark.parametrize("sampling", stage_samplings() + EDGES, ids=lambda s: f"{s.max_new_tokens}-{s.temperature}-{s.top_p}")
+@pytest.mark.parametrize("sampling", stage_samplings() + EDGES,
+                         ids=lambda s: f"{s.max_new_tokens}-{s.temperature}-{s.top_p}")
 @pytest.mark.parametrize("seed", [0, request_seed(2, "pair", 1, 3), 2**31 - 1])
 def test_sampling_params_accept_our_kwargs(sampling, seed):
     sp = SamplingParams(**vb.vllm_sampling_kwargs(sampling, seed))
@@ -98,7 +101,8 @@ def test_sampling_params_accept_our_kwargs(sampling, seed):
     else:
         # seeded per request; vLLM raises temperatures below _MAX_TEMP (0.01) to it
         assert sp.sampling_type is SamplingType.RANDOM_SEED
-        assert sp.temperature == pytest.approx(max(sampling.temperature, _MAX_TEMP)) and sp.top_p == sampling.top_p
+        assert (sp.temperature == pytest.approx(max(sampling.temperature, _MAX_TEMP))
+                and sp.top_p == sampling.top_p)
 
 
 def test_n_samples_and_the_greedy_refusal_match_vllm():
@@ -110,7 +114,8 @@ def test_n_samples_and_the_greedy_refusal_match_vllm():
 
 
 def test_vllm_refuses_temperatures_above_2():
-    """vLLM's range is [0, 2]; params.yaml's temperatures are only >= 0 (the transformers backend takes any)."""
+    """vLLM's range is [0, 2]; params.yaml's temperatures are only >= 0 (the transformers backend takes
+    any)."""
     SamplingParams(**vb.vllm_sampling_kwargs(Sampling(8, 2.0), 0))
     with pytest.raises(VLLMValidationError, match=r"temperature must be in \[0, 2\]"):
         SamplingParams(**vb.vllm_sampling_kwargs(Sampling(8, 2.5), 0))
@@ -122,7 +127,7 @@ def test_scoring_params(tiny_model):
     assert verdict.logprobs == vb.VLLM_TOP_LOGPROBS and verdict.prompt_logprobs is None
     likelihood = SamplingParams(**vb.vllm_likelihood_kwargs())
     assert likelihood.prompt_logprobs == 0 and likelihood.logprobs is None and likelihood.max_tokens == 1
-    assert likelihood.skip_reading_prefix_cache          # vLLM computes prompt logprobs without the prefix cache
+    assert likelihood.skip_reading_prefix_cache  # vLLM computes prompt logprobs without the prefix cache
     # the engine's checks at request time: top-k within the default max_logprobs (20)
     engine, _ = vb.vllm_engine_kwargs(tiny_model, "bfloat16", max_model_len=2112)
     mc = EngineArgs(**engine).create_model_config()
@@ -130,7 +135,8 @@ def test_scoring_params(tiny_model):
     for sp in (verdict, likelihood):
         sp.verify(mc, None, None, tok)
     with pytest.raises(VLLMValidationError, match="greater than max allowed"):
-        SamplingParams(max_tokens=1, temperature=0.0, logprobs=mc.max_logprobs + 1).verify(mc, None, None, tok)
+        SamplingParams(max_tokens=1, temperature=0.0,
+                       logprobs=mc.max_logprobs + 1).verify(mc, None, None, tok)
 
 
 # ---------------------------------------------------------------- engine arguments and LoRA
@@ -142,12 +148,14 @@ ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineArgs)}
 def test_engine_kwargs_are_accepted_by_llm_and_engine_args(tmp_path, tiny_model, adapter):
     model = adapter_dir(tmp_path, tiny_model, r=16) if adapter else tiny_model
     engine, _ = vb.vllm_engine_kwargs(model, "bfloat16", 2, 0.7, 2112, False, 0)
-    assert set(engine) <= ENGINE_FIELDS, set(engine) - ENGINE_FIELDS    # what LLM(**kw) does not name goes to EngineArgs
+    # what LLM(**kw) does not name goes to EngineArgs
+    assert set(engine) <= ENGINE_FIELDS, set(engine) - ENGINE_FIELDS
     inspect.signature(REAL_LLM.__init__).bind(None, **engine)
     args = EngineArgs(**engine)
     assert all(getattr(args, k) == v for k, v in engine.items())
-    mc = args.create_model_config()                                      # reads the model's config.json as vLLM does
-    assert mc.model == str(tiny_model) and mc.dtype == torch.bfloat16 and mc.max_model_len == 2112 and mc.seed == 0
+    mc = args.create_model_config()                     # reads the model's config.json as vLLM does
+    assert (mc.model == str(tiny_model) and mc.dtype == torch.bfloat16 and mc.max_model_len == 2112
+            and mc.seed == 0)
     assert args.enable_lora is adapter
     if adapter:
         lora = LoRAConfig(max_lora_rank=engine["max_lora_rank"], max_loras=engine["max_loras"])
@@ -171,14 +179,15 @@ def test_llm_constructor_hands_our_kwargs_to_the_engine(monkeypatch, tiny_model)
 
 
 def test_max_model_len_must_fit_the_model(tiny_model):
-    """max_model_len = max_prompt_tokens + max_new_tokens + 64 must not exceed the model's context: vLLM refuses
-    the engine otherwise (the tiny model has max_position_embeddings 4096)."""
+    """max_model_len = max_prompt_tokens + max_new_tokens + 64 must not exceed the model's context: vLLM
+    refuses the engine otherwise (the tiny model has max_position_embeddings 4096)."""
     engine, _ = vb.vllm_engine_kwargs(tiny_model, max_model_len=5000)
     with pytest.raises(ValueError, match="max_model_len"):
         EngineArgs(**engine).create_model_config()
 
 
-@pytest.mark.skipif(not (SEED_MODEL / "config.json").exists(), reason=f"no seed model at {SEED_MODEL} (dvc repro seed)")
+@pytest.mark.skipif(not (SEED_MODEL / "config.json").exists(),
+                    reason=f"no seed model at {SEED_MODEL} (dvc repro seed)")
 def test_default_engine_fits_the_seed_model():
     g = Params().generation
     engine, _ = vb.vllm_engine_kwargs(SEED_MODEL, g.dtype, g.tensor_parallel_size, g.gpu_memory_utilization,
@@ -252,7 +261,8 @@ class StubLLM:
             sp.verify(self.model_config, None, None, self.tokenizer)
             ids = parse_model_prompt(self.model_config, prompt)["prompt_token_ids"]
             assert isinstance(ids, list) and all(type(t) is int for t in ids)
-            assert extract_prompt_len(self.model_config, prompt) + sp.max_tokens <= self.model_config.max_model_len
+            assert (extract_prompt_len(self.model_config, prompt) + sp.max_tokens
+                    <= self.model_config.max_model_len)
             outs.append(self._answer(i, ids, sp, lora))
         return outs
 
@@ -262,7 +272,8 @@ class StubLLM:
             ranked = sorted(self.next_logprobs, key=lambda t: -self.next_logprobs[t])
             gen = ranked[:1]
         else:
-            gen = (self.tokenizer(self.completion, add_special_tokens=False).input_ids + [eos])[:sp.max_tokens]
+            gen = (self.tokenizer(self.completion, add_special_tokens=False).input_ids
+                   + [eos])[:sp.max_tokens]
         logprobs = None
         if sp.logprobs is not None:
             logprobs = create_sample_logprobs(sp.flat_logprobs)
@@ -279,8 +290,9 @@ class StubLLM:
         text = self.tokenizer.decode(gen, skip_special_tokens=sp.skip_special_tokens)
         done = "stop" if gen[-1] == eos else "length"
         return RequestOutput(request_id=str(i), prompt=None, prompt_token_ids=ids, prompt_logprobs=prompt_lps,
-                             outputs=[CompletionOutput(index=0, text=text, token_ids=gen, cumulative_logprob=None,
-                                                       logprobs=logprobs, finish_reason=done)],
+                             outputs=[CompletionOutput(index=0, text=text, token_ids=gen,
+                                                       cumulative_logprob=None, logprobs=logprobs,
+                                                       finish_reason=done)],
                              finished=True, lora_request=lora)
 
 
@@ -309,7 +321,8 @@ def test_generate_reads_real_outputs(stub_llm, tiny_model):
     assert texts == [want] * 4
     (call,) = llm.calls
     assert [p.seed for p in call["params"]] == [r.seed for r in reqs] and call["lora_request"] is None
-    assert call["prompts"][0] == {"prompt_token_ids": list(encode_request(be.tok, reqs[0], GEN.max_prompt_tokens)[0])}
+    assert call["prompts"][0] == {
+        "prompt_token_ids": list(encode_request(be.tok, reqs[0], GEN.max_prompt_tokens)[0])}
     n_gen = len(llm.tokenizer(StubLLM.completion, add_special_tokens=False).input_ids) + 1     # + EOS
     assert be.usage.generated_tokens == 4 * n_gen and be.usage.requests == 4
     # max_tokens cuts the completion: finish_reason "length", text still read from outputs[0]
@@ -350,7 +363,8 @@ def test_lora_judge_through_the_stub(stub_llm, tmp_path, tiny_model, monkeypatch
     d = adapter_dir(tmp_path, tiny_model, r=8)
     be = make_backend(d, GEN)
     (llm,) = stub_llm
-    assert llm.engine_args.enable_lora and llm.engine_args.max_lora_rank == 8 and llm.engine_args.model == str(tiny_model)
+    assert (llm.engine_args.enable_lora and llm.engine_args.max_lora_rank == 8
+            and llm.engine_args.model == str(tiny_model))
     assert isinstance(be.lora, LoRARequest) and be.lora.lora_path == str(d)
     monkeypatch.setattr(StubLLM, "next_logprobs", {t: -1.0 - t / 100 for t in range(len(be.tok))})
     be.generate([Request.make(judge_messages("x", "a", "b"), 1)], Sampling(4))

@@ -23,8 +23,9 @@ def setup(tmp_path, tiny_model):
 
 
 def judge(tmp, model, *extra):
-    return main(["judge", "--model", str(model), "--pairs", str(tmp / "pairs.jsonl"), "--out", str(tmp / "out.jsonl"),
-                 "--metrics", str(tmp / "m.json"), "--params", str(tmp / "params.yaml"), *extra])
+    return main(["judge", "--model", str(model), "--pairs", str(tmp / "pairs.jsonl"),
+                 "--out", str(tmp / "out.jsonl"), "--metrics", str(tmp / "m.json"),
+                 "--params", str(tmp / "params.yaml"), *extra])
 
 
 @pytest.mark.parametrize("mode", ["free", "constrained", "likelihood"])
@@ -32,7 +33,8 @@ def test_labelled_pairs_give_one_record_per_pair_and_order_and_metrics(setup, mo
     tmp, model = setup
     assert judge(tmp, model, "--mode", mode) == 0
     recs = [json.loads(x) for x in (tmp / "out.jsonl").read_text().splitlines()]
-    assert sorted((r["pair_id"], r["order"]) for r in recs) == [(f"q{i}", o) for i in range(5) for o in (0, 1)]
+    assert (sorted((r["pair_id"], r["order"]) for r in recs)
+            == [(f"q{i}", o) for i in range(5) for o in (0, 1)])
     assert all(r["mode"] == mode and r["first_is"] == ("A" if r["order"] == 0 else "B") for r in recs)
     m = json.loads((tmp / "m.json").read_text())
     assert m["mode"] == mode and set(m["subsets"]) == {"s1", "all"}

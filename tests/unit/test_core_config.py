@@ -1,5 +1,6 @@
-"""The params: params.yaml holds the defaults, a bad value names its key, a missing or broken params file is one
-line, and the cross-field checks (likelihood for evaluate only, no second vLLM engine) - src/selftaught/core/config.py."""
+"""The params: params.yaml holds the defaults, a bad value names its key, a missing or broken params file
+is one line, and the cross-field checks (likelihood for evaluate only, no second vLLM engine) -
+src/selftaught/core/config.py."""
 
 import copy
 import subprocess
@@ -53,7 +54,8 @@ def test_the_headline_stays_within_its_limit():
     raw = shipped()
     raw["data"]["benchmarks"] += [f"data/benchmarks/extra{i}.jsonl" for i in range(8)]
     raw["evaluate"]["samples"] = 8
-    with pytest.raises(ParamError, match="evaluate.modes: the headline metrics/iter_<k>.json would hold 54 values"):
+    with pytest.raises(ParamError,
+                       match="evaluate.modes: the headline metrics/iter_<k>.json would hold 54 values"):
         config.validate(raw)
     raw = shipped()
     raw["data"]["benchmarks"] = ["data/benchmarks/accuracy.jsonl"]
@@ -112,18 +114,18 @@ STAGE_ARGS = {   # each stage with placeholder paths: the params file is read be
     "seed": ["--out", "o"],
     "generator": ["--out", "o"],
     "categorize": ["--model", "m", "--out", "o"],
-    "data": ["--categories", "c", "--shards", "s", "--benchmarks", "b", "--validation", "v", "--sections", "x",
-             "--metrics", "m"],
+    "data": ["--categories", "c", "--shards", "s", "--benchmarks", "b", "--validation", "v",
+             "--sections", "x", "--metrics", "m"],
     "synthesize": ["--iteration", "1", "--shard", "s", "--model", "m", "--generator", "g", "--out", "o",
                    "--metrics", "m"],
     "judge": ["--iteration", "1", "--pairs", "p", "--model", "m", "--out", "o", "--metrics", "m"],
     "filter": ["--iteration", "1", "--pairs", "p", "--judgments", "j", "--out", "o", "--preferences", "f",
                "--metrics", "m"],
-    "train": ["--iteration", "1", "--data", "d", "--preferences", "f", "--seed-model", "s", "--prev-model", "p",
-              "--out", "o", "--metrics", "m", "--loss", "l"],
-    "evaluate": ["--iteration", "0", "--benchmarks", "b", "--validation", "v", "--sections", "x", "--model", "m",
-                 "--out", "o", "--metrics", "m", "--report", "r", "--val-out", "vo", "--val-metrics", "vm",
-                 "--val-report", "vr"],
+    "train": ["--iteration", "1", "--data", "d", "--preferences", "f", "--seed-model", "s",
+              "--prev-model", "p", "--out", "o", "--metrics", "m", "--loss", "l"],
+    "evaluate": ["--iteration", "0", "--benchmarks", "b", "--validation", "v", "--sections", "x",
+                 "--model", "m", "--out", "o", "--metrics", "m", "--report", "r", "--val-out", "vo",
+                 "--val-metrics", "vm", "--val-report", "vr"],
     "summary": ["--metrics", "m", "--out", "r", "--headline", "h"],
 }
 
@@ -206,8 +208,8 @@ def test_missing_or_broken_params_is_one_line(tmp_path, capsys, kind, message):
      "empty": lambda: f.write_text(""), "broken": lambda: f.write_text("data: {a: 1\n")}[kind]()
     jsonl(tmp_path / "pairs.jsonl", PAIRS)
     before = snapshot(tmp_path)
-    code = cli_main(["judge", "--model", "m", "--pairs", str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "o"),
-                "--params", str(f)])
+    code = cli_main(["judge", "--model", "m", "--pairs", str(tmp_path / "pairs.jsonl"),
+                     "--out", str(tmp_path / "o"), "--params", str(f)])
     assert code == 2
     line = one_line(capsys.readouterr().err)
     assert str(f) in line and message in line, line
@@ -236,7 +238,8 @@ def test_params_refuse_a_second_vllm_engine_for_the_likelihood_pass():
     p = yaml.safe_load(open("params.yaml"))
     vllm = {**p["generation"], "backend": "vllm", "dtype": "bfloat16"}
     with pytest.raises(ParamError, match="evaluate.likelihood_dtype"):
-        config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "float32"}})
+        config.validate({**p, "generation": vllm,
+                         "evaluate": {**p["evaluate"], "likelihood_dtype": "float32"}})
     config.validate({**p, "generation": vllm, "evaluate": {**p["evaluate"], "likelihood_dtype": "bfloat16"}})
 
 

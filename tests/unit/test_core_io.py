@@ -1,6 +1,6 @@
-"""JSONL in and out (src/selftaught/core/io.py): a bad line names file, line and field; writes are atomic, never
-replace a directory and leave no stale temp folders; strings round-trip byte-stably; --skip-invalid counts and
-reports what it leaves out."""
+"""JSONL in and out (src/selftaught/core/io.py): a bad line names file, line and field; writes are atomic,
+never replace a directory and leave no stale temp folders; strings round-trip byte-stably; --skip-invalid
+counts and reports what it leaves out."""
 
 import json
 import os
@@ -79,7 +79,8 @@ def test_writing_a_file_over_a_directory_is_an_error_not_rmtree(tmp_path):
     d.mkdir()
     (d / "x.txt").write_text("keep")
     before = snapshot(tmp_path)
-    for write in (lambda: write_jsonl(d, [{"a": 1}]), lambda: write_json(d, {"a": 1}), lambda: write_text(d, "t")):
+    for write in (lambda: write_jsonl(d, [{"a": 1}]), lambda: write_json(d, {"a": 1}),
+                  lambda: write_text(d, "t")):
         with pytest.raises(InputError, match="is a directory"):
             write()
     with pytest.raises(InputError, match="not a directory"):           # and a folder never replaces a file
@@ -134,7 +135,8 @@ def test_data_stage_output_with_line_separators_is_readable(tmp_path):
     data_repo(tmp_path, pool=pool_file(tmp_path / "pool.jsonl", texts))
     r = stage("data", *DATA_ARGS, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    got = [i.instruction for k in (1, 2) for i in read_jsonl(tmp_path / f"work/data/shards/iter_{k}.jsonl", Instruction)]
+    got = [i.instruction for k in (1, 2)
+           for i in read_jsonl(tmp_path / f"work/data/shards/iter_{k}.jsonl", Instruction)]
     assert len(got) == 4 and set(got) <= set(texts)
 
 
@@ -168,7 +170,7 @@ def test_directory_as_pairs_is_named(cli_dir, capsys):
 def test_temp_dirs_of_outputs_are_git_ignored():
     for p in ("models/.iter_1.k2j4h6g8.partial/iter_1/model.safetensors",
               "models/.iter_1.k2j4h6g8.partial/.trainer/checkpoint-1/x",
-              "models/.iter_2.ab_cd123/.trainer/x",                            # unsuffixed: also atomic_path's
+              "models/.iter_2.ab_cd123/.trainer/x",                        # unsuffixed: also atomic_path's
               "work/iter_1/.judgments.jsonl.abcd1234.partial/judgments.jsonl",
               "metrics/.judge_1.json.abcd1234.partial/judge_1.json"):
         r = subprocess.run(["git", "check-ignore", "-q", "--no-index", p], cwd=ROOT)
@@ -181,7 +183,8 @@ def test_stale_temp_siblings_are_removed_and_live_ones_kept(tmp_path):
     out = tmp_path / "j.jsonl"
     holder = subprocess.Popen(      # a live writer of the same output, killed -9 below
         [sys.executable, "-c", "import sys, time; from selftaught.core.io import atomic_path\n"
-         "with atomic_path(sys.argv[1]) as t:\n    t.write_text('partial'); print('ready', flush=True); time.sleep(60)",
+         "with atomic_path(sys.argv[1]) as t:\n    t.write_text('partial'); "
+         "print('ready', flush=True); time.sleep(60)",
          str(out)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     try:
         assert holder.stdout.readline().strip() == "ready"
@@ -190,15 +193,16 @@ def test_stale_temp_siblings_are_removed_and_live_ones_kept(tmp_path):
         legacy = tmp_path / ".j.jsonl.ab_cd123"                     # unsuffixed, only our files: stale too
         (legacy / ".trainer").mkdir(parents=True)
         (legacy / "j.jsonl").write_text("partial")
-        unrelated = [tmp_path / ".j.jsonl.notes", tmp_path / ".k.jsonl.abcd1234.partial", tmp_path / "j.jsonl.bak",
-                     tmp_path / ".j.jsonl.ab_cd124"]
+        unrelated = [tmp_path / ".j.jsonl.notes", tmp_path / ".k.jsonl.abcd1234.partial",
+                     tmp_path / "j.jsonl.bak", tmp_path / ".j.jsonl.ab_cd124"]
         for u in unrelated:
             u.mkdir()
         (tmp_path / ".j.jsonl.ab_cd124" / "mine.txt").write_text("not a temp dir of ours")
         for d in tmp_path.iterdir():                                # all made "a minute ago"
             os.utime(d, (time.time() - 60, time.time() - 60))
         write_jsonl(out, [{"a": 1}])
-        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live[0].name, *(u.name for u in unrelated)])
+        assert (sorted(p.name for p in tmp_path.iterdir())
+                == sorted([out.name, live[0].name, *(u.name for u in unrelated)]))
         holder.kill()
         holder.wait()
         os.utime(live[0], (time.time() - 60, time.time() - 60))
@@ -236,7 +240,8 @@ def test_cli_skip_invalid_counts_and_reports(cli_dir, capsys):
 
 
 def test_data_stage_accepts_empty_responses_and_skips_invalid_on_request(tmp_path):
-    bad_pool = ['{"id": "x1", "instruction": "   "}', '{"id": "i0", "instruction": "Duplicate id."}', "[1, 2]"]
+    bad_pool = ['{"id": "x1", "instruction": "   "}', '{"id": "i0", "instruction": "Duplicate id."}',
+                "[1, 2]"]
     # a benchmark line that is invalid but whose instruction is still known: still decontaminates
     bad_bench = ['{"id": "b9", "instruction": "Suggest a name for a bakery.", "chosen": "x"}']
     pool = pool_file(tmp_path / "pool.jsonl", extra=bad_pool)

@@ -1,6 +1,6 @@
 """Hostile paths and weights (src/selftaught/core/safety.py): each case exits 2 with one clear line naming the
-file and the argument, writes nothing outside its declared outputs and never damages an input - an output that is
-a directory or an input, a pickle adapter, an adapter whose base is itself."""
+file and the argument, writes nothing outside its declared outputs and never damages an input - an output
+that is a directory or an input, a pickle adapter, an adapter whose base is itself."""
 
 import json
 import os
@@ -24,8 +24,8 @@ def test_cli_output_that_is_a_directory_is_refused(cli_dir, capsys, which):
     assert snapshot(tmp, model) == before
 
 
-@pytest.mark.parametrize("how", ["same", "dotdot", "symlink", "hardlink", "metrics_is_pairs", "out_is_metrics",
-                                 "inside_model"])
+@pytest.mark.parametrize("how", ["same", "dotdot", "symlink", "hardlink", "metrics_is_pairs",
+                                 "out_is_metrics", "inside_model"])
 def test_cli_output_that_is_an_input_is_refused(cli_dir, capsys, how):
     tmp, model = cli_dir
     (tmp / "sub").mkdir()
@@ -68,8 +68,9 @@ def test_stage_output_that_is_a_directory_is_refused_before_any_write(tmp_path):
 
 
 def test_stage_output_that_is_its_input_is_refused(tmp_path):
-    pair = {"id": "p0", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Bye.", "negative_instruction": "Say bye.",
-            "negative_source": "modified", "generator": "models/iter_0", "seed": 1}
+    pair = {"id": "p0", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Bye.",
+            "negative_instruction": "Say bye.", "negative_source": "modified", "generator": "models/iter_0",
+            "seed": 1}
     jsonl(tmp_path / "pairs.jsonl", [pair])
     jsonl(tmp_path / "judgments.jsonl", [{"pair_id": "p0", "order": o, "sample": 0, "text": "[[A]]",
                                           "verdict": "AB"[o], "mode": "constrained"} for o in (0, 1)])
@@ -111,8 +112,8 @@ def test_pickle_adapter_is_refused(cli_dir, capsys, bin_adapter):
 
 
 def test_pickle_adapter_is_refused_by_a_stage(tmp_path, bin_adapter):
-    pair = {"id": "p0", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Bye.", "negative_instruction": "Bye?",
-            "negative_source": "modified", "generator": "m", "seed": 1}
+    pair = {"id": "p0", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Bye.",
+            "negative_instruction": "Bye?", "negative_source": "modified", "generator": "m", "seed": 1}
     jsonl(tmp_path / "pairs.jsonl", [pair])
     tiny_params(tmp_path / "params.yaml")
     before = snapshot(tmp_path)

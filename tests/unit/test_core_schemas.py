@@ -1,5 +1,5 @@
-"""The records (src/selftaught/core/schemas.py): a lone surrogate is named with its file, line and field; empty
-responses are data, judged like any other."""
+"""The records (src/selftaught/core/schemas.py): a lone surrogate is named with its file, line and field;
+empty responses are data, judged like any other."""
 
 from support.hostile import DATA_ARGS, PAIRS, data_repo, jsonl, judge, one_line, pool_file, snapshot, stage
 
@@ -17,7 +17,7 @@ def test_lone_surrogate_in_a_record_is_named(tmp_path):
     assert snapshot(tmp_path) == before
 
 
-# -- 5. empty responses are data; --skip-invalid --------------------------------------------------------------
+# -- 5. empty responses are data; --skip-invalid -------------------------------------------------------------
 
 def test_empty_responses_are_judged(cli_dir, capsys):
     tmp, model = cli_dir
@@ -26,5 +26,6 @@ def test_empty_responses_are_judged(cli_dir, capsys):
     code, err = judge(tmp, model, capsys)
     assert code == 0, err
     recs = read_jsonl(tmp / "out.jsonl")
-    assert sorted((r["pair_id"], r["order"]) for r in recs) == [(f"q{i}", o) for i in range(3) for o in (0, 1)]
+    assert (sorted((r["pair_id"], r["order"]) for r in recs)
+            == [(f"q{i}", o) for i in range(3) for o in (0, 1)])
     assert (tmp / "pairs.jsonl").read_bytes() == before

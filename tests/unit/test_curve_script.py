@@ -31,8 +31,8 @@ def test_change_from_the_seed_has_the_paired_standard_error():
     def judge(verdicts):                        # (order 0, order 1) verdicts per pair; chosen is A, then B
         return [Judgment(pair_id=f"p{i}", order=o, sample=0, text="", verdict=v, mode="free")
                 for i, vs in enumerate(verdicts) for o, v in enumerate(vs)]
-    seed = judge([("A", "A"), ("A", "A"), ("B", "B"), ("B", "A")])       # per pair 0.5, 0.5, 0.5, 0: acc 0.375
-    other = judge([("A", "B"), ("A", "B"), ("A", "A"), (None, "A")])     # 1, 1, 0.5, 0.25: acc 0.6875
+    seed = judge([("A", "A"), ("A", "A"), ("B", "B"), ("B", "A")])      # per pair 0.5, 0.5, 0.5, 0: acc 0.375
+    other = judge([("A", "B"), ("A", "B"), ("A", "A"), (None, "A")])    # 1, 1, 0.5, 0.25: acc 0.6875
     diff, se = paired_difference(seed, other, pairs)
     d = [0.5, 0.5, 0.0, 0.25]                   # per-pair differences, mean 0.3125
     mu = sum(d) / 4

@@ -1,5 +1,6 @@
 """The data stage's library (src/selftaught/data.py): benchmark files (RewardBench rows included) and their
-section map, the seeded validation split, and near-duplicate removal equal to the quadratic scan it replaced."""
+section map, the seeded validation split, and near-duplicate removal equal to the quadratic scan it
+replaced."""
 
 import random
 import subprocess
@@ -24,7 +25,8 @@ def test_rewardbench_rows_read_as_pairs_with_stable_ids(tmp_path):
     got = read_jsonl(f, RewardBenchPair)
     assert all(isinstance(p, Pair) for p in got)
     assert [p.id for p in got][1:3] == ["101", "102"]
-    assert got[0].id.startswith("rb-") and got[0].instruction == "Say hello number 0." and got[0].subset == "chat-a"
+    assert (got[0].id.startswith("rb-") and got[0].instruction == "Say hello number 0."
+            and got[0].subset == "chat-a")
     # a derived id depends on the pair alone, not on its line
     again = read_jsonl(write_jsonl(tmp_path / "rev.jsonl", rb_rows()[::-1]), RewardBenchPair)
     assert {p.id for p in again} == {p.id for p in got}
@@ -66,7 +68,8 @@ def test_a_bad_section_map_stops_the_data_stage(tmp_path, text, where, what):
     make_benchmarks(tmp_path)
     write_jsonl(tmp_path / "data/benchmarks/other.jsonl", pairs("other", 2))
     (tmp_path / "data/benchmarks/sections.yaml").write_text(text)
-    write_params(tmp_path, ROOT, data={"benchmarks": ["data/benchmarks/rb.jsonl", "data/benchmarks/mine.jsonl",
+    write_params(tmp_path, ROOT, data={"benchmarks": ["data/benchmarks/rb.jsonl",
+                                                      "data/benchmarks/mine.jsonl",
                                                       "data/benchmarks/other.jsonl"],
                                        "rewardbench_sections": "data/benchmarks/sections.yaml"})
     r = data_stage(tmp_path, check=False)

@@ -47,7 +47,8 @@ def imported_modules(path: Path, root: Path) -> set:
                 continue
             candidates = [base] + [base + (a.name,) for a in node.names]
         elif isinstance(node, ast.Import):
-            candidates = [tuple(a.name.split(".")) for a in node.names if a.name.split(".")[0] == "selftaught"]
+            candidates = [tuple(a.name.split(".")) for a in node.names
+                          if a.name.split(".")[0] == "selftaught"]
         else:
             continue
         for parts in candidates:
@@ -122,8 +123,8 @@ def test_command_paths_are_declared(name):
 TEMPLATE_PARAMS = {"synthesize": ("synthesize.modify_template", "synthesize.answer_template",
                                   "synthesize.rewrite_template"),
                    "categorize": ("data.category_template",),
-                   "judge": ("judge.template",), "filter": ("judge.template",), "evaluate": ("judge.template",),
-                   "evaluate_seed": ("judge.template",)}
+                   "judge": ("judge.template",), "filter": ("judge.template",),
+                   "evaluate": ("judge.template",), "evaluate_seed": ("judge.template",)}
 
 
 def template_deps_missing(root=ROOT):
@@ -144,7 +145,8 @@ def test_every_template_file_a_stage_reads_is_a_dep():
 
 
 def test_evaluate_depends_on_the_answer_template_of_likelihood_mode():
-    """Likelihood mode renders its requests and neutral request with our default answer template (no param)."""
+    """Likelihood mode renders its requests and neutral request with our default answer template (no
+    param)."""
     from selftaught.prompts import DEFAULTS
 
     got = stages()
@@ -197,8 +199,9 @@ def extra_deps(root=ROOT):
         script = next(w for w in shlex.split(cmd) if w.endswith(".py"))
         used = {f.relative_to(root).as_posix() for f in closure(root / script, root)}
         for d in deps:
-            module = d.endswith(".py") or (root / d).is_dir()       # a template file a param names is no module
-            if d.startswith("src/") and module and not any(u == d or u.startswith(d.rstrip("/") + "/") for u in used):
+            module = d.endswith(".py") or (root / d).is_dir()  # a template file a param names is no module
+            if (d.startswith("src/") and module
+                    and not any(u == d or u.startswith(d.rstrip("/") + "/") for u in used)):
                 out.append((name, d))
     return out
 

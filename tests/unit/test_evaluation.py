@@ -23,14 +23,16 @@ from selftaught.evaluation import leaf_count, majority_vote, rewardbench, vote_c
 def test_majority_vote_ties_and_unparseable():
     votes = {("p", 0): ["A", "A", "B"], ("p", 1): ["B", None, None], ("q", 0): ["A", "B", None],
              ("q", 1): [None, None, None], ("r", 0): ["B", "B", "B"], ("r", 1): ["A", "B", "A"]}
-    js = [Judgment(pid, order, s, "", v, "free_vote") for (pid, order), vs in votes.items() for s, v in enumerate(vs)]
+    js = [Judgment(pid, order, s, "", v, "free_vote") for (pid, order), vs in votes.items()
+          for s, v in enumerate(vs)]
     voted, tallies = majority_vote(js, "free_vote")
     assert {(j.pair_id, j.order): j.verdict for j in voted} == {
         ("p", 0): "A", ("p", 1): "B", ("q", 0): None, ("q", 1): None, ("r", 0): "B", ("r", 1): "A"}
     assert all(j.sample == 0 and j.mode == "free_vote" for j in voted)
     assert tallies[("q", 0)] == {"A": 1, "B": 1, "unparsed": 1}
     assert vote_counts(tallies) == {"items": 6, "ties": 1, "all_unparseable": 1, "unanimous": 1}
-    assert vote_counts(tallies, [("p", 0), ("p", 1)]) == {"items": 2, "ties": 0, "all_unparseable": 0, "unanimous": 0}
+    assert vote_counts(tallies, [("p", 0), ("p", 1)]) == {"items": 2, "ties": 0, "all_unparseable": 0,
+                                                          "unanimous": 0}
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +130,8 @@ def test_section_weighted_score_matches_rewardbench():
 def evaluated(tiny_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rewardbench")
     make_benchmarks(tmp)
-    write_params(tmp, tiny_model, data={"benchmarks": ["data/benchmarks/rb.jsonl", "data/benchmarks/mine.jsonl"],
+    write_params(tmp, tiny_model, data={"benchmarks": ["data/benchmarks/rb.jsonl",
+                                                       "data/benchmarks/mine.jsonl"],
                                         "rewardbench_sections": "data/benchmarks/sections.yaml",
                                         "eval_per_benchmark": 0},
                  evaluate={"modes": ["constrained", "likelihood"], "samples": 2})
@@ -152,13 +155,15 @@ def test_rewardbench_score_in_the_headline(evaluated):
         sec = {"chat": ["chat-a", "chat-b"], "chat-hard": ["hard-a"], "safety": ["safe-a"]}
         acc = {s: subsets[s]["accuracy"] for s in subsets}
         counts = {s: subsets[s]["pairs"] for s in subsets} | {"hard-a": 50}
-        assert m[mode]["rewardbench_score"] == pytest.approx(rewardbench_reference(acc, counts, sec), abs=2e-4)
+        assert m[mode]["rewardbench_score"] == pytest.approx(rewardbench_reference(acc, counts, sec),
+                                                             abs=2e-4)
         assert report[mode]["rewardbench"]["sections"]["chat"]["pairs"] == 8
 
 
 def test_no_map_no_score(tiny_model, tmp_path):
     make_benchmarks(tmp_path)
-    write_params(tmp_path, tiny_model, data={"benchmarks": ["data/benchmarks/rb.jsonl"], "eval_per_benchmark": 0},
+    write_params(tmp_path, tiny_model, data={"benchmarks": ["data/benchmarks/rb.jsonl"],
+                                             "eval_per_benchmark": 0},
                  evaluate={"modes": ["likelihood"]})
     data_stage(tmp_path)
     assert read(tmp_path, "work/data/sections.json") == {}
@@ -168,7 +173,8 @@ def test_no_map_no_score(tiny_model, tmp_path):
 
 
 def test_evaluate_stage_scores_the_validation_split_like_test(tiny_model, tmp_path):
-    write_params(tmp_path, tiny_model, data={"validation_per_benchmark": 3}, evaluate={"modes": ["likelihood"]})
+    write_params(tmp_path, tiny_model, data={"validation_per_benchmark": 3},
+                 evaluate={"modes": ["likelihood"]})
     data_stage(tmp_path)
     test, val = read(tmp_path, "work/data/benchmarks.jsonl"), read(tmp_path, "work/data/validation.jsonl")
     assert len(val) == 9 and len(test) == 12 and not {p["id"] for p in test} & {p["id"] for p in val}

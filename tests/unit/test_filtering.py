@@ -43,12 +43,14 @@ def test_training_records_are_prompt_completion_in_free_format():
 
 def test_reasoning_that_copies_a_judged_response_is_dropped():
     good = "The capital of France is Paris, a city on the Seine with many museums."
-    pair = SyntheticPair("p", "Name the capital of France.", good, "Berlin is in Germany.", "x2", "modified", "m", 0)
+    pair = SyntheticPair("p", "Name the capital of France.", good, "Berlin is in Germany.", "x2", "modified",
+                         "m", 0)
     copy = J("p", 0, 0, "A", text="the capital of France is Paris, a city\nVerdict: [[A]]")
     quoted = J("p", 1, 0, "B", text="<<<RESPONSE A says Berlin\nVerdict: [[B]]")
     own = J("p", 1, 1, "B", text="B names the right city.\nVerdict: [[B]]")
     recs, counts = training_records([copy, quoted, own], {"p": pair}, 1000)
-    assert [r["completion"][0]["content"] for r in recs] == ["Verdict: [[A]]", "Verdict: [[B]]", "B names the right city.\nVerdict: [[B]]"]
+    assert [r["completion"][0]["content"] for r in recs] == ["Verdict: [[A]]", "Verdict: [[B]]",
+                                                              "B names the right city.\nVerdict: [[B]]"]
     assert counts == {"records": 3, "with_reasoning": 1, "reasoning_dropped_as_copy": 2}
     kept_as_is, _ = training_records([copy], {"p": pair}, 1000, reasoning="keep")
     assert kept_as_is[0]["completion"][0]["content"].startswith("the capital of France")
@@ -61,7 +63,8 @@ def test_preference_pairs_put_a_correct_judgment_against_a_wrong_or_unparseable_
 
     pair = SyntheticPair("p", "x", "good", "bad", "x2", "modified", "m", 0)
     q = SyntheticPair("q", "y", "fine", "off", "y2", "modified", "m", 0)
-    js = [J("p", 0, 0, "B", "A is off topic.\nVerdict: [[B]]"), J("p", 0, 1, "A", "A answers x.\nVerdict: [[A]]"),
+    js = [J("p", 0, 0, "B", "A is off topic.\nVerdict: [[B]]"),
+          J("p", 0, 1, "A", "A answers x.\nVerdict: [[A]]"),
           J("p", 1, 0, None, "I cannot tell"), J("p", 1, 1, "B", "B answers x.\nVerdict: [[B]]"),
           J("p", 1, 2, None, "  "),                           # an empty unparseable text is no candidate
           J("q", 0, 0, "A", "Verdict: [[A]]"),                # only correct
@@ -85,7 +88,8 @@ def test_preference_choice_is_seeded_and_balanced():
     from selftaught.filtering import preference_pairs
 
     pairs = {f"p{i}": SyntheticPair(f"p{i}", "x", "good", "bad", "x2", "modified", "m", 0) for i in range(6)}
-    js = [J(f"p{i}", 0, s, v, f"{v} {s}") for i in range(6) for s, v in enumerate(["A", "B", "B", "B", "B", "A"])]
+    js = [J(f"p{i}", 0, s, v, f"{v} {s}") for i in range(6)
+          for s, v in enumerate(["A", "B", "B", "B", "B", "A"])]
     js += [J("p0", 1, 0, "B", "b"), J("p0", 1, 1, "A", "a")]
 
     def pick(seed):

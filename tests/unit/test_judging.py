@@ -1,6 +1,6 @@
-"""Judging (src/selftaught/judging.py): adaptive rejection sampling (rounds, early stop per item, max N, results
-that depend on the seed and the items only: not on batch size, order of pairs, or which items share a round),
-and likelihood mode (each response scored alone; both orders agree by construction)."""
+"""Judging (src/selftaught/judging.py): adaptive rejection sampling (rounds, early stop per item, max N,
+results that depend on the seed and the items only: not on batch size, order of pairs, or which items share a
+round), and likelihood mode (each response scored alone; both orders agree by construction)."""
 
 import random
 
@@ -19,7 +19,8 @@ SAMPLING = Sampling(16, 0.7, 0.9)
 
 
 def run(backend, ps, mode="free", max_n=6, round_n=1, seed=7, calibrate=True):
-    return judge_adaptive(backend, ps, JudgeSettings((mode,), SAMPLING, seed, max_n, calibrate, 800, True, round_n))
+    return judge_adaptive(backend, ps,
+                          JudgeSettings((mode,), SAMPLING, seed, max_n, calibrate, 800, True, round_n))
 
 
 def by_item(js):
@@ -62,7 +63,8 @@ def test_same_result_for_any_batch_size_and_pair_order(mode):
         shuffled = ps[:]
         random.Random(seed).shuffle(shuffled)
         js, stats = run(FakeBackend(batch_size=bs), shuffled, mode=mode)
-        assert sorted(tuple(sorted(j.to_dict().items())) for j in js) == sorted(tuple(sorted(j.to_dict().items())) for j in ref)
+        assert (sorted(tuple(sorted(j.to_dict().items())) for j in js)
+                == sorted(tuple(sorted(j.to_dict().items())) for j in ref))
         assert stats["per_round"] == ref_stats["per_round"]
     # and one item judged with a different company keeps its own judgments (free mode: no shared shift)
     if mode == "free":
@@ -75,7 +77,8 @@ def test_free_mode_keeps_the_same_items_as_fixed_n_with_fewer_samples():
     fixed = judge_pairs(FakeBackend(), ps, JudgeSettings(("free",), SAMPLING, 7, 6, True, 800))["free"]
     adaptive, _ = run(FakeBackend(), ps, max_n=6)
     fixed_by = {(j.pair_id, j.order, j.sample): j for j in fixed}
-    assert all(fixed_by[(j.pair_id, j.order, j.sample)] == j for j in adaptive)   # a prefix of each item's samples
+    # a prefix of each item's samples
+    assert all(fixed_by[(j.pair_id, j.order, j.sample)] == j for j in adaptive)
     kf, _ = rejection_sample(fixed, 3, balance=False)
     ka, _ = rejection_sample(adaptive, 3, balance=False)
     assert {(j.pair_id, j.order) for j in kf} == {(j.pair_id, j.order) for j in ka}
@@ -118,7 +121,8 @@ def test_adaptive_on_the_tiny_model_is_batch_invariant(tiny_model):
     out = []
     for bs in (1, 8):
         be = TransformersBackend(tiny_model, batch_size=bs)
-        js, stats = judge_adaptive(be, ps, JudgeSettings(("constrained",), Sampling(6, 0.9, 0.95), 5, 3, True, 200, True))
+        js, stats = judge_adaptive(be, ps, JudgeSettings(("constrained",), Sampling(6, 0.9, 0.95), 5, 3, True,
+                                                         200, True))
         out.append((js, stats["per_round"]))
     # texts, verdicts and the rounds are identical; margins agree up to float noise of different GEMM shapes
     key = lambda j: (j.pair_id, j.order, j.sample, j.text, j.verdict)  # noqa: E731
@@ -164,7 +168,8 @@ TABLE = {("q0", "good"): -1.0, ("q0", "bad"): -5.0,       # chosen wins
 def test_verdicts_margins_and_position_consistency():
     be = ScoreBackend(TABLE)
     js = judge_pairs(be, PAIRS, JudgeSettings(("likelihood",), Sampling(8), 0, 4, True, 800))["likelihood"]
-    assert [(j.pair_id, j.order, j.sample) for j in js] == [(p, o, 0) for p in ("p0", "p1", "p2") for o in (0, 1)]
+    assert [(j.pair_id, j.order, j.sample) for j in js] == [(p, o, 0) for p in ("p0", "p1", "p2")
+                                                            for o in (0, 1)]
     got = {(j.pair_id, j.order): j for j in js}
     assert got[("p0", 0)].verdict == "A" and got[("p0", 1)].verdict == "B" and got[("p0", 0)].margin == 4.0
     assert got[("p1", 0)].verdict == "B" and got[("p1", 1)].verdict == "A" and got[("p1", 1)].margin == 7.0
@@ -174,13 +179,15 @@ def test_verdicts_margins_and_position_consistency():
     m = evaluate_all(js, PAIRS)
     assert m["accuracy"] == round((1.0 + 0.0 + 0.5) / 3, 4)
     assert m["benchmarks"]["bench"]["position_consistency"] == round(2 / 3, 4)   # the tie has no verdict
-    # every distinct (prompt, response) scored once: 6 with their instruction, 4 distinct texts with the neutral one
+    # every distinct (prompt, response) scored once: 6 with their instruction, 4 distinct texts with the
+    # neutral one
     assert len(be.calls) == len(set(be.calls)) == 6 + 4
 
 
 def test_texts_are_cut_like_the_judge_prompt():
     be = ScoreBackend({("q", "a" * 10 + " [...]"): -1.0, ("q", "b" * 10 + " [...]"): -2.0})
-    js = judge_pairs(be, [Pair("p", "q", "a" * 50, "b" * 50)], JudgeSettings(("likelihood",), Sampling(8), 0, 1, True, 10))
+    js = judge_pairs(be, [Pair("p", "q", "a" * 50, "b" * 50)],
+                     JudgeSettings(("likelihood",), Sampling(8), 0, 1, True, 10))
     assert js["likelihood"][0].verdict == "A"
 
 

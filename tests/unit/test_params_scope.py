@@ -10,7 +10,8 @@ from support.repo import ROOT
 from selftaught.backends import Request, Sampling, make_backend
 from selftaught.core.config import Generation
 
-PROMPTS = [f"Compare answer {i}: the judge reads {'two responses ' * (i % 5)}and picks one." for i in range(12)]
+PROMPTS = [f"Compare answer {i}: the judge reads {'two responses ' * (i % 5)}and picks one."
+           for i in range(12)]
 GENERATING = ("synthesize@1", "judge@1", "evaluate@1")
 
 
@@ -44,5 +45,6 @@ def test_keys_left_out_of_a_stage_do_not_change_its_bytes(tiny_model, key, value
     for stage in GENERATING:
         keys = declared(stage)
         if "generation" not in keys and f"generation.{key}" not in keys:
-            assert all(same.values()), f"{stage} leaves generation.{key} out, but it changes the bytes: {same}"
+            assert all(same.values()), (f"{stage} leaves generation.{key} out, "
+                                        f"but it changes the bytes: {same}")
     print(key, same)

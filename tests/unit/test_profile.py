@@ -1,5 +1,6 @@
-"""The paper profile (configs/profiles/paper.yaml, src/selftaught/profile.py): valid against params.yaml, printed as
-`dvc exp run -S` flags that DVC accepts (its run end to end on the tiny model: tests/e2e/test_paper_profile.py)."""
+"""The paper profile (configs/profiles/paper.yaml, src/selftaught/profile.py): valid against params.yaml,
+printed as `dvc exp run -S` flags that DVC accepts (its run end to end on the tiny model:
+tests/e2e/test_paper_profile.py)."""
 
 import pytest
 import yaml
@@ -19,8 +20,8 @@ def shipped():
 def test_the_paper_profile_is_valid_and_means_what_the_paper_did():
     p = config.validate(profile.apply(shipped(), profile.read(PAPER)))
     assert len(p.iterations) == 5 and all(it.gen == 0 and it.prev == k - 1 for k, it in p.iterations.items())
-    assert (p.train.init, p.train.learning_rate, p.train.weight_decay, p.train.lr_scheduler) == ("seed", 1e-6, 0.1,
-                                                                                               "cosine")
+    assert ((p.train.init, p.train.learning_rate, p.train.weight_decay, p.train.lr_scheduler)
+            == ("seed", 1e-6, 0.1, "cosine"))
     assert p.judge.verdict_format == "bracket" and p.evaluate.samples == 32
 
 
@@ -39,6 +40,8 @@ def test_set_args_edit_mappings_entry_by_entry():
 def test_arguments_after_a_double_dash_go_to_dvc_exp_run(capsys):
     from selftaught.cli import main
 
-    assert main(["profile", str(PAPER), "--name", "p", "-S", "train.epochs=2", "--", "--temp", "evaluate@1"]) == 0
+    assert main(["profile", str(PAPER), "--name", "p", "-S", "train.epochs=2", "--", "--temp",
+                 "evaluate@1"]) == 0
     line = capsys.readouterr().out.split()
-    assert line[:5] == ["dvc", "exp", "run", "-n", "p"] and line[-3:] == ["train.epochs=2", "--temp", "evaluate@1"]
+    assert (line[:5] == ["dvc", "exp", "run", "-n", "p"]
+            and line[-3:] == ["train.epochs=2", "--temp", "evaluate@1"])

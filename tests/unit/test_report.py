@@ -1,5 +1,5 @@
-"""The best iteration chosen by the summary stage (src/selftaught/report.py, reports/best.json) on the validation
-split, never on test."""
+"""The best iteration chosen by the summary stage (src/selftaught/report.py, reports/best.json) on the
+validation split, never on test."""
 
 import json
 from pathlib import Path
@@ -16,9 +16,11 @@ def summary(tmp: Path, test, val):
     (tmp / "metrics").mkdir()
     for k in (0, 1, 2):
         (tmp / f"metrics/iter_{k}.json").write_text(json.dumps(headline(k, test[k])))
-        (tmp / f"metrics/val_{k}.json").write_text(json.dumps(headline(k, val[k]) if val else {"iteration": k}))
+        (tmp / f"metrics/val_{k}.json").write_text(json.dumps(headline(k, val[k]) if val
+                                                              else {"iteration": k}))
     (tmp / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    run(["python", str(ROOT / "stages/summary.py"), "--metrics", "metrics", "--out", "reports", "--headline", "reports/headline.json"], tmp)
+    run(["python", str(ROOT / "stages/summary.py"), "--metrics", "metrics", "--out", "reports",
+         "--headline", "reports/headline.json"], tmp)
     return json.loads((tmp / "reports/best.json").read_text()), (tmp / "reports/summary.md").read_text()
 
 

@@ -1,6 +1,6 @@
-"""Resumable judge chunks (src/selftaught/resume.py): a killed judge reruns to the same judgments, reusing only
-what the same model, params and code computed (unit level, fake backends; the stages on the tiny model are in
-tests/e2e/test_synth_recipe_stages.py)."""
+"""Resumable judge chunks (src/selftaught/resume.py): a killed judge reruns to the same judgments, reusing
+only what the same model, params and code computed (unit level, fake backends; the stages on the tiny model
+are in tests/e2e/test_synth_recipe_stages.py)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +32,8 @@ class KillingStore(ChunkStore):
 
 class CachingFake(FakeBackend):
     """Like the transformers backend's prompt cache: a prompt scored before gives a slightly different margin
-    (its state was computed in another batch), so a resumed run must rebuild what earlier calls left behind."""
+    (its state was computed in another batch), so a resumed run must rebuild what earlier calls left
+    behind."""
 
     def __init__(self, **kw):
         super().__init__(**kw)

@@ -1,5 +1,5 @@
-"""Synthesis (src/selftaught/synthesize.py): usable variants, rewrite pairs from one call with failures counted,
-and over-long instructions cut to fit the prompt budget, not in the pair."""
+"""Synthesis (src/selftaught/synthesize.py): usable variants, rewrite pairs from one call with failures
+counted, and over-long instructions cut to fit the prompt budget, not in the pair."""
 
 import pytest
 
@@ -26,7 +26,8 @@ def test_related_instructions_are_usable():
 def test_answers_and_chatter_are_not_instructions():
     # what a weak seed writes when asked for x' (seen in the default run)
     assert usable_variant(X, 'The ending of the movie is "Fantastic" and surprising') == "not_an_instruction"
-    assert usable_variant(X, "```python\ndef sort_list(lst):\n    return sorted(lst)\n```") == "not_an_instruction"
+    assert (usable_variant(X, "```python\ndef sort_list(lst):\n    return sorted(lst)\n```")
+            == "not_an_instruction")
     assert usable_variant(X, "Please provide the new instruction with no additional context.") == "chatter"
     assert usable_variant(X, "Sure! Here is a new instruction about movies.") == "chatter"
     assert usable_variant(X, "Explain the ending of the movie Shutter Island.") == "same_as_original"
@@ -45,7 +46,8 @@ def test_modify_messages_put_worked_examples_first():
 def test_parse_rewrite_reads_two_labelled_blocks():
     assert parse_rewrite("NEW INSTRUCTION: Explain the ending of Inception.\nNEW ANSWER: It is a dream.") == \
         ("Explain the ending of Inception.", "It is a dream.", None)
-    assert parse_rewrite("**New instruction:** Why is snow white?\n\n**New answer:** Light scatters.\nMore.")[2] is None
+    assert parse_rewrite("**New instruction:** Why is snow white?\n\n"
+                         "**New answer:** Light scatters.\nMore.")[2] is None
     assert parse_rewrite("Explain the ending of Inception.")[2] == "unparseable"
     assert parse_rewrite("NEW ANSWER: only an answer")[2] == "unparseable"
     assert parse_rewrite("NEW INSTRUCTION: Why is snow white?\nNEW ANSWER:   ")[2] == "empty_answer"
@@ -112,12 +114,14 @@ def test_rewrite_pairs_come_from_one_call_and_failures_are_counted():
         "Write a poem about the sea at night.", "List the planets of the solar system.",
         "Describe how bread is baked at home."])]
     rewrites = {
-        xs[0].instruction: "NEW INSTRUCTION: Explain the ending of the movie Inception.\nNEW ANSWER: Cobb may be dreaming.",
-        xs[1].instruction: "I like plants.",                                                    # unparseable
-        xs[2].instruction: "NEW INSTRUCTION: Write a poem about the sea at dawn.\nNEW ANSWER:",  # empty answer
+        xs[0].instruction: "NEW INSTRUCTION: Explain the ending of the movie Inception.\n"
+                           "NEW ANSWER: Cobb may be dreaming.",
+        xs[1].instruction: "I like plants.",                                         # unparseable
+        xs[2].instruction: "NEW INSTRUCTION: Write a poem about the sea at dawn.\n"
+                           "NEW ANSWER:",                                            # empty answer
         xs[3].instruction: "NEW INSTRUCTION: List the moons of the planet Jupiter.\nNEW ANSWER: "
-                           "good answer to: List the planets of the solar system.",              # same as chosen
-        xs[4].instruction: "NEW INSTRUCTION: Sure, here is one.\nNEW ANSWER: Bread.",            # chatter
+                           "good answer to: List the planets of the solar system.",  # same as chosen
+        xs[4].instruction: "NEW INSTRUCTION: Sure, here is one.\nNEW ANSWER: Bread.",  # chatter
     }
     p = Synthesize(pairs="rewrite", modify_shots=1)
     backend = ScriptedBackend(rewrites)
@@ -142,8 +146,8 @@ def test_rewrite_pairs_come_from_one_call_and_failures_are_counted():
 @pytest.mark.parametrize("pairs", ["two_step", "rewrite"])
 def test_a_long_instruction_is_cut_to_fit_the_prompt_budget_not_in_the_pair(pairs):
     """A pool instruction far over generation.max_prompt_tokens: its prompts are fitted by cutting the
-    instruction (counted), so the backend never cuts a prompt's start (system prompt, worked examples); prompts
-    that fit are untouched; the pair keeps the whole instruction."""
+    instruction (counted), so the backend never cuts a prompt's start (system prompt, worked examples);
+    prompts that fit are untouched; the pair keeps the whole instruction."""
     long = "Explain the ending of the movie Shutter Island " + "in great detail, " * 400 + "please."
     xs = [Instruction("i0", long), Instruction("i1", "Give three tips for keeping houseplants alive.")]
     rewrites = DefaultRewrites({xs[1].instruction: "NEW INSTRUCTION: Give three tips for growing herbs.\n"
@@ -169,7 +173,8 @@ def test_a_long_instruction_is_cut_to_fit_the_prompt_budget_not_in_the_pair(pair
     short = [r for r in sent if xs[1].instruction in r[-1]["content"]]          # prompts that fit: untouched
     assert short and short == [r for r in plain.requests if xs[1].instruction in r[-1]["content"]]
     # a budget the template alone exceeds: left to the backend's last-resort cut, counted, not fatal
-    _, m = synthesize(counting(ScriptedBackend(rewrites)), "g", xs, Synthesize(pairs=pairs), max_prompt_tokens=10)
+    _, m = synthesize(counting(ScriptedBackend(rewrites)), "g", xs, Synthesize(pairs=pairs),
+                      max_prompt_tokens=10)
     assert m["prompts_over_budget"] == 2                # both instructions: their worked-example prompts
 
 

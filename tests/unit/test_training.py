@@ -1,5 +1,5 @@
-"""The training recipe on the tiny model: filter -> train with train.objective sft, dpo and dpo without the NLL
-term; the optimiser params reach TRL; setups the machine cannot run are refused with exit 2."""
+"""The training recipe on the tiny model: filter -> train with train.objective sft, dpo and dpo without the
+NLL term; the optimiser params reach TRL; setups the machine cannot run are refused with exit 2."""
 
 import json
 import subprocess
@@ -85,7 +85,8 @@ def test_optimiser_params_reach_trl():
     assert default.lr_scheduler_type.value == "linear"
     t = config.Train(warmup_ratio=0.1, weight_decay=0.01, lr_scheduler="cosine")
     cfg = sft_config(t, "unused")
-    assert cfg.get_warmup_steps(25) == 3 and cfg.weight_decay == 0.01 and cfg.lr_scheduler_type.value == "cosine"
+    assert (cfg.get_warmup_steps(25) == 3 and cfg.weight_decay == 0.01
+            and cfg.lr_scheduler_type.value == "cosine")
     assert sft_config(config.Train(warmup_steps=4), "unused").get_warmup_steps(25) == 4
     d = dpo_config(config.Train(objective="dpo", dpo_beta=0.2, nll_weight=0.5), "unused")
     assert d.beta == 0.2 and d.loss_type == ["sigmoid", "sft"] and d.loss_weights == [1.0, 0.5]
@@ -109,7 +110,8 @@ def test_warmup_is_set_once():
 def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, tiny_model, train, key, message):
     p = stage("train", "--data", tmp_path / "none.jsonl", "--preferences", tmp_path / "none.jsonl",
               "--seed-model", tiny_model, "--prev-model", tiny_model, "--out", tmp_path / "out",
-              "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv", params=tiny_params(tmp_path, **train))
+              "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv",
+              params=tiny_params(tmp_path, **train))
     assert p.returncode == 2, p.stderr[-3000:]
     err = p.stderr.replace("\n", " ")
     assert f"{key}: " in err and message in err

@@ -16,7 +16,8 @@ def lock(model_md5="m1.dir", metric_md5="t1", code_md5="c1", lr=0.0001):
         "seed": {"cmd": "x", "deps": [{"path": "/abs/seed", "md5": "s.dir"}],
                  "outs": [{"path": "models/iter_0", "md5": "m0.dir"}]},
         "train@1": {"cmd": "y",
-                    "deps": [{"path": "models/iter_0", "md5": "m0.dir"}, {"path": "src/t.py", "md5": code_md5}],
+                    "deps": [{"path": "models/iter_0", "md5": "m0.dir"},
+                             {"path": "src/t.py", "md5": code_md5}],
                     "params": {"params.yaml": {"train": {"learning_rate": lr}}},
                     "outs": [{"path": "metrics/train_1.json", "md5": metric_md5},
                              {"path": "models/iter_1", "md5": model_md5}]},
@@ -26,7 +27,8 @@ def lock(model_md5="m1.dir", metric_md5="t1", code_md5="c1", lr=0.0001):
 def test_identical_locks_match_every_output():
     rows = compare_outputs(lock(), lock(), ["seed", "train@1"])
     assert [(r.stage, r.path, r.ok) for r in rows] == [
-        ("seed", "models/iter_0", True), ("train@1", "metrics/train_1.json", True), ("train@1", "models/iter_1", True)]
+        ("seed", "models/iter_0", True), ("train@1", "metrics/train_1.json", True),
+        ("train@1", "models/iter_1", True)]
 
 
 def test_a_changed_output_and_a_missing_one_are_mismatches():
@@ -43,13 +45,14 @@ def test_only_stages_of_the_ancestry_are_compared():
 
 
 def test_stale_inputs_from_dvc_status():
-    """`dvc status --json --with-deps` in a fresh clone with an empty cache: outputs are missing everywhere and
-    deps produced upstream are deleted; only changed code, params and commands are a stale dvc.lock."""
+    """`dvc status --json --with-deps` in a fresh clone with an empty cache: outputs are missing everywhere
+    and deps produced upstream are deleted; only changed code, params and commands are a stale dvc.lock."""
     status = {
         "seed": [{"changed outs": {"models/iter_0": "not in cache"}}],
         "downloads/seed.whl.dvc": [{"changed outs": {"downloads/seed.whl": "not in cache"}}],
         "train@1": [{"changed deps": {"models/iter_0": "deleted", "work/iter_1/train.jsonl": "deleted",
-                                      "src/t.py": "modified", "params.yaml": {"train.learning_rate": "modified"}}},
+                                      "src/t.py": "modified",
+                                      "params.yaml": {"train.learning_rate": "modified"}}},
                     {"changed outs": {"models/iter_1": "not in cache", "metrics/train_1.json": "deleted"}},
                     "changed command"],
         "evaluate@1": [{"changed deps": {"src/e.py": "modified"}}],
@@ -101,7 +104,7 @@ TOY = {
               outs: ["models/iter_${key}"]
               metrics:
                 - metrics/train_${key}.json: {cache: false}
-        """,
+        """,  # noqa: E501 (the long `cmd:` line above is file content, kept byte for byte)
 }
 
 
@@ -138,8 +141,8 @@ def test_stale_lock_is_an_input_mismatch(toy, tmp_path, capsys):
     repo = copy_repo(toy, tmp_path / "repo")
     (repo / "code.py").write_text("# edited\n")
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("lr: 1", "lr: 2"))
-    (repo / "dvc.yaml").write_text((repo / "dvc.yaml").read_text().replace("cmd: mkdir -p models/iter_${key}",
-                                                                            "cmd: mkdir -p  models/iter_${key}"))
+    (repo / "dvc.yaml").write_text((repo / "dvc.yaml").read_text().replace(
+        "cmd: mkdir -p models/iter_${key}", "cmd: mkdir -p  models/iter_${key}"))
     run("git commit -qam 'no dvc repro'", repo)
     assert main(["verify", "--iteration", "1", "--repo", str(repo)]) == 1
     out = capsys.readouterr().out

@@ -1,7 +1,8 @@
 """Generation backends behind one small interface, `GenerationBackend`:
 
 - `generate(requests, sampling, desc) -> texts` and
-- `next_token_margins(requests, options, desc) -> log p(A) - log p(B)` of the next token (constrained verdicts),
+- `next_token_margins(requests, options, desc) -> log p(A) - log p(B)` of the next token
+  (constrained verdicts),
 - `usage`: counters of requests and tokens (generated tokens stop at and include the first EOS).
 
 `TransformersBackend` (CPU/GPU, the default) renders chat messages with the model's own template,
@@ -11,8 +12,9 @@ prompt cache. `VLLMBackend` (GPU, optional extra) maps the same requests onto vL
 
 Sampling is seeded per request (`Request.seed`, one seed per sample), never per batch: every row draws its
 uniforms from a counter-based hash of (its seed, step), so which other requests share its batch, the batch
-size and the order of requests do not change the token it picks from its logits (tests/unit/test_backends_hf.py checks
-equal texts in float32; in low precision a batch's padding can still move the logits by rounding).
+size and the order of requests do not change the token it picks from its logits
+(tests/unit/test_backends_hf.py checks equal texts in float32; in low precision a batch's padding can still
+move the logits by rounding).
 
 One concern per module: `base` (the interface, requests, sampling params, usage), `loading` (checkpoints,
 determinism), `encoding` (requests as token ids), `sampling` (the seeded sampler), `prompt_cache` (prompt
@@ -37,8 +39,8 @@ from .vllm_backend import (
                            vllm_sampling_kwargs,
 )
 
-__all__ = ["GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler", "TransformersBackend", "Usage",
-           "VLLMBackend", "VLLM_LORA_RANKS", "VLLM_TOP_LOGPROBS", "adapter_base", "encode_request", "is_adapter",
-           "load_model", "make_backend", "make_judging_backends", "option_token_ids", "request_seed",
-           "resolve_dtype", "sample_next", "seeded_uniform", "set_determinism", "vllm_continuation_logprob",
-           "vllm_engine_kwargs", "vllm_margin", "vllm_sampling_kwargs"]
+__all__ = ["GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler", "TransformersBackend",
+           "Usage", "VLLMBackend", "VLLM_LORA_RANKS", "VLLM_TOP_LOGPROBS", "adapter_base", "encode_request",
+           "is_adapter", "load_model", "make_backend", "make_judging_backends", "option_token_ids",
+           "request_seed", "resolve_dtype", "sample_next", "seeded_uniform", "set_determinism",
+           "vllm_continuation_logprob", "vllm_engine_kwargs", "vllm_margin", "vllm_sampling_kwargs"]

@@ -43,7 +43,7 @@ class Usage:
     requests: int = 0             # generate() requests (one per sample)
     generated_tokens: int = 0     # sampled tokens, up to and including the first EOS, no padding
     prompt_tokens: int = 0        # prompt tokens of all requests (generate and scoring)
-    prefill_tokens: int = 0       # prompt tokens run through the model (a prompt shared by samples counts once)
+    prefill_tokens: int = 0       # prompt tokens fed to the model (a prompt shared by samples counts once)
     scored: int = 0               # next_token_margins() requests
     prompt_cache_hits: int = 0    # prompts whose KV came from the backend's prompt cache (no prefill)
 
@@ -64,21 +64,24 @@ class GenerationBackend(ABC):
     tok = None                    # the tokenizer (transformers and vLLM backends)
 
     def prompt_length(self, messages) -> int:
-        """Tokens of `messages` as a prompt, counted as every backend encodes it (the judge prompt's budget)."""
+        """Tokens of `messages` as a prompt, counted as every backend encodes it
+        (the judge prompt's budget)."""
         from .encoding import prompt_length
 
         return prompt_length(self.tok, messages)
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], sampling: Sampling, desc: str = "generate") -> list[str]:
-        """One completion per request (the assistant turn after its prefix), stripped, special tokens removed."""
+        """One completion per request (the assistant turn after its prefix), stripped, special tokens
+        removed."""
 
     @abstractmethod
-    def next_token_margins(self, requests: Sequence[Request], options=("A", "B"), desc: str = "score verdicts") -> list[float]:
+    def next_token_margins(self, requests: Sequence[Request], options=("A", "B"),
+                           desc: str = "score verdicts") -> list[float]:
         """log p(options[0]) - log p(options[1]) for the next token after each request's rendered text."""
 
     @abstractmethod
     def continuation_logprobs(self, requests: Sequence[Request], continuations: Sequence[str],
                               desc: str = "score responses") -> list[float]:
-        """Sum of log p(token) over the tokens of continuations[i] placed right after request i's rendered text
-        (the assistant turn: prompt + generation prompt + assistant prefix)."""
+        """Sum of log p(token) over the tokens of continuations[i] placed right after request i's rendered
+        text (the assistant turn: prompt + generation prompt + assistant prefix)."""

@@ -66,7 +66,8 @@ def encode_request(tok, req: Request, max_prompt_tokens: int | None) -> tuple[tu
 
 
 def prompt_length(tok, messages) -> int:
-    """Tokens of `messages` as a prompt (rendered with the generation prompt), as encode_request counts them."""
+    """Tokens of `messages` as a prompt (rendered with the generation prompt), as encode_request counts
+    them."""
     return len(chat_ids(tok, messages))
 
 
@@ -82,9 +83,11 @@ def option_token_ids(tok, options) -> list[int]:
         for option in options:
             full = tok.encode(fmt.prefix + option, add_special_tokens=False)
             if full[: len(base)] != base or len(full) == len(base):
-                raise ValueError(f"the tokenizer merges the verdict option {option!r} into the prefix {fmt.prefix!r}")
+                raise ValueError(f"the tokenizer merges the verdict option {option!r} "
+                                 f"into the prefix {fmt.prefix!r}")
             got.append(full[len(base)])
         if ids is not None and got != ids:
-            raise ValueError(f"the verdict options {list(options)!r} tokenize differently after {fmt.prefix!r}")
+            raise ValueError(f"the verdict options {list(options)!r} tokenize differently "
+                             f"after {fmt.prefix!r}")
         ids = got
     return ids

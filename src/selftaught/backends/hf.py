@@ -28,7 +28,8 @@ def _full_attention_only(config) -> bool:
 class TransformersBackend(GenerationBackend):
     name = "transformers"
 
-    prompt_cache_mb = 1024          # prompt states kept for later scoring passes (clear_prompt_cache(mb) resizes)
+    # prompt states kept for later scoring passes (clear_prompt_cache(mb) resizes)
+    prompt_cache_mb = 1024
 
     def __init__(self, model_dir, dtype="float32", device="cpu", batch_size=16, max_prompt_tokens=2048,
                  trust_remote_code=False, fast_path=True):
@@ -42,10 +43,12 @@ class TransformersBackend(GenerationBackend):
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
         eos = self.model.generation_config.eos_token_id
-        self.eos = {self.tok.eos_token_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])} - {None}
-        # the scoring passes (a shared prompt prefilled once, the prompt cache) give explicit 4-D boolean masks:
-        # SDPA and full attention only
-        self.fast = fast_path and self.model.config._attn_implementation == "sdpa" and _full_attention_only(self.model.config)
+        self.eos = {self.tok.eos_token_id,
+                    *(eos if isinstance(eos, list) else [eos] if eos is not None else [])} - {None}
+        # the scoring passes (a shared prompt prefilled once, the prompt cache) give explicit 4-D boolean
+        # masks: SDPA and full attention only
+        self.fast = (fast_path and self.model.config._attn_implementation == "sdpa"
+                     and _full_attention_only(self.model.config))
 
     def render(self, req: Request) -> str:
         text = self.tok.apply_chat_template(req.message_dicts(), tokenize=False, add_generation_prompt=True)
@@ -179,8 +182,8 @@ class TransformersBackend(GenerationBackend):
             kw = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, pad_token_id=pad,
                       eos_token_id=sorted(self.eos), temperature=None, top_p=None, top_k=None)
             if sampling.temperature > 0:
-                kw["logits_processor"] = LogitsProcessorList(
-                    [SeededSampler([requests[i].seed for i in idx], sampling.temperature, sampling.top_p, width)])
+                kw["logits_processor"] = LogitsProcessorList([SeededSampler(
+                    [requests[i].seed for i in idx], sampling.temperature, sampling.top_p, width)])
             gen = self.model.generate(input_ids=input_ids, attention_mask=mask, **kw)[:, width:].tolist()
             self.usage.prefill_tokens += sum(map(len, ids))
             for row, i in enumerate(idx):
@@ -188,13 +191,15 @@ class TransformersBackend(GenerationBackend):
                 stop = next((k for k, t in enumerate(toks) if t in self.eos), None)
                 toks = toks if stop is None else toks[:stop + 1]
                 self.usage.generated_tokens += len(toks)
-                out[i] = self.tok.decode([t for t in toks if t not in self.eos], skip_special_tokens=True).strip()
+                out[i] = self.tok.decode([t for t in toks if t not in self.eos],
+                                         skip_special_tokens=True).strip()
         return out
 
     @torch.no_grad()
     def next_token_margins(self, requests, options=("A", "B"), desc="score verdicts") -> list[float]:
-        """log p(options[0]) - log p(options[1]) for the next token after each request's rendered text. Requests
-        sharing messages prefill their prompt once; each then runs its assistant prefix on a copy of that cache."""
+        """log p(options[0]) - log p(options[1]) for the next token after each request's rendered text.
+        Requests sharing messages prefill their prompt once; each then runs its assistant prefix on a copy of
+        that cache."""
         a, b = option_token_ids(self.tok, options)
         encoded = [encode_request(self.tok, r, self.max_prompt_tokens) for r in requests]
         self.usage.scored += len(requests)
@@ -206,19 +211,22 @@ class TransformersBackend(GenerationBackend):
             members = [i for _, mem in batch for i in mem]
             sfx = [encoded[i][1] for i in members]
             room = max(map(len, sfx))
-            cache, logits, valid, lens, col = self._prefill([ids for ids, _ in batch], room,
-                                                            [g for g, (_, mem) in enumerate(batch) for _ in mem])
-            if room:          # the prefixes, left-padded inside their block so that every row ends on the last column
+            cache, logits, valid, lens, col = self._prefill(
+                [ids for ids, _ in batch], room, [g for g, (_, mem) in enumerate(batch) for _ in mem])
+            if room:
+                # the prefixes, left-padded inside their block so that every row ends on the last column
                 pad = self.tok.pad_token_id
                 n = torch.tensor([len(s) for s in sfx], device=self.device)
                 ids = torch.tensor([[pad] * (room - len(s)) + list(s) for s in sfx], device=self.device)
                 for r, s in enumerate(sfx):
                     valid[r, col + room - len(s):col + room] = True
-                pos = lens[:, None] + (torch.arange(room, device=self.device)[None, :] - (room - n)[:, None]).clamp(min=0)
+                pos = lens[:, None] + (torch.arange(room, device=self.device)[None, :]
+                                       - (room - n)[:, None]).clamp(min=0)
                 o = self.model(input_ids=ids, attention_mask=self._mask(valid, col, room), position_ids=pos,
                                past_key_values=cache, use_cache=True, logits_to_keep=1)
                 self.usage.prefill_tokens += int(n.sum())
-                logits = torch.where((n > 0)[:, None], o.logits[:, -1].float(), logits)   # no prefix: score after the prompt
+                # no prefix: score after the prompt
+                logits = torch.where((n > 0)[:, None], o.logits[:, -1].float(), logits)
             lp = torch.log_softmax(logits, dim=-1)
             for row, i in enumerate(members):
                 out[i] = float(lp[row, a] - lp[row, b])
@@ -226,7 +234,8 @@ class TransformersBackend(GenerationBackend):
 
     @torch.no_grad()
     def continuation_logprobs(self, requests, continuations, desc="score responses") -> list[float]:
-        """Left-padded prompt + continuation rows, one forward pass each, logits kept for the continuation only."""
+        """Left-padded prompt + continuation rows, one forward pass each, logits kept for the continuation
+        only."""
         seqs = [a + b for a, b in (encode_request(self.tok, r, self.max_prompt_tokens) for r in requests)]
         conts = [tuple(self.tok(c, add_special_tokens=False).input_ids) for c in continuations]
         self.usage.scored += len(requests)
@@ -238,7 +247,8 @@ class TransformersBackend(GenerationBackend):
             input_ids, valid, pos = self._left_pad([full[i] for i in idx])
             keep = max(len(conts[i]) for i in idx) + 1
             mask = self._mask(valid, 0, input_ids.shape[1]) if self.fast else valid.long()
-            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos,
+                                logits_to_keep=keep).logits
             lp = torch.log_softmax(logits.float(), dim=-1)
             self.usage.prefill_tokens += sum(len(full[i]) for i in idx)
             for r, i in enumerate(idx):
@@ -252,7 +262,8 @@ class TransformersBackend(GenerationBackend):
         out = [None] * len(encoded)
         for batch in self._iter(self._plan([x + y for x, y in encoded]), desc, len(encoded)):
             idx, ids, input_ids, mask = self._left_padded(batch, encoded)
-            logits = self.model(input_ids=input_ids, attention_mask=mask, logits_to_keep=1).logits[:, -1].float()
+            logits = self.model(input_ids=input_ids, attention_mask=mask,
+                                logits_to_keep=1).logits[:, -1].float()
             self.usage.prefill_tokens += sum(map(len, ids))
             lp = torch.log_softmax(logits, dim=-1)
             for row, i in enumerate(idx):

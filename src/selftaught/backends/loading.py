@@ -30,7 +30,8 @@ def adapter_base(model_dir) -> str:
 
 def resolve_dtype(dtype: str, device: str) -> str:
     """The dtype to run in: bfloat16 falls back to float16 on a GPU without bf16 support."""
-    if device.startswith("cuda") and dtype == "bfloat16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+    if (device.startswith("cuda") and dtype == "bfloat16" and torch.cuda.is_available()
+            and not torch.cuda.is_bf16_supported()):
         return "float16"
     return dtype
 

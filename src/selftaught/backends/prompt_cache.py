@@ -4,8 +4,9 @@ from __future__ import annotations
 
 
 class PromptCache:
-    """LRU of prompt states (KV per layer of the prompt's real tokens, last-position logits), bounded in bytes:
-    the samples of one judged item, its verdict scoring and its later adaptive rounds prefill it once."""
+    """LRU of prompt states (KV per layer of the prompt's real tokens, last-position logits), bounded in
+    bytes: the samples of one judged item, its verdict scoring and its later adaptive rounds prefill it
+    once."""
 
     def __init__(self, max_bytes: int):
         from collections import OrderedDict
@@ -15,7 +16,8 @@ class PromptCache:
     @staticmethod
     def size(state) -> int:
         kv, logits = state
-        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv) + logits.numel() * 4
+        return (sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+                + logits.numel() * 4)
 
     def get(self, key):
         st = self.items.get(key)

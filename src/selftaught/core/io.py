@@ -67,7 +67,8 @@ def read_jsonl(path, schema=None, skipped: list | None = None) -> list:
                 rec = schema.from_dict(obj, path=path, line=n)
                 rid = rec.id
                 if rid in seen:
-                    raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n, field="id")
+                    raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n,
+                                     field="id")
                 seen[rid] = n
         except InputError as e:
             if skipped is None:
@@ -109,10 +110,11 @@ def dumps(obj) -> str:
     return _escape(json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
-# Temp folders of atomic_path: `.<name>.<8 random characters>.partial` beside the output; the same name without
-# .partial is ours too (existing checkouts can hold such leftovers of killed runs). A writer holds a lock on its
-# folder while it lives; a folder nobody holds is the leftover of a killed run. One changed less than
-# STALE_AFTER_S ago may belong to a writer that has just made it and not locked it yet: it is left for later.
+# Temp folders of atomic_path: `.<name>.<8 random characters>.partial` beside the output; the same name
+# without .partial is ours too (existing checkouts can hold such leftovers of killed runs). A writer holds a
+# lock on its folder while it lives; a folder nobody holds is the leftover of a killed run. One changed less
+# than STALE_AFTER_S ago may belong to a writer that has just made it and not locked it yet: it is left for
+# later.
 _RANDOM = r"[a-z0-9_]{8}"
 STALE_AFTER_S = 1.0
 
@@ -162,7 +164,8 @@ def check_target(path, directory=False, label=None) -> None:
     delete a whole folder) or a folder output over a file. `label` (a flag) prefixes the message."""
     path, who = Path(path), f"{label} " if label else ""
     if not directory and path.is_dir():
-        raise InputError(path, f"{who}is a directory: an output file never replaces a directory; give a file path")
+        raise InputError(path, f"{who}is a directory: an output file never replaces a directory; "
+                               f"give a file path")
     if directory and path.exists() and not path.is_dir():
         raise InputError(path, f"{who}exists and is not a directory: an output folder never replaces a file")
 

@@ -1,4 +1,5 @@
-"""The shapes of the metrics files: verdict modes, the headline statistics per mode, and the vote's entries."""
+"""The shapes of the metrics files: verdict modes, the headline statistics per mode, and the vote's
+entries."""
 
 # The verdict modes (judging.py). Only the generative ones write reasoning, so only they can make training
 # targets (judge.mode); evaluation may use any of them (evaluate.modes, `selftaught judge --mode`).

@@ -41,7 +41,8 @@ class Bar:
         self._live = None
         if _console.is_terminal:
             self._live = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), TimeRemainingColumn(), console=_console, transient=False)
+                                  TimeElapsedColumn(), TimeRemainingColumn(), console=_console,
+                                  transient=False)
             self._task = self._live.add_task(desc, total=self.total)
             self._live.start()
 

@@ -25,11 +25,13 @@ def run_stage(main, *paths: str, iteration=False, outputs=(), dirs=(), models=()
     folders; `models`: inputs that are model directories. Before `main` runs, an output that would overwrite,
     sit inside or contain an input, or replace a directory with a file (or a file with a folder), and a model
     directory that is not a safetensors checkpoint, exit 2."""
-    assert set(outputs) | set(models) <= set(paths) and set(dirs) <= set(outputs), (paths, outputs, dirs, models)
+    assert (set(outputs) | set(models) <= set(paths)
+            and set(dirs) <= set(outputs)), (paths, outputs, dirs, models)
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", type=Path, default=config.PARAMS)
     if iteration:
-        ap.add_argument("--iteration", type=int, required=True, help="k (0: the seed, evaluated as the baseline)")
+        ap.add_argument("--iteration", type=int, required=True,
+                        help="k (0: the seed, evaluated as the baseline)")
     for name in paths:
         ap.add_argument(f"--{name}", type=Path, required=True)
     args = ap.parse_args()

@@ -39,11 +39,13 @@ def check_paths(inputs: dict, outputs: dict, dirs=()) -> None:
         p, real = Path(p), _real(p)
         for il, (ip, ireal) in ins.items():
             if real == ireal or _same_file(p, ip):
-                raise InputError(p, f"{label} is the same file as {il} ({ip}), an input: refusing to overwrite it")
+                raise InputError(p, f"{label} is the same file as {il} ({ip}), an input: "
+                                    f"refusing to overwrite it")
             if ireal in real.parents:
                 raise InputError(p, f"{label} is inside {il} ({ip}), an input: write outputs elsewhere")
             if real in ireal.parents:
-                raise InputError(p, f"{label} contains {il} ({ip}), an input: writing it would delete the input")
+                raise InputError(p, f"{label} contains {il} ({ip}), an input: "
+                                    f"writing it would delete the input")
         if real in seen:
             raise InputError(p, f"{label} is the same path as {seen[real]}: each output needs its own path")
         seen[real] = label

@@ -125,8 +125,10 @@ class Judgment(Record):
     @classmethod
     def from_dict(cls, d, path="<memory>", line=None):
         return cls(pair_id=_take(d, "pair_id", str, path, line), order=_take(d, "order", int, path, line),
-                   sample=_take(d, "sample", int, path, line), text=_take(d, "text", str, path, line, nonempty=False),
-                   verdict=_take(d, "verdict", str, path, line, required=False), mode=_take(d, "mode", str, path, line),
+                   sample=_take(d, "sample", int, path, line),
+                   text=_take(d, "text", str, path, line, nonempty=False),
+                   verdict=_take(d, "verdict", str, path, line, required=False),
+                   mode=_take(d, "mode", str, path, line),
                    margin=_take(d, "margin", (int, float), path, line, required=False),
                    raw_margin=_take(d, "raw_margin", (int, float), path, line, required=False))
 

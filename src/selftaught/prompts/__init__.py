@@ -68,8 +68,8 @@ from .synthesis import (
 )
 
 __all__ = ["DEFAULTS", "FIELDS", "MODIFY_EXAMPLES", "NEUTRAL_INSTRUCTION", "REWRITE_EXAMPLES", "TEMPLATES",
-           "VERDICT_PREFIX", "JudgePrompt", "PromptTemplate", "PromptTooLong", "TemplateError", "answer_messages",
-           "category_messages", "check_category_template", "check_synthesis_templates", "escape_markers",
-           "fit_fields", "judge_messages", "judge_prompt", "judgment_text", "likelihood_text", "load_param_template",
-           "load_template", "modify_messages", "neutral_request", "ordered", "rewrite_answer_text",
-           "rewrite_messages", "truncate"]
+           "VERDICT_PREFIX", "JudgePrompt", "PromptTemplate", "PromptTooLong", "TemplateError",
+           "answer_messages", "category_messages", "check_category_template", "check_synthesis_templates",
+           "escape_markers", "fit_fields", "judge_messages", "judge_prompt", "judgment_text",
+           "likelihood_text", "load_param_template", "load_template", "modify_messages", "neutral_request",
+           "ordered", "rewrite_answer_text", "rewrite_messages", "truncate"]

@@ -1,13 +1,14 @@
-"""The judge prompt and its token budget: JudgePrompt renders a judge template (judge.template) with the judged
-texts cut to generation.max_judged_chars characters, then, given a token counter, to generation.max_prompt_tokens
-tokens (fit_fields: the judged texts are cut longest first, never the instructions or the system prompt). Also
-the texts a judgment is recorded in (judgment_text, likelihood_text) and likelihood mode's neutral request.
+"""The judge prompt and its token budget: JudgePrompt renders a judge template (judge.template) with the
+judged texts cut to generation.max_judged_chars characters, then, given a token counter, to
+generation.max_prompt_tokens tokens (fit_fields: the judged texts are cut longest first, never the
+instructions or the system prompt). Also the texts a judgment is recorded in (judgment_text, likelihood_text)
+and likelihood mode's neutral request.
 
 Likelihood mode scores a response as log p(response | the answer prompt of the instruction) - log p(response |
 the answer prompt of a neutral request): both requests are rendered by the default answer template
-(answer_messages), so the neutral request is a key of that template (`neutral` in templates/answer.yaml), not a
-file of its own nor a key of the judge template, which likelihood mode never renders: the request and the prompt
-it is wrapped in change together, in one file (a dep of the stages that score likelihoods)."""
+(answer_messages), so the neutral request is a key of that template (`neutral` in templates/answer.yaml), not
+a file of its own nor a key of the judge template, which likelihood mode never renders: the request and the
+prompt it is wrapped in change together, in one file (a dep of the stages that score likelihoods)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ def neutral_request(template=None) -> str:
     return t.neutral
 
 
-# likelihood mode: a response's score is log p(response | the instruction) - log p(response | this request), so
-# what the response says anyway (fluent filler, a generic answer) cancels and what the instruction adds remains
+# likelihood mode: a response's score is log p(response | the instruction) - log p(response | this request),
+# so what the response says anyway (fluent filler, a generic answer) cancels and what the instruction adds
+# remains
 NEUTRAL_INSTRUCTION = neutral_request()
 
 
@@ -101,9 +103,10 @@ class JudgePrompt:
 
 
 def judge_prompt(params, backend=None) -> JudgePrompt:
-    """The JudgePrompt of the params (judge.template, judge.verdict_format, generation.max_judged_chars); with a
-    backend that has a tokenizer, prompts are fitted to generation.max_prompt_tokens (see JudgePrompt.fit_to:
-    stages build the prompt before loading the model, so a bad template fails fast, then fit it)."""
+    """The JudgePrompt of the params (judge.template, judge.verdict_format, generation.max_judged_chars); with
+    a backend that has a tokenizer, prompts are fitted to generation.max_prompt_tokens (see
+    JudgePrompt.fit_to: stages build the prompt before loading the model, so a bad template fails fast, then
+    fit it)."""
     template = load_param_template(params, "judge.template", "judge")
     try:
         prompt = JudgePrompt(template, params.judge.verdict_format, params.generation.max_judged_chars)

@@ -57,7 +57,8 @@ def _env():
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
+                                         autoescape=False)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class PromptTemplate:
 
     @property
     def reply_labels(self) -> tuple[str, str]:
-        """The labels of the reply's two blocks, e.g. ("NEW INSTRUCTION:", "NEW ANSWER:") (rewrite templates)."""
+        """The labels of the reply's two blocks, e.g. ("NEW INSTRUCTION:", "NEW ANSWER:") (rewrite
+        templates)."""
         m = _REPLY.fullmatch(self.reply)
         return m.group("l1").strip(), m.group("l2").strip()
 
@@ -174,7 +176,8 @@ def _load(path: str, mtime_ns: int) -> PromptTemplate:
 
 
 def load_template(path, kind: str) -> PromptTemplate:
-    """The template file at `path` (a PromptTemplate passes through; None is our default), which must be of `kind`."""
+    """The template file at `path` (a PromptTemplate passes through; None is our default), which must be of
+    `kind`."""
     if isinstance(path, PromptTemplate):
         t = path
     else:

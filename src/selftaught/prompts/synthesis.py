@@ -18,10 +18,11 @@ def answer_messages(instruction: str, template=None) -> list[dict]:
 
 def _few_shot(t, shots: int, turns, **fields) -> list[dict]:
     """`shots` worked examples of template `t` as earlier turns (`turns(example)`: its user fields and the
-    assistant's reply), then the request for `fields`; the system message (if any) once, first. A template with
-    fewer examples than `shots` is refused."""
+    assistant's reply), then the request for `fields`; the system message (if any) once, first. A template
+    with fewer examples than `shots` is refused."""
     if shots > len(t.examples):
-        raise TemplateError(f"{t.path} has {len(t.examples)} worked examples, fewer than the {shots} asked for")
+        raise TemplateError(f"{t.path} has {len(t.examples)} worked examples, "
+                            f"fewer than the {shots} asked for")
     msgs = []
     for i, example in enumerate(t.examples[:shots]):
         user, reply = turns(example)
@@ -57,9 +58,9 @@ REWRITE_EXAMPLES = load_template(None, "rewrite").examples
 
 
 def check_synthesis_templates(params) -> None:
-    """Load synthesize.modify_template, synthesize.answer_template and synthesize.rewrite_template (a ParamError
-    naming the key when one cannot be used) and check that the modify template (and with synthesize.pairs
-    rewrite, the rewrite template) has synthesize.modify_shots worked examples."""
+    """Load synthesize.modify_template, synthesize.answer_template and synthesize.rewrite_template (a
+    ParamError naming the key when one cannot be used) and check that the modify template (and with
+    synthesize.pairs rewrite, the rewrite template) has synthesize.modify_shots worked examples."""
     p = params.synthesize
     modify = load_param_template(params, "synthesize.modify_template", "modify")
     load_param_template(params, "synthesize.answer_template", "answer")
