@@ -33,7 +33,7 @@ class EvalSettings:
         sampled = None
         if vote and vote_modes(modes, e.samples):
             sampled = replace(greedy, modes=tuple(m for m in modes if m in GENERATIVE_MODES),
-                              samples=e.samples, sampling=Sampling(tokens, e.vote_temperature, e.top_p))
+                              samples=e.samples, sampling=Sampling(tokens, e.vote_temperature, e.vote_top_p))
         return cls(greedy, sampled)
 
 

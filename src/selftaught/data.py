@@ -137,14 +137,18 @@ def load_sections(path, pairs) -> dict:
     return out
 
 
-def shard(instructions, iterations, per_iteration: int, seed: int):
-    need = per_iteration * max(iterations)
+def shard(instructions, iterations, per_iteration: int, seed: int, mode: str = "disjoint"):
+    """{k: iteration k's instructions}, a seeded shuffle of the pool cut into `per_iteration`-sized shards:
+    disjoint (one per iteration) or, with mode reuse, the same first shard for every iteration."""
+    need = per_iteration * (max(iterations) if mode == "disjoint" else 1)
     if need > len(instructions):
-        raise ParamError("data.per_iteration", f"{per_iteration} x {max(iterations)} iterations needs {need} "
-                                               f"instructions, the cleaned pool has {len(instructions)}")
+        what = f"{per_iteration} x {max(iterations)} iterations needs" if mode == "disjoint" else "needs"
+        raise ParamError("data.per_iteration", f"{what} {need} instructions, the cleaned pool has "
+                                               f"{len(instructions)}")
     order = sorted(instructions, key=lambda i: i.id)
     random.Random(seed).shuffle(order)
-    return {k: order[(k - 1) * per_iteration: k * per_iteration] for k in iterations}
+    start = (lambda k: (k - 1) * per_iteration) if mode == "disjoint" else (lambda k: 0)
+    return {k: order[start(k): start(k) + per_iteration] for k in iterations}
 
 
 def keep_categories(pool, labels: dict, keep):
@@ -178,7 +182,7 @@ def prepare(params, labels=None):
     if d.categories:
         pool, categories = keep_categories(pool, labels or {}, d.keep_categories)
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=against)
-    shards = shard(kept, list(params.iterations), d.per_iteration, d.seed)
+    shards = shard(kept, list(params.iterations), d.per_iteration, d.seed, d.shards)
     evals, validation = split_benchmarks(benches, d.eval_per_benchmark, d.seed, d.validation_per_benchmark)
     count = lambda ps: {b: sum(1 for p in ps if p.benchmark == b)  # noqa: E731
                         for b in sorted({p.benchmark for p in ps})}

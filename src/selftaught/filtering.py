@@ -52,7 +52,9 @@ def rejection_sample(judgments, seed: int, balance: bool):
 def training_records(kept, pairs_by_id, max_chars, reasoning="clean", prompt: JudgePrompt | None = None):
     """Prompt-completion records for TRL (loss on the completion, the judgment, only) and counts.
 
-    reasoning: `keep` the sampled reasoning as is; `clean` (default) drop it when it copies the judged texts
+    reasoning: `raw` the judgment's text byte for byte, as the judge sampled it (the released code's
+    targets); `keep` the sampled reasoning, then the format's verdict line; `clean` (default) drop it when it
+    copies the judged texts
     (a weak seed's "reasoning" is mostly a copy of a response, which teaches the judge to copy and run out
     of tokens before its verdict); `none` train on the verdict line alone. `prompt`: the judge template and
     verdict format the judgments were made with (default: ours, judged texts cut at `max_chars`)."""
@@ -73,6 +75,8 @@ def target_text(j, pair, reasoning, prompt: JudgePrompt) -> tuple[str, bool]:
     """A parseable judgment rewritten as a training target in the prompt's verdict format (see
     `training_records` for `reasoning`), and whether its reasoning was dropped as a copy of the judged
     texts."""
+    if reasoning == "raw":
+        return j.text, False
     a, b = ordered(pair, j.order)
     why = reasoning_part(j.text) if reasoning != "none" else ""
     if reasoning == "clean" and why and copies_judged_text(why, [pair.instruction, a, b],

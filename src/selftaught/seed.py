@@ -109,3 +109,9 @@ def resolve_model(model_dir) -> Path:
     if record.exists() and not (model_dir / "config.json").exists():
         return Path(json.loads(record.read_text(encoding="utf-8"))["same_as"])
     return model_dir
+
+
+def judge_model(k: int, first_judge: str, previous, generator) -> Path:
+    """The model that judges iteration k's pairs: the previous judge (`previous`, models/iter_<k-1>), except
+    for k = 1 with judge.first_judge generator: the generator model (its record followed to the seed)."""
+    return resolve_model(generator) if k == 1 and first_judge == "generator" else Path(previous)

@@ -61,15 +61,24 @@ def check_launch(p: Train) -> None:
                          f"it would train with DDP instead); on CPUs use configs/accelerate/ddp_cpu.yaml")
 
 
+def _final_rate(p: Train) -> dict:
+    """The scheduler; a cosine that ends at train.final_learning_rate is transformers' cosine_with_min_lr."""
+    if not p.final_learning_rate:
+        return {"lr_scheduler_type": p.lr_scheduler}
+    return {"lr_scheduler_type": "cosine_with_min_lr",
+            "lr_scheduler_kwargs": {"min_lr": p.final_learning_rate}}
+
+
 def _args(p: Train, output_dir: str) -> dict:
     """The TrainingArguments shared by both objectives."""
     cpu = not torch.cuda.is_available()
     return dict(
         output_dir=output_dir, num_train_epochs=p.epochs, learning_rate=p.learning_rate,
         per_device_train_batch_size=p.batch_size, gradient_accumulation_steps=p.grad_accum,
-        max_length=p.max_length, lr_scheduler_type=p.lr_scheduler,
+        max_length=p.max_length,
         # transformers 5: a warmup_steps below 1 is a share of all steps (rounded up)
         warmup_steps=p.warmup_ratio if p.warmup_ratio else p.warmup_steps, weight_decay=p.weight_decay,
+        adam_beta2=p.adam_beta2, max_grad_norm=p.max_grad_norm, **_final_rate(p),
         seed=p.seed, data_seed=p.seed, full_determinism=True,
         use_cpu=cpu, bf16=p.precision == "bf16", fp16=False, gradient_checkpointing=False,
         dataloader_num_workers=0, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=False,

@@ -14,8 +14,8 @@ from support.repo import ROOT
 
 from selftaught.core.errors import InputError, ParamError
 from selftaught.core.io import read_jsonl
-from selftaught.core.schemas import Pair, RewardBenchPair
-from selftaught.data import benchmark_schema, read_many, sample_benchmarks, split_benchmarks
+from selftaught.core.schemas import Instruction, Pair, RewardBenchPair
+from selftaught.data import benchmark_schema, read_many, sample_benchmarks, shard, split_benchmarks
 
 
 def test_rewardbench_rows_read_as_pairs_with_stable_ids(tmp_path):
@@ -127,3 +127,17 @@ def test_data_stage_names_bad_file(tmp_path):
     assert r.returncode == 2
     assert "pool.jsonl, line 2: field 'instruction': missing" in " ".join(r.stderr.split())
     assert not (tmp_path / "work").exists()
+
+
+def test_shards_are_disjoint_or_the_same_pool_reused():
+    pool = [Instruction(f"i{n:02d}", f"instruction {n}") for n in range(10)]
+    disjoint = shard(pool, [1, 2, 3], 3, seed=0)
+    ids = [[x.id for x in disjoint[k]] for k in (1, 2, 3)]
+    assert len({i for s in ids for i in s}) == 9                     # three shards, no instruction twice
+    reuse = shard(pool, [1, 2, 3], 3, seed=0, mode="reuse")
+    assert reuse[1] == reuse[2] == reuse[3] == disjoint[1]           # every iteration relabels the same shard
+    assert len(shard(pool, [1, 2, 3, 4, 5], 10, 0, "reuse")[5]) == 10   # the whole pool, five times
+    with pytest.raises(ParamError, match="3 x 4 iterations needs 12 instructions"):
+        shard(pool, [1, 2, 3, 4], 3, seed=0)
+    with pytest.raises(ParamError, match="needs 11 instructions"):
+        shard(pool, [1, 2], 11, seed=0, mode="reuse")

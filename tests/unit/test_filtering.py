@@ -1,5 +1,5 @@
 from selftaught.core.schemas import Judgment, SyntheticPair
-from selftaught.filtering import rejection_sample, training_records
+from selftaught.filtering import preference_pairs, rejection_sample, training_records
 from selftaught.verdict import parse_verdict
 
 
@@ -130,3 +130,22 @@ def test_filter_stage_writes_preference_pairs_beside_the_sft_records(tmp_path):
         assert parse_verdict(r["rejected"][0]["content"]) != parse_verdict(r["chosen"][0]["content"])
         if r["id"] in sft:
             assert r["prompt"] == sft[r["id"]]["prompt"]
+
+
+def test_raw_targets_are_the_sampled_text_byte_for_byte():
+    """filter.reasoning raw (the released code's targets): no verdict line rebuilt, nothing cleaned or cut."""
+    good = "The capital of France is Paris, a city on the Seine with many museums."
+    pair = SyntheticPair("p", "Name the capital of France.", good, "Berlin is in Germany.", "x2", "modified",
+                         "m", 0)
+    texts = ["the capital of France is Paris, a city\n\n**Verdict:** [[A]]  \n", "[[B]] because B fits. ",
+             "Both fail, but [[A]] is better.\r\nFinal: [[A]]"]
+    js = [J("p", 0, 0, "A", text=texts[0]), J("p", 1, 0, "B", text=texts[1]),
+          J("p", 0, 1, "A", text=texts[2])]
+    recs, counts = training_records(js, {"p": pair}, 10, reasoning="raw")
+    assert [r["completion"][0]["content"].encode() for r in recs] == [t.encode() for t in texts]
+    assert counts["reasoning_dropped_as_copy"] == 0
+    rebuilt, _ = training_records(js, {"p": pair}, 10, reasoning="keep")     # what raw switches off
+    assert [r["completion"][0]["content"] for r in rebuilt] != texts
+    wrong = J("p", 0, 2, "B", text="B is right.\n[[B]]")
+    prefs, _ = preference_pairs([js[0], wrong], {"p": pair}, 0, False, 10, "raw")
+    assert prefs[0]["chosen"][0]["content"] == texts[0] and prefs[0]["rejected"][0]["content"] == wrong.text

@@ -32,6 +32,7 @@ from selftaught.prompts import (
     neutral_request,
     ordered,
     rewrite_messages,
+    truncate,
 )
 from selftaught.verdict import parse_bracket, parse_verdict
 
@@ -323,3 +324,13 @@ def test_rewrite_category_and_answer_templates_are_checked(tmp_path):
     with pytest.raises(ParamError, match="synthesize.rewrite_template: cannot read"):
         check_synthesis_templates(p.model_copy(update={"synthesize": few.model_copy(
             update={"rewrite_template": "nope.yaml"})}))
+
+
+def test_max_judged_chars_zero_means_no_cut():
+    long = "word " * 5000
+    assert truncate(long, 0) == long and truncate(long, 10) == "word word [...]"
+    msgs = JudgePrompt(max_chars=0).messages(long, long, "b")
+    assert msgs[-1]["content"].count(long.strip()) == 3
+    p = config.Params()
+    assert judge_prompt(p.model_copy(update={"generation": p.generation.model_copy(
+        update={"max_judged_chars": 0})})).max_chars == 0

@@ -94,6 +94,37 @@ def test_optimiser_params_reach_trl():
     assert d.loss_type == ["sigmoid"] and d.loss_weights is None
 
 
+def test_the_released_optimiser_settings_reach_the_trainer():
+    """AdamW beta2, no clipping, a cosine that ends at a final rate (the released SFT config's settings)."""
+    from transformers import get_scheduler
+
+    from selftaught.training import dpo_config, sft_config
+
+    default = sft_config(config.Train(), "unused")
+    assert (default.adam_beta2, default.max_grad_norm) == (0.999, 1.0)       # transformers' own defaults
+    t = config.Train(adam_beta2=0.95, max_grad_norm=0.0, lr_scheduler="cosine", learning_rate=1e-6,
+                     final_learning_rate=1e-7, warmup_steps=2)
+    for cfg in (sft_config(t, "unused"), dpo_config(t.model_copy(update={"objective": "dpo"}), "unused")):
+        assert (cfg.adam_beta2, cfg.max_grad_norm) == (0.95, 0.0)
+        assert cfg.lr_scheduler_type.value == "cosine_with_min_lr"
+        assert cfg.lr_scheduler_kwargs == {"min_lr": 1e-7}
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-6)
+    sched = get_scheduler(cfg.lr_scheduler_type, opt, num_warmup_steps=2, num_training_steps=10,
+                          scheduler_specific_kwargs=cfg.lr_scheduler_kwargs)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert sched.get_last_lr()[0] == pytest.approx(1e-7)                     # ends at the final rate
+    assert sft_config(config.Train(lr_scheduler="cosine"), "unused").lr_scheduler_type.value == "cosine"
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["train"].update(final_learning_rate=1e-5)                            # linear scheduler: refused
+    with pytest.raises(ParamError, match="train.final_learning_rate: needs lr_scheduler cosine"):
+        config.validate(raw)
+    raw["train"].update(lr_scheduler="cosine", final_learning_rate=1e-3)
+    with pytest.raises(ParamError, match="train.final_learning_rate: must be below learning_rate"):
+        config.validate(raw)
+
+
 def test_warmup_is_set_once():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["train"].update(warmup_steps=10, warmup_ratio=0.1)

@@ -59,7 +59,10 @@ class Data(Section):
                                               "rejected, ...)")
     near_duplicate_jaccard: float = Field(
         0.8, gt=0, le=1, description="word-set Jaccard at or above which two instructions are duplicates")
-    per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard (disjoint)")
+    per_iteration: int = Field(48, gt=0, description="instructions in each iteration's shard")
+    shards: Literal["disjoint", "reuse"] = Field(
+        "disjoint", description="disjoint: each iteration its own instructions; reuse: every iteration the "
+                                "same per_iteration instructions, relabelled by its judge")
     eval_per_benchmark: int = Field(40, ge=0, description="seeded sample of each benchmark; 0 = all pairs")
     validation_per_benchmark: int = Field(
         0, ge=0, description="pairs of each benchmark held out (seeded) as the validation split, disjoint "
@@ -126,7 +129,7 @@ class Generation(Section):
         1024, gt=0, description="the most prompt tokens: a longer judge prompt has its judged texts cut to "
                                 "fit (never its instructions)")
     max_judged_chars: int = Field(
-        800, gt=0, description="each judged text (instruction, response) is cut to this")
+        800, ge=0, description="each judged text (instruction, response) is cut to this; 0 = no cut")
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
     gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only")
@@ -175,6 +178,9 @@ class Judge(Section):
     temperature: float = Field(0.7, ge=0)
     top_p: float = Field(0.9, gt=0, le=1)
     calibrate: bool = Field(True, description="constrained: subtract the mean A-vs-B margin (position bias)")
+    first_judge: Literal["seed", "generator"] = Field(
+        "seed", description="who judges iteration 1's pairs: the seed (models/iter_0) or the generator model "
+                            "(models/generator); later iterations are judged by the previous judge")
     template: str = Field("src/selftaught/templates/judge.yaml", min_length=1,
                           description="the judge prompt template (judge, filter, evaluate); "
                                       "templates/judge_pairwise.yaml: MT-Bench style, bracket verdicts")
@@ -187,8 +193,10 @@ class Judge(Section):
 
 class Filter(Section):
     balance: bool = Field(True, description="as many kept A verdicts as B")
-    reasoning: Literal["keep", "clean", "none"] = Field(
-        "clean", description="clean: drop reasoning that copies the judged texts; none: verdict line only")
+    reasoning: Literal["raw", "keep", "clean", "none"] = Field(
+        "clean", description="raw: the sampled judgment byte for byte; keep: its reasoning + the verdict "
+                             "line; clean: keep, but drop reasoning that copies the judged texts; none: the "
+                             "verdict line only")
     seed: int = seed_field(3)
 
 
@@ -216,6 +224,11 @@ class Train(Section):
         0.0, ge=0, lt=1, description="linear warmup as a share of all optimizer steps (rounded up); 0 = "
                                      "none. Set this or warmup_steps, not both")
     weight_decay: float = Field(0.0, ge=0, lt=1, description="AdamW weight decay (decoupled)")
+    adam_beta2: float = Field(0.999, gt=0, lt=1, description="AdamW beta2 (beta1 stays 0.9)")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping to this global norm; 0 = none")
+    final_learning_rate: float = Field(
+        0.0, ge=0, lt=1, description="with lr_scheduler cosine: the rate the cosine decays to (transformers' "
+                                     "cosine_with_min_lr); 0 = decay to 0")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32: float32 throughout; bf16: bfloat16 autocast over float32 weights (the "
                             "checkpoint stays float32), needs a CUDA GPU with bf16 and is refused on a "
@@ -228,6 +241,18 @@ class Train(Section):
     accelerate_config: str = Field(
         "", description="e.g. configs/accelerate/ddp.yaml: train under `accelerate launch`")
     seed: int = seed_field(4)
+
+    @model_validator(mode="after")
+    def _final_rate(self):
+        if self.final_learning_rate and self.lr_scheduler != "cosine":
+            raise ParamError("train.final_learning_rate",
+                             f"needs lr_scheduler cosine (it sets where the cosine ends); got lr_scheduler "
+                             f"{self.lr_scheduler!r}")
+        if self.final_learning_rate >= self.learning_rate:
+            raise ParamError("train.final_learning_rate",
+                             f"must be below learning_rate ({self.learning_rate!r}); got "
+                             f"{self.final_learning_rate!r}")
+        return self
 
     @model_validator(mode="after")
     def _one_warmup(self):
@@ -252,6 +277,7 @@ class Evaluate(Section):
         1, ge=1, le=256, description="sampled judgments per pair and order for a majority vote (free_vote, "
                                      "constrained_vote) beside the greedy verdict; 1 = no vote")
     vote_temperature: float = Field(0.7, gt=0, description="sampling temperature of the vote's judgments")
+    vote_top_p: float = Field(1.0, gt=0, le=1, description="top-p of the vote's judgments")
     seed: int = seed_field(5)
 
     @field_validator("modes")

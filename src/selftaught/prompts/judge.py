@@ -34,8 +34,9 @@ NEUTRAL_INSTRUCTION = neutral_request()
 
 
 def truncate(text: str, max_chars: int) -> str:
-    """Cut a judged text to `max_chars`, marking the cut, so prompts stay within the model's budget."""
-    return text if len(text) <= max_chars else text[:max_chars].rstrip() + " [...]"
+    """Cut a judged text to `max_chars`, marking the cut, so prompts stay within the model's budget
+    (0 or None: no cut)."""
+    return text if not max_chars or len(text) <= max_chars else text[:max_chars].rstrip() + " [...]"
 
 
 class PromptTooLong(ParamError):
