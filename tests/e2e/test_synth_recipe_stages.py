@@ -61,7 +61,8 @@ def test_killed_synthesize_and_judge_rerun_to_the_same_bytes(tiny_model, tmp_pat
 
     jud = lambda out, **kw: stage(repo, "judge", [  # noqa: E731
         "--iteration", "1", "--pairs", "ref/pairs.jsonl", "--model", "models/iter_0",
-        "--out", f"{out}/judgments.jsonl", "--metrics", f"{out}/judge.json"], **kw)
+        "--generator", "models/iter_0", "--out", f"{out}/judgments.jsonl",
+        "--metrics", f"{out}/judge.json"], **kw)
     ref = jud("ref")
     assert "resumed 0 of" in ref.stderr
     total = int(ref.stderr.split("resumed 0 of ")[1].split()[0])

@@ -117,8 +117,8 @@ def test_pickle_adapter_is_refused_by_a_stage(tmp_path, bin_adapter):
     jsonl(tmp_path / "pairs.jsonl", [pair])
     tiny_params(tmp_path / "params.yaml")
     before = snapshot(tmp_path)
-    r = stage("judge", "--iteration", 1, "--pairs", "pairs.jsonl", "--model", bin_adapter, "--out", "j.jsonl",
-              "--metrics", "m.json", cwd=tmp_path)
+    r = stage("judge", "--iteration", 1, "--pairs", "pairs.jsonl", "--model", bin_adapter, "--generator",
+              bin_adapter, "--out", "j.jsonl", "--metrics", "m.json", cwd=tmp_path)
     assert r.returncode == 2
     line = one_line(r.stderr)
     assert str(bin_adapter) in line and "adapter_model.bin" in line and "safetensors" in line
