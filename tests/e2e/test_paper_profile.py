@@ -20,6 +20,8 @@ SCALED_DOWN = {
     "judge.max_new_tokens": 8, "judge.samples": 2, "evaluate.max_new_tokens": 8, "evaluate.samples": 3,
     "evaluate.likelihood_dtype": "float32", "synthesize.max_new_tokens": 12,
     "synthesize.instruction_max_new_tokens": 12,
+    # the paper's pool size, epochs and RewardBench score need its data: the tiny pools and benchmarks here
+    "data.per_iteration": 48, "train.epochs": 1, "data.rewardbench_sections": "",
 }
 
 
