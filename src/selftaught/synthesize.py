@@ -64,19 +64,26 @@ def nearest(i, instructions):
 
 
 @lru_cache(maxsize=8)
-def _reply_pattern(labels):
-    """The two labelled blocks of a rewrite reply, by the template's labels (e.g. "NEW INSTRUCTION:"), read
-    leniently: any case, any spacing between a label's words, markdown emphasis around a label."""
-    label = [r"[ \t*#_]*" + r"\s+".join(re.escape(w) for w in lab.lower().rstrip(":").split())
-             + r"[ \t*_]*:[ \t*_]*" for lab in labels]
-    return re.compile(label[0] + r"(?P<x>.*?)\n\s*" + label[1] + r"(?P<y>.*)", re.IGNORECASE | re.DOTALL)
+def _reply_pattern(t):
+    """The new instruction (x) and its answer (y) in a reply laid out as the rewrite template `t` says, read
+    leniently. Two labelled lines (e.g. "NEW INSTRUCTION:"): any case, any spacing between a label's words,
+    markdown emphasis around a label. A block layout ("[User Question Modified]" ... "[The end of ...]"):
+    its texts in any case, any whitespace between their words; the text after the answer ends it, or the
+    reply's end when the model left it out."""
+    if t.reply_labels:
+        label = [r"[ \t*#_]*" + r"\s+".join(re.escape(w) for w in lab.lower().rstrip(":").split())
+                 + r"[ \t*_]*:[ \t*_]*" for lab in t.reply_labels]
+        return re.compile(label[0] + r"(?P<x>.*?)\n\s*" + label[1] + r"(?P<y>.*)", re.IGNORECASE | re.DOTALL)
+    before, between, after = (r"\s+".join(map(re.escape, part.split())) for part in t.reply_blocks)
+    end = r"(?P<y>.*?)\s*(?:" + after + r"|\Z)" if after else r"(?P<y>.*)"
+    return re.compile(before + r"\s*(?P<x>.*?)\s*" + between + r"\s*" + end, re.IGNORECASE | re.DOTALL)
 
 
 def parse_rewrite(text: str, template=None):
     """(x', answer to x', None) from a reply in the layout of the rewrite template's `reply` (default: ours),
     or (x', answer, why) with why "unparseable" (the two labelled blocks are not there, or x' is empty) or
     "empty_answer"."""
-    m = _reply_pattern(load_template(template, "rewrite").reply_labels).search(text)
+    m = _reply_pattern(load_template(template, "rewrite")).search(text)
     if not m:
         return "", "", "unparseable"
     x2, y2 = clean_instruction(m.group("x")), m.group("y").strip()

@@ -184,6 +184,9 @@ class Judge(Section):
     template: str = Field("src/selftaught/templates/judge.yaml", min_length=1,
                           description="the judge prompt template (judge, filter, evaluate); "
                                       "templates/judge_pairwise.yaml: MT-Bench style, bracket verdicts")
+    template_record: str = Field(
+        "", description="with judge.template a FastChat judge-prompt record file (.jsonl): the record's "
+                        "name, e.g. pair-v2")
     verdict_format: Literal["last_line", "bracket"] = Field(
         "last_line", description="last_line: a last line `Verdict: [[X]]`; bracket: the last [[A]]/[[B]] "
                                  "([[C]]: tie); parsing, training targets and the constrained prefix "

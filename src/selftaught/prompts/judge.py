@@ -35,8 +35,12 @@ NEUTRAL_INSTRUCTION = neutral_request()
 
 def truncate(text: str, max_chars: int) -> str:
     """Cut a judged text to `max_chars`, marking the cut, so prompts stay within the model's budget
-    (0 or None: no cut)."""
-    return text if not max_chars or len(text) <= max_chars else text[:max_chars].rstrip() + " [...]"
+    (0 or None: no cut, generation.max_judged_chars 0)."""
+    return text if not max_chars else _cut(text, max_chars)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[:max_chars].rstrip() + " [...]"
 
 
 class PromptTooLong(ParamError):
@@ -55,7 +59,7 @@ def fit_fields(fields: dict, render, count, max_tokens: int):
         return msgs, False
 
     def capped(c):
-        return render({k: truncate(v, c) for k, v in fields.items()})
+        return render({k: _cut(v, c) for k, v in fields.items()})
 
     lo, hi = 0, max(len(v) for v in fields.values())
     if count(capped(lo)) > max_tokens:

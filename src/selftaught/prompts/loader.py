@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from ..core.errors import ParamError
+from . import published
 
 TEMPLATES = Path(__file__).parents[1] / "templates"
 # The data fields each kind's `user` (and `system`) text must use, all of them and no others.
@@ -22,8 +23,11 @@ DEFAULTS = {kind: TEMPLATES / f"{kind}.yaml" for kind in FIELDS}
 # The strings of one worked example, by kind (the kinds that may have examples).
 EXAMPLE_FIELDS = {"modify": ("instruction", "new instruction"),
                   "rewrite": ("instruction", "answer", "new instruction", "new answer")}
-# A rewrite template's `reply`: the reply layout, two labelled blocks, each label ending in a colon.
+# A rewrite template's `reply`: the reply layout, with the new instruction before its answer: two labelled
+# lines, each label ending in a colon (read leniently), or any blocks of text around the two fields.
 REPLY_FIELDS = ("new_instruction", "new_answer")
+_REPLY_BLOCKS = re.compile(r"(?P<before>.*?)\{\{-?\s*new_instruction\s*-?\}\}(?P<between>.*?)"
+                           r"\{\{-?\s*new_answer\s*-?\}\}(?P<after>.*)", re.DOTALL)
 _REPLY = re.compile(r"(?P<l1>[^\n{}]*?:)[ \t]*\{\{-?\s*new_instruction\s*-?\}\}\n"
                     r"(?P<l2>[^\n{}]*?:)[ \t]*\{\{-?\s*new_answer\s*-?\}\}")
 _KEYS = {"kind", "system", "user", "markers", "verdict_format", "examples", "reply", "neutral"}
@@ -92,11 +96,18 @@ class PromptTemplate:
         return self._render(self.reply, {"new_instruction": new_instruction, "new_answer": new_answer})
 
     @property
-    def reply_labels(self) -> tuple[str, str]:
-        """The labels of the reply's two blocks, e.g. ("NEW INSTRUCTION:", "NEW ANSWER:") (rewrite
-        templates)."""
+    def reply_labels(self) -> tuple[str, str] | None:
+        """The labels of a two-line reply, e.g. ("NEW INSTRUCTION:", "NEW ANSWER:"), or None for a block
+        layout (rewrite templates)."""
         m = _REPLY.fullmatch(self.reply)
-        return m.group("l1").strip(), m.group("l2").strip()
+        return (m.group("l1").strip(), m.group("l2").strip()) if m else None
+
+    @property
+    def reply_blocks(self) -> tuple[str, str, str]:
+        """The reply layout's text before the new instruction, between it and the answer, and after."""
+        m = _REPLY_BLOCKS.fullmatch(self._render(self.reply, {"new_instruction": "{{ new_instruction }}",
+                                                              "new_answer": "{{ new_answer }}"}))
+        return m.group("before"), m.group("between"), m.group("after")
 
 
 def _fields_used(raw, key, kind, fields) -> set:
@@ -148,10 +159,16 @@ def _check(raw, path) -> PromptTemplate:
     if reply is not None:
         _fields_used(raw, "reply", kind, REPLY_FIELDS)
         m = _REPLY.fullmatch(reply)
-        if not m or not m.group("l1").strip(" \t:") or not m.group("l2").strip(" \t:"):
+        blocks = _REPLY_BLOCKS.fullmatch(reply)
+        if m is None and (blocks is None or not blocks.group("before").strip()
+                          or not blocks.group("between").strip()):
+            raise TemplateError("`reply` must be two lines, `<label>: {{ new_instruction }}` then "
+                                "`<label>: {{ new_answer }}`, or text before each of the two fields")
+        if m and (not m.group("l1").strip(" \t:") or not m.group("l2").strip(" \t:")):
             raise TemplateError("`reply` must be two lines, `<label>: {{ new_instruction }}` then "
                                 "`<label>: {{ new_answer }}`")
-        missing = [lab.strip() for lab in (m.group("l1"), m.group("l2")) if lab.strip() not in raw["user"]]
+        missing = [lab.strip() for lab in (m.group("l1"), m.group("l2")) if lab.strip() not in raw["user"]] \
+            if m else []
         if missing:
             raise TemplateError(f"`user` must state the reply layout: it never names the labels {missing}")
     neutral = raw.get("neutral")
@@ -162,22 +179,31 @@ def _check(raw, path) -> PromptTemplate:
 
 
 @lru_cache(maxsize=32)
-def _load(path: str, mtime_ns: int) -> PromptTemplate:
+def _load(path: str, mtime_ns: int, kind: str, record: str) -> PromptTemplate:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        if path.endswith(".prompt"):           # a published plain-text prompt (published.py)
+            raw = published.from_prompt_file(text, kind)
+        elif path.endswith(".jsonl"):          # a FastChat judge-prompt record file
+            raw = published.from_fastchat(text, record)
+        else:
+            raw = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError) as e:
         raise TemplateError(f"cannot read {path} ({getattr(e, 'strerror', None) or e})") from None
     except yaml.YAMLError as e:
         raise TemplateError(f"{path} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except published.PublishedError as e:
+        raise TemplateError(f"{path}: {e}") from None
     try:
         return _check(raw, path)
     except TemplateError as e:
         raise TemplateError(f"{path}: {e}") from None
 
 
-def load_template(path, kind: str) -> PromptTemplate:
+def load_template(path, kind: str, record: str = "") -> PromptTemplate:
     """The template file at `path` (a PromptTemplate passes through; None is our default), which must be of
-    `kind`."""
+    `kind`: a YAML template, a published `.prompt` file, or the record named `record` of a FastChat
+    judge-prompt `.jsonl` file."""
     if isinstance(path, PromptTemplate):
         t = path
     else:
@@ -186,7 +212,7 @@ def load_template(path, kind: str) -> PromptTemplate:
             mtime = path.stat().st_mtime_ns
         except OSError as e:
             raise TemplateError(f"cannot read {path} ({e.strerror})") from None
-        t = _load(str(path), mtime)
+        t = _load(str(path), mtime, kind, record)
     if t.kind != kind:
         raise TemplateError(f"{t.path} is a {t.kind} template, not a {kind} template")
     return t
@@ -195,7 +221,8 @@ def load_template(path, kind: str) -> PromptTemplate:
 def load_param_template(params, key: str, kind: str) -> PromptTemplate:
     """load_template for the params key `section.name` (e.g. judge.template); errors name the key."""
     section, name = key.split(".")
+    record = params.judge.template_record if key == "judge.template" else ""
     try:
-        return load_template(getattr(getattr(params, section), name), kind)
+        return load_template(getattr(getattr(params, section), name), kind, record)
     except TemplateError as e:
         raise ParamError(key, str(e)) from None
