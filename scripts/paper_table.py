@@ -16,12 +16,11 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from selftaught import profile
+from selftaught.core.config import read_raw
+from selftaught.core.errors import ParamError
 
-from selftaught import profile  # noqa: E402
-from selftaught.core.config import read_raw  # noqa: E402
-from selftaught.core.errors import ParamError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 REFERENCE = ROOT / "configs" / "profiles" / "paper_reference.yaml"
 PROFILE = ROOT / "configs" / "profiles" / "paper.yaml"

@@ -40,8 +40,8 @@ def test_set_args_edit_mappings_entry_by_entry():
 def test_arguments_after_a_double_dash_go_to_dvc_exp_run(capsys):
     from selftaught.cli import main
 
-    assert main(["profile", str(PAPER), "--name", "p", "-S", "train.epochs=2", "--", "--temp",
+    assert main(["profile", str(PAPER), "--name", "p", "-S", "train.batch_size=2", "--", "--temp",
                  "evaluate@1"]) == 0
     line = capsys.readouterr().out.split()
     assert (line[:5] == ["dvc", "exp", "run", "-n", "p"]
-            and line[-3:] == ["train.epochs=2", "--temp", "evaluate@1"])
+            and line[-3:] == ["train.batch_size=2", "--temp", "evaluate@1"])
