@@ -22,6 +22,11 @@ SCALED_DOWN = {
     "synthesize.instruction_max_new_tokens": 12,
     # the paper's pool size, epochs and RewardBench score need its data: the tiny pools and benchmarks here
     "data.per_iteration": 48, "train.epochs": 1, "data.rewardbench_sections": "",
+    # the random tiny model writes neither a parseable rewrite reply nor a verdict: with the paper's
+    # fallback (drop) and judge.mode (free) no pair or judgment would be left to train on, and uncalibrated
+    # it prefers one letter, which balancing then drops. Free-mode reading is what evaluate.modes [free]
+    # measures below; the unit tests hold these settings.
+    "synthesize.fallback": "neighbour", "judge.mode": "constrained", "judge.calibrate": True,
 }
 
 
@@ -34,6 +39,13 @@ def test_paper_profile_runs_end_to_end_scaled_down(built_repo, tmp_path):
     assert "paper-tiny" in shown
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["train"]["init"] == "seed" and params["judge"]["verdict_format"] == "bracket"
+    assert (params["filter"]["reasoning"], params["data"]["shards"], params["judge"]["first_judge"]) == (
+        "raw", "reuse", "generator")
+    judged = [json.loads(line) for line in (repo / "work/iter_1/judgments.jsonl").read_text().splitlines()]
+    sampled = {j["text"] for j in judged}
+    targets = [json.loads(line)["completion"][0]["content"]
+               for line in (repo / "work/iter_1/train.jsonl").read_text().splitlines()]
+    assert targets and all(target in sampled for target in targets)           # trained on the text as sampled
     evals = [json.loads(line) for line in (repo / "work/eval/iter_1.jsonl").read_text().splitlines()]
     assert {e["mode"] for e in evals} >= {"free", "free_vote"}                 # the majority vote ran
     free = [e for e in evals if e["mode"] == "free" and e.get("verdict")]
