@@ -30,7 +30,7 @@ def test_the_signature_check_finds_a_long_one(tmp_path):
     assert len(long_signatures(tmp_path)) == 1
 
 
-def test_no_sys_path_inserts_in_tests_benchmarks_or_scripts():
+def test_tests_benchmarks_and_scripts_import_without_path_edits():
     hits = [f"{f.relative_to(ROOT)}:{n}" for d in ("tests", "benchmarks", "scripts")
             for f in sorted((ROOT / d).rglob("*.py"))
             for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
