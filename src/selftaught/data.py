@@ -1,8 +1,10 @@
 """The data stage: validate pools and benchmarks, drop duplicates and benchmark overlap (dedupe.py), shard per
-iteration, split the benchmark pairs into test and validation, check the RewardBench section map."""
+iteration, split the benchmark pairs into test and validation (plus the user's validation files), check the
+RewardBench section map."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections import Counter
@@ -13,7 +15,7 @@ import yaml
 
 from .core.errors import InputError, ParamError
 from .core.io import read_jsonl
-from .core.schemas import Instruction, Pair, RewardBenchPair
+from .core.schemas import HelpSteer2Row, Instruction, Pair, RewardBenchPair
 from .dedupe import dedupe
 
 
@@ -28,6 +30,52 @@ def benchmark_schema(path):
         return Pair
     return (RewardBenchPair if isinstance(first, dict) and "prompt" in first and "instruction" not in first
             else Pair)
+
+
+def is_helpsteer2(path) -> bool:
+    """Whether a validation file holds HelpSteer2 rows (its first record has `prompt` and `response`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and "prompt" in first and "response" in first
+
+
+def helpsteer2_pairs(rows) -> tuple[list, int]:
+    """(pairs, ties) from HelpSteer2 rows: every two responses to the same prompt make a pair, the one rated
+    more helpful chosen; equal ratings give no pair and are counted. The id is "hs2-" + the first 16 hex
+    digits of the SHA-256 of [prompt, chosen, rejected] as JSON. Prompts keep their first appearance's
+    order."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r.prompt, []).append(r)
+    pairs, ties = [], 0
+    for prompt, rs in groups.items():
+        for i, a in enumerate(rs):
+            for b in rs[i + 1:]:
+                if a.helpfulness == b.helpfulness:
+                    ties += 1
+                    continue
+                win, lose = (a, b) if a.helpfulness > b.helpfulness else (b, a)
+                key = json.dumps([prompt, win.response, lose.response], ensure_ascii=False)
+                pairs.append(Pair(id="hs2-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:16],
+                                  instruction=prompt, chosen=win.response, rejected=lose.response))
+    return pairs, ties
+
+
+def read_validation(files, skipped=None) -> tuple[list, int]:
+    """([(path, pair)], ties) of the user's validation files: our pair format, RewardBench's columns, or
+    HelpSteer2's rows (helpsteer2_pairs; ties: the equally rated response pairs left out)."""
+    out, ties = [], 0
+    for f in files:
+        if is_helpsteer2(f):
+            pairs, t = helpsteer2_pairs(read_jsonl(f, HelpSteer2Row, skipped))
+            ties += t
+            out += [(Path(f), p) for p in pairs]
+        else:
+            out += read_many([f], benchmark_schema, skipped)
+    return out, ties
 
 
 def read_many(files, schema, skipped=None):
@@ -162,6 +210,20 @@ def keep_categories(pool, labels: dict, keep):
                   "kept": dict(sorted(Counter(labels[x.id] for x in kept).items()))}
 
 
+def check_validation_files(benches, held, files) -> None:
+    """The user's validation files must be other files than the benchmarks (by name: a file's stem names its
+    pairs in every metric) and share no pair id with them."""
+    names = {p.stem for p, _ in benches}
+    clash = sorted({Path(f).stem for f in files} & names)
+    if clash:
+        raise ParamError("data.validation", f"{clash} also name a benchmark file of data.benchmarks: a "
+                                            "validation file must be another file")
+    ids = {p.id for _, p in benches}
+    for path, p in held:
+        if p.id in ids:
+            raise InputError(path, f"pair id {p.id!r} is also a benchmark pair's", field="id")
+
+
 def prepare(params, labels=None):
     """(shards, test pairs, validation pairs, section map, metrics). `labels` (id -> category, stage
     categorize) with data.categories set: only the pool items of data.keep_categories are kept (empty: all),
@@ -169,11 +231,13 @@ def prepare(params, labels=None):
     d = params.data
     skipped = [] if d.skip_invalid else None
     benches = read_many(d.benchmarks, benchmark_schema, skipped)
+    held, ties = read_validation(d.validation, skipped)
+    check_validation_files(benches, held, d.validation)
     sections = (load_sections(d.rewardbench_sections,
                               [p for ps in by_benchmark(benches).values() for p in ps])
                 if d.rewardbench_sections else {})
     # a skipped benchmark line still names its instruction: the pool is decontaminated against it too
-    against = [p.instruction for _, p in benches] + [
+    against = [p.instruction for _, p in benches + held] + [
         e.record["instruction"] for e in skipped or ()
         if isinstance(getattr(e, "record", None), dict) and isinstance(e.record.get("instruction"), str)
         and e.record["instruction"].strip()]
@@ -184,6 +248,7 @@ def prepare(params, labels=None):
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=against)
     shards = shard(kept, list(params.iterations), d.per_iteration, d.seed, d.shards)
     evals, validation = split_benchmarks(benches, d.eval_per_benchmark, d.seed, d.validation_per_benchmark)
+    validation += [p for ps in by_benchmark(held).values() for p in ps]
     count = lambda ps: {b: sum(1 for p in ps if p.benchmark == b)  # noqa: E731
                         for b in sorted({p.benchmark for p in ps})}
     metrics = {"pool": len(pool), "kept": len(kept),
@@ -192,6 +257,8 @@ def prepare(params, labels=None):
                "skipped_invalid": len(skipped or ())}
     if validation:
         metrics["validation_pairs"] = count(validation)
+    if d.validation:
+        metrics["validation_ties_dropped"] = ties
     if sections:
         metrics["rewardbench_subsets"] = sum(len(s) for s in sections.values())
     if categories is not None:

@@ -156,10 +156,11 @@ def _check_records(records, p: Train) -> None:
 
 
 def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
-          trust_remote_code=False) -> dict:
+          trust_remote_code=False, candidates: Path | None = None) -> dict:
     """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save
     the result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the
-    main process passes `out_dir` and alone writes it, the others pass None."""
+    main process passes `out_dir` and alone writes it, the others pass None. With train.select validation,
+    the checkpoints before the last are saved in `candidates` (main process) as step_<n> (selection.py)."""
     from datasets import Dataset
 
     check_precision(p)
@@ -192,6 +193,9 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
     if trainer.args.should_save != (out_dir is not None):
         raise RuntimeError(f"process {trainer.args.process_index} of {trainer.args.world_size}: the main "
                            f"process (and only it) must be given the output directory")
+    if p.select == "validation":
+        trainer.add_callback(_candidate_saver(trainer, tok, candidates if out_dir is not None else None,
+                                              init_dir, p))
     result = trainer.train()
     logs = trainer.state.log_history
     check_finite([h["loss"] for h in logs if "loss" in h] + [result.training_loss], trainer.model)
@@ -210,6 +214,28 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
         stats["processes"] = trainer.args.world_size
     stats["loss_curve"] = losses
     return stats
+
+
+def _candidate_saver(trainer, tok, folder: Path | None, init_dir, p: Train):
+    """A callback that saves a candidate checkpoint every train.save_steps optimizer steps (0: at the end of
+    each epoch), except at the last step, whose checkpoint the stage writes anyway. Every rank runs it (FSDP
+    gathers the weights from all); only the main process, which has `folder`, writes."""
+    from transformers import TrainerCallback
+
+    def keep(step: int, state) -> None:
+        if step < state.max_steps:
+            save(trainer, tok, folder / f"step_{step}" if folder is not None else None, init_dir, p)
+
+    class SaveCandidates(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if p.save_steps and state.global_step % p.save_steps == 0:
+                keep(state.global_step, state)
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if not p.save_steps:
+                keep(state.global_step, state)
+
+    return SaveCandidates()
 
 
 def _pretokenized_dpo():

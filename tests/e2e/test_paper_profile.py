@@ -22,6 +22,8 @@ SCALED_DOWN = {
     "synthesize.instruction_max_new_tokens": 12,
     # the paper's pool size, epochs and RewardBench score need its data: the tiny pools and benchmarks here
     "data.per_iteration": 48, "train.epochs": 1, "data.rewardbench_sections": "",
+    # checkpoint selection as in the profile, on a HelpSteer2-format file this test writes, every 2 steps
+    "train.save_steps": 2, "train.select_max_new_tokens": 8,
     # the random tiny model writes neither a parseable rewrite reply nor a verdict: with the paper's
     # fallback (drop) and judge.mode (free) no pair or judgment would be left to train on, and uncalibrated
     # it prefers one letter, which balancing then drops. Free-mode reading is what evaluate.modes [free]
@@ -33,6 +35,11 @@ SCALED_DOWN = {
 @pytest.mark.e2e
 def test_paper_profile_runs_end_to_end_scaled_down(built_repo, tmp_path):
     repo = copy_repo(built_repo, tmp_path / "repo")
+    validation = repo / yaml.safe_load(PAPER.read_text())["data.validation"][0]
+    rows = [{"prompt": f"Question {i}?", "response": r, "helpfulness": h, "correctness": h, "coherence": 4,
+             "complexity": 1, "verbosity": 1}
+            for i in range(4) for r, h in (("A real answer.", 4), ("No.", 1))]
+    validation.write_text("".join(json.dumps(r) + "\n" for r in rows))
     flags = [a for k, v in SCALED_DOWN.items() for a in ("-S", f"{k}={json.dumps(v)}")]     # YAML values
     run(["selftaught", "profile", str(PAPER), *flags, "--name", "paper-tiny", "--run"], repo)
     shown = json.dumps(json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout))
@@ -52,3 +59,7 @@ def test_paper_profile_runs_end_to_end_scaled_down(built_repo, tmp_path):
     assert all(e["text"].rstrip().endswith(f"[[{e['verdict']}]]") for e in free)
     train = json.loads((repo / "metrics/train_1.json").read_text())
     assert train["init"].endswith("models/iter_0")                             # trained afresh from the seed
+    select = train["select"]                                                   # every candidate judged
+    assert select["pairs"] == 4 and len(select["validation_accuracy"]) == -(-train["steps"] // 2)
+    assert json.loads((repo / "metrics/data.json").read_text())["validation_pairs"] == {
+        "helpsteer2_validation": 4}

@@ -2,6 +2,7 @@
 section map, the seeded validation split, and near-duplicate removal equal to the quadratic scan it
 replaced."""
 
+import contextlib
 import random
 import subprocess
 import sys
@@ -141,3 +142,59 @@ def test_shards_are_disjoint_or_the_same_pool_reused():
         shard(pool, [1, 2, 3, 4], 3, seed=0)
     with pytest.raises(ParamError, match="needs 11 instructions"):
         shard(pool, [1, 2], 11, seed=0, mode="reuse")
+
+
+def helpsteer2_rows():
+    """HelpSteer2's columns (written here): two responses per prompt, one prompt with a tie."""
+    rate = lambda h: {"helpfulness": h, "correctness": h, "coherence": 4, "complexity": 1,  # noqa: E731
+                      "verbosity": 2}
+    return [{"prompt": "What is 2+2?", "response": "5", **rate(1)},
+            {"prompt": "What is 2+2?", "response": "4", **rate(4)},
+            {"prompt": "Name a colour.", "response": "Blue.", **rate(3)},
+            {"prompt": "Name a colour.", "response": "Red.", **rate(3)},
+            {"prompt": "Say hi.", "response": "Hi!", **rate(4)},
+            {"prompt": "Say hi.", "response": "", **rate(0)}]
+
+
+def test_helpsteer2_rows_make_pairs_the_more_helpful_response_chosen(tmp_path):
+    from selftaught.data import helpsteer2_pairs, is_helpsteer2, read_validation
+
+    f = write_jsonl(tmp_path / "hs2.jsonl", helpsteer2_rows())
+    assert is_helpsteer2(f) and not is_helpsteer2(ROOT / "data/benchmarks/llmbar.jsonl")
+    held, ties = read_validation([f])
+    got = [p for _, p in held]
+    assert ties == 1 and [(p.instruction, p.chosen, p.rejected) for p in got] == [
+        ("What is 2+2?", "4", "5"), ("Say hi.", "Hi!", "")]
+    assert all(p.id.startswith("hs2-") and len(p.id) == 20 for p in got)
+    # the id depends on the pair, not on the row order
+    from selftaught.core.schemas import HelpSteer2Row
+    rows = [HelpSteer2Row.from_dict(r) for r in reversed(helpsteer2_rows())]
+    assert {p.id for p in helpsteer2_pairs(rows)[0]} == {p.id for p in got}
+
+
+def test_bad_helpsteer2_rows_name_file_line_field(tmp_path):
+    from selftaught.data import read_validation
+
+    rows = helpsteer2_rows()
+    rows[3]["helpfulness"] = 7
+    with pytest.raises(InputError, match="line 4: field 'helpfulness'"):
+        read_validation([write_jsonl(tmp_path / "hs2.jsonl", rows)])
+
+
+def test_validation_files_join_the_validation_split_and_decontaminate_the_pool(tmp_path):
+    from selftaught.core import config
+    from selftaught.data import prepare
+
+    rows = helpsteer2_rows()
+    pool = [{"id": f"i{n}", "instruction": f"instruction number {n} about topic {n * 7}"} for n in range(12)]
+    pool.append({"id": "leak", "instruction": "What is 2+2?"})
+    write_jsonl(tmp_path / "data/validation/hs2.jsonl", rows)
+    write_jsonl(tmp_path / "pool.jsonl", pool)
+    p = config.Params(data={"instructions": [str(tmp_path / "pool.jsonl")],
+                            "benchmarks": [str(b) for b in BENCHES],
+                            "validation": ["data/validation/hs2.jsonl"], "per_iteration": 4})
+    with contextlib.chdir(tmp_path):
+        shards, evals, validation, _, metrics, _ = prepare(p)
+    assert [v.benchmark for v in validation] == ["hs2", "hs2"]
+    assert metrics["validation_pairs"] == {"hs2": 2} and metrics["validation_ties_dropped"] == 1
+    assert metrics["benchmark_overlap"] == 1 and all(x.id != "leak" for s in shards.values() for x in s)

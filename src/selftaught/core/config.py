@@ -67,6 +67,11 @@ class Data(Section):
     validation_per_benchmark: int = Field(
         0, ge=0, description="pairs of each benchmark held out (seeded) as the validation split, disjoint "
                              "from the test sample, which picks the best iteration; 0 = none")
+    validation: list[str] = Field(
+        [], description="labelled pairs used only to pick checkpoints (train.select) and the best iteration, "
+                        "added to the validation split: our pair format, RewardBench's columns, or "
+                        "HelpSteer2's rows (two responses to a prompt make a pair, the more helpful one "
+                        "chosen, equal ratings dropped); files under data/validation/ (a dependency)")
     rewardbench_sections: str = Field(
         "", description="a YAML/JSON map section -> subsets (data/README.md): adds RewardBench's "
                         "section-weighted score; empty = none")
@@ -85,7 +90,7 @@ class Data(Section):
                            "metrics/data.json) instead of stopping at the first")
     seed: int = seed_field(0)
 
-    @field_validator("instructions", "benchmarks")
+    @field_validator("instructions", "benchmarks", "validation")
     @classmethod
     def _paths(cls, v):
         if not all(p.strip() for p in v):
@@ -243,6 +248,17 @@ class Train(Section):
     lora_alpha: int = Field(32, gt=0)
     accelerate_config: str = Field(
         "", description="e.g. configs/accelerate/ddp.yaml: train under `accelerate launch`")
+    select: Literal["last", "validation"] = Field(
+        "last", description="last: the checkpoint at the end of training; validation: of the checkpoints "
+                            "saved every save_steps and at the end, the one with the highest pairwise "
+                            "accuracy on the validation split, both orders (ties to the earlier step)")
+    save_steps: int = Field(
+        0, ge=0, description="select validation: a candidate checkpoint every this many optimizer steps; "
+                             "0 = at the end of each epoch")
+    select_mode: Literal[MODES] = Field("free", description="select validation: the verdict mode of the "
+                                                            "greedy validation judgments")
+    select_max_new_tokens: int = Field(40, gt=0, description="select validation: tokens of each validation "
+                                                             "judgment")
     seed: int = seed_field(4)
 
     @model_validator(mode="after")
@@ -340,6 +356,14 @@ class Params(Section):
             raise ParamError("evaluate.modes", f"the headline metrics/iter_<k>.json would hold {n} values, "
                                                f"at most {MAX_HEADLINE_VALUES}: evaluate fewer modes or "
                                                f"benchmark files (the detail is in reports/eval_<k>.json)")
+        d = self.data
+        if self.train.select == "validation" and not (d.validation or d.validation_per_benchmark):
+            raise ParamError("train.select", "validation needs a validation split: set data.validation "
+                                             "(files) or data.validation_per_benchmark")
+        for f in d.validation:
+            if not Path(f).parts[:2] == ("data", "validation") or ".." in Path(f).parts:
+                raise ParamError("data.validation", f"{f!r} is not under data/validation/, the folder stage "
+                                                    f"`data` depends on: copy the file there")
         g, lik = self.generation, self.evaluate.likelihood_dtype
         if g.backend == "vllm" and lik != g.dtype:
             raise ParamError("evaluate.likelihood_dtype",

@@ -65,8 +65,8 @@ def read_jsonl(path, schema=None, skipped: list | None = None) -> list:
             rec = obj
             if schema is not None:
                 rec = schema.from_dict(obj, path=path, line=n)
-                rid = rec.id
-                if rid in seen:
+                rid = getattr(rec, "id", None)         # rows without ids (HelpSteer2's) are not checked
+                if rid is not None and rid in seen:
                     raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n,
                                      field="id")
                 seen[rid] = n

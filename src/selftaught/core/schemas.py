@@ -133,6 +133,25 @@ class Judgment(Record):
                    raw_margin=_take(d, "raw_margin", (int, float), path, line, required=False))
 
 
+@dataclass(frozen=True)
+class HelpSteer2Row(Record):
+    """One row of HelpSteer2 (nvidia/HelpSteer2: `prompt`, `response` and five 0-4 ratings; other columns
+    ignored). Rows are responses, not pairs: data.helpsteer2_pairs makes pairs of the responses to one
+    prompt."""
+    prompt: str
+    response: str
+    helpfulness: int
+
+    @classmethod
+    def from_dict(cls, d, path="<memory>", line=None):
+        score = _take(d, "helpfulness", int, path, line)
+        if not 0 <= score <= 4:
+            raise InputError(path, f"expected a rating from 0 to 4, got {score}", line=line,
+                             field="helpfulness")
+        return cls(prompt=_take(d, "prompt", str, path, line),
+                   response=_take(d, "response", str, path, line, nonempty=False), helpfulness=score)
+
+
 class RewardBenchPair:
     """A pair in RewardBench's own columns (`prompt`, `chosen`, `rejected`, `subset`; `id` optional, an int
     there; other columns such as chosen_model are ignored), read as a `Pair`. Without an id, the pair's id is
