@@ -93,3 +93,12 @@ def test_the_train_stage_judges_every_candidate_and_writes_the_chosen_one(tiny_m
     assert sorted(map(int, m["select"]["validation_accuracy"])) == list(range(1, steps + 1))
     assert (tmp_path / "model" / "model.safetensors").is_file()
     assert not list(tmp_path.glob(".model.*"))           # the candidates went with the temp folder
+
+
+def test_selection_judges_greedily_with_the_train_keys():
+    params = config.Params(train={"select_mode": "constrained", "select_max_new_tokens": 7, "seed": 9},
+                           judge={"calibrate": False}, evaluate={"max_new_tokens": 99, "temperature": 0.5})
+    s = selection.settings(params)
+    assert s.vote is None and s.greedy.modes == ("constrained",) and s.greedy.seed == 9
+    assert (s.greedy.sampling.max_new_tokens, s.greedy.sampling.temperature) == (7, 0.0)
+    assert s.greedy.calibrate is False
