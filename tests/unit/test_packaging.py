@@ -28,7 +28,8 @@ def requirement_name(spec: str) -> str:
 
 def declared(project) -> tuple[set, set]:
     """(names of the dependencies, names of every optional extra's packages)."""
-    extras = {requirement_name(s) for specs in project.get("optional-dependencies", {}).values() for s in specs}
+    extras = {requirement_name(s) for specs in project.get("optional-dependencies", {}).values()
+              for s in specs}
     return {requirement_name(s) for s in project["dependencies"]}, extras
 
 
