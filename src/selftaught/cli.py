@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from . import __version__, cli_help, logs
 from .core.errors import InputError, ParamError
 from .core.metrics import MODES
 
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 def cmd_judge(args) -> int:
@@ -36,8 +39,8 @@ def cmd_judge(args) -> int:
                 {"--out": args.out, "--metrics": args.metrics})
     skipped = [] if args.skip_invalid else None
     pairs = read_jsonl(args.pairs, Pair, skipped)
-    for line in report_skipped(skipped, "--skip-invalid"):
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if skipped:
+        log.warning("\n".join(report_skipped(skipped, "--skip-invalid")))
     check_model_dir(args.model, "--model")
     pairs = [p if p.benchmark
              else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
@@ -64,8 +67,8 @@ def cmd_judge(args) -> int:
                                       "skipped_invalid": len(skipped or ())})
     else:
         s = summarise(js, by_id, labelled=False)
-        console.print(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; "
-                      f"position consistency {s['position_consistency']:.3f}")
+        log.info(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; "
+                 f"position consistency {s['position_consistency']:.3f}")
         if args.metrics:
             write_json(args.metrics, {"mode": mode, **s, "skipped_invalid": len(skipped or ())})
     return 0
@@ -114,6 +117,8 @@ def cmd_verify(args) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="selftaught", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    logs.add_options(ap)
     sub = ap.add_subparsers(dest="cmd", required=True)
     j = sub.add_parser("judge", help="judge your own pairs (benchmark schema) with any checkpoint")
     j.add_argument("--model", required=True)
@@ -139,9 +144,7 @@ def main(argv=None) -> int:
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
     pr = sub.add_parser("profile", help="print a profile (configs/profiles/*.yaml) as `-S key=value` flags "
-                                        "for `dvc exp run`, after validating it against params.yaml",
-                        epilog="Arguments after `--` go to `dvc exp run` as they are "
-                               "(e.g. -- --temp evaluate@1).")
+                                        "for `dvc exp run`, after validating it against params.yaml")
     pr.add_argument("file")
     pr.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                     help="one more override on top of the profile (e.g. seed.path=/models/judge)")
@@ -158,14 +161,17 @@ def main(argv=None) -> int:
     v.add_argument("--repo", default=".", help="the repository whose current commit is verified (default: .)")
     v.add_argument("--keep", action="store_true", help="keep the temporary clone, its cache and repro.log")
     v.set_defaults(func=cmd_verify)
+    cli_help.document(ap)
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = []
-    if argv[:1] == ["profile"] and "--" in argv:  # `profile FILE [options] -- <dvc exp run arguments>`
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "profile" and "--" in argv:  # `profile FILE [options] -- <dvc exp run arguments>`
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1:]
     args = ap.parse_args(argv)
     if passthrough:
         args.dvc_args = passthrough
+    logs.setup(args.verbose, args.quiet)
     try:
         return args.func(args)
     except (InputError, ParamError) as e:
