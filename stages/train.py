@@ -1,13 +1,14 @@
 """Stage `train@k`: iteration k's judge, trained from the seed or the previous judge (train.init) on the kept
 judgments (train.objective sft) or on correct-vs-wrong judgment pairs (dpo). With train.accelerate_config set,
 the stage re-runs itself under `accelerate launch`; every process trains, the main process alone writes the
-checkpoint, the metrics and the loss curve."""
+checkpoint (with its model card and judge config), the metrics and the loss curve."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 import os
 import sys
 
+from selftaught import judge_config, model_card
 from selftaught.core.io import atomic_path, read_jsonl, write_json
 from selftaught.core.runner import console, run_stage
 from selftaught.training import check_launch, is_main_process, process_rank, train
@@ -26,7 +27,12 @@ def main(params, args):
         return
     with atomic_path(args.out, directory=True) as tmp:
         stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code)
-    curve = stats.pop("loss_curve")
+        curve = stats.pop("loss_curve")
+        cfg = judge_config.write(params, tmp, args.iteration)
+        model_card.write(tmp, model_card.Card(
+            args.iteration, f"train@{args.iteration}", parent=init.as_posix(),
+            inputs=(args.data, args.preferences, args.seed_model, args.prev_model),
+            params={"train": p.model_dump(), "seed": params.seed.model_dump()}, metrics=stats, judge=cfg))
     write_json(args.metrics, stats)
     with atomic_path(args.loss) as tmp:
         tmp.write_text("step,loss\n" + "".join(f"{i + 1},{v}\n" for i, v in enumerate(curve)))

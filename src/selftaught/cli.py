@@ -19,46 +19,35 @@ log = logging.getLogger(__name__)
 
 
 def cmd_judge(args) -> int:
-    from .backends import make_judging_backends
-    from .benchmarking import EvalSettings, evaluate_split
+    from .api import Judge
     from .core import config
     from .core.io import read_jsonl, report_skipped, write_json, write_jsonl
     from .core.metrics import HEADLINE
-    from .core.safety import check_model_dir, check_paths
+    from .core.safety import check_paths
     from .core.schemas import Pair
-    from .evaluation import summarise
-    from .prompts import judge_prompt
     from .report import print_eval
 
-    params = config.load(args.params)
-    e, g = params.evaluate, params.generation
+    # a checkpoint's judge config (judge.json) is enough: params.yaml only adds what it does not carry
+    params_path = args.params or ("params.yaml" if Path("params.yaml").is_file() else None)
+    params = config.load(params_path) if params_path else config.Params()
     if args.backend:
-        g = g.model_copy(update={"backend": args.backend})
-    mode = args.mode or e.modes[0]
-    check_paths({"--pairs": args.pairs, "--model": args.model, "--params": args.params},
+        params = params.model_copy(update={"generation": params.generation.model_copy(
+            update={"backend": args.backend})})
+    check_paths({"--pairs": args.pairs, "--model": args.model, "--params": params_path},
                 {"--out": args.out, "--metrics": args.metrics})
     skipped = [] if args.skip_invalid else None
     pairs = read_jsonl(args.pairs, Pair, skipped)
     if skipped:
         log.warning("\n".join(report_skipped(skipped, "--skip-invalid")))
-    check_model_dir(args.model, "--model")
+    judge = Judge.load(args.model, params)
+    log.debug(f"judge config of {args.model}: {judge.config}")
     pairs = [p if p.benchmark
              else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
-    backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.trust_remote_code)
-    settings = EvalSettings.from_params(params, [mode], args.max_new_tokens, args.temperature, vote=False)
-    js, metrics, _ = evaluate_split(backend, lik, judge_prompt(params, backend), pairs, settings,
-                                    desc="judge")
-    by_id = {p.id: p for p in pairs}
-    records = []
-    for j in js:
-        rec = {**j.to_dict(), "first_is": "A" if j.order == 0 else "B"}
-        if args.labelled:
-            rec["correct"] = j.correct
-        records.append(rec)
-    write_jsonl(args.out, records)
+    result = judge.judge(pairs, args.mode, args.labelled, args.temperature, args.max_new_tokens)
+    write_jsonl(args.out, result.records)
+    m, mode = result.metrics, result.mode
     if args.labelled:
-        m = metrics[mode]
         print_eval(Path(args.model).name, {mode: m}, Console())
         if args.metrics:
             write_json(args.metrics, {"mode": mode, **{k: m[k] for k in HEADLINE}, "a_share": m["a_share"],
@@ -66,11 +55,10 @@ def cmd_judge(args) -> int:
                                                   for s, v in b["subsets"].items()},
                                       "skipped_invalid": len(skipped or ())})
     else:
-        s = summarise(js, by_id, labelled=False)
-        log.info(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; "
-                 f"position consistency {s['position_consistency']:.3f}")
+        log.info(f"{len(result.records)} verdicts; parse rate {m['parse_rate']:.3f}; "
+                 f"position consistency {m['position_consistency']:.3f}")
         if args.metrics:
-            write_json(args.metrics, {"mode": mode, **s, "skipped_invalid": len(skipped or ())})
+            write_json(args.metrics, {"mode": mode, **m, "skipped_invalid": len(skipped or ())})
     return 0
 
 
@@ -135,7 +123,7 @@ def main(argv=None) -> int:
     j.add_argument("--skip-invalid", action="store_true",
                    help="leave out invalid lines of --pairs (listed, and counted in --metrics) "
                         "instead of stopping")
-    j.add_argument("--params", default="params.yaml")
+    j.add_argument("--params")
     j.set_defaults(func=cmd_judge)
     r = sub.add_parser("report", help="table, markdown and plot data of every evaluated iteration")
     r.add_argument("--params", default="params.yaml")

@@ -64,12 +64,13 @@ examples:
 OPTION_HELP = {
     "judge": {"model": "the checkpoint directory (safetensors; a LoRA adapter over its base works too)",
               "out": "the verdict records (JSONL, one per pair and order)",
-              "mode": "the verdict mode (default: the first of evaluate.modes)",
+              "mode": "the verdict mode (default: the checkpoint's judge config's mode, else the first of "
+                      "evaluate.modes)",
               "backend": "the generation backend (default: generation.backend)",
               "temperature": "the judgments' sampling temperature (default: evaluate.temperature)",
               "max_new_tokens": "tokens of each judgment (default: evaluate.max_new_tokens)",
               "params": "the params file for settings the checkpoint's judge config does not carry "
-                        "(used when it exists)"},
+                        "(default: params.yaml when it exists, else core/config.py's defaults)"},
     "report": {"params": "the params file (its iterations are tabulated)",
                "out": "the folder of summary.md and the CSVs"},
     "profile": {"file": "the profile: a YAML mapping of params keys to values",

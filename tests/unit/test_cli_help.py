@@ -60,7 +60,8 @@ def test_every_option_has_help_and_shows_its_default(capsys):
             if a.dest != "help":
                 assert a.help, (name, a.dest)
     judge_help = " ".join(help_text(capsys, "judge").split())
-    assert "(default: params.yaml)" in judge_help
+    assert "(default: params.yaml when it exists" in judge_help
+    assert "(default: params.yaml)" in " ".join(help_text(capsys, "profile").split())
     assert "(default: metrics)" in " ".join(help_text(capsys, "report").split())
     assert "(default: None)" not in judge_help          # required options and flags show none
 
