@@ -1,7 +1,8 @@
 """Stage `train@k`: iteration k's judge, trained from the seed or the previous judge (train.init) on the kept
 judgments (train.objective sft) or on correct-vs-wrong judgment pairs (dpo). With train.accelerate_config set,
 the stage re-runs itself under `accelerate launch`; every process trains, the main process alone writes the
-checkpoint (with its model card and judge config), the metrics and the loss curve."""
+checkpoint (with its model card and judge config), the metrics and the loss curve, and logs every step
+through DVCLive (--live)."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
@@ -26,7 +27,7 @@ def main(params, args):
         train(records, init, None, p, params.generation.threads, params.trust_remote_code)
         return
     with atomic_path(args.out, directory=True) as tmp:
-        stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code)
+        stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code, args.live)
         curve = stats.pop("loss_curve")
         cfg = judge_config.write(params, tmp, args.iteration)
         model_card.write(tmp, model_card.Card(
@@ -42,6 +43,6 @@ def main(params, args):
 
 
 if __name__ == "__main__":
-    run_stage(main, "data", "preferences", "seed-model", "prev-model", "out", "metrics", "loss",
-              iteration=True, outputs=("out", "metrics", "loss"), dirs=("out",),
+    run_stage(main, "data", "preferences", "seed-model", "prev-model", "out", "metrics", "loss", "live",
+              iteration=True, outputs=("out", "metrics", "loss", "live"), dirs=("out", "live"),
               models=("seed-model", "prev-model"))

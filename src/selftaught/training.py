@@ -156,10 +156,11 @@ def _check_records(records, p: Train) -> None:
 
 
 def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
-          trust_remote_code=False) -> dict:
+          trust_remote_code=False, live_dir=None) -> dict:
     """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save
     the result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the
-    main process passes `out_dir` and alone writes it, the others pass None."""
+    main process passes `out_dir` and alone writes it, the others pass None. With `live_dir`, the main
+    process logs every step's loss, learning rate and gradient norm there through DVCLive (live.py)."""
     from datasets import Dataset
 
     check_precision(p)
@@ -177,18 +178,23 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
     # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
     work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
     peft = lora_config(p) if p.method == "lora" else None
+    callbacks = None
+    if live_dir is not None and out_dir is not None:
+        from .live import callback
+
+        callbacks = [callback(live_dir)]
     if p.objective == "dpo":
         ds = Dataset.from_list(fits)
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
         ref = None if peft else load_model(init_dir, "float32", trust_remote_code=trust_remote_code)[0]
         trainer = _pretokenized_dpo()(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
-                                      processing_class=tok, peft_config=peft)
+                                      processing_class=tok, peft_config=peft, callbacks=callbacks)
     else:
         from trl import SFTTrainer
 
         ds = Dataset.from_list(fits)                   # input_ids + completion_mask: TRL tokenizes nothing
         trainer = SFTTrainer(model=model, args=sft_config(p, work), train_dataset=ds, processing_class=tok,
-                             peft_config=peft)
+                             peft_config=peft, callbacks=callbacks)
     if trainer.args.should_save != (out_dir is not None):
         raise RuntimeError(f"process {trainer.args.process_index} of {trainer.args.world_size}: the main "
                            f"process (and only it) must be given the output directory")

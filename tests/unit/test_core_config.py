@@ -123,7 +123,7 @@ STAGE_ARGS = {   # each stage with placeholder paths: the params file is read be
     "filter": ["--iteration", "1", "--pairs", "p", "--judgments", "j", "--out", "o", "--preferences", "f",
                "--metrics", "m"],
     "train": ["--iteration", "1", "--data", "d", "--preferences", "f", "--seed-model", "s",
-              "--prev-model", "p", "--out", "o", "--metrics", "m", "--loss", "l"],
+              "--prev-model", "p", "--out", "o", "--metrics", "m", "--loss", "l", "--live", "v"],
     "evaluate": ["--iteration", "0", "--benchmarks", "b", "--validation", "v", "--sections", "x",
                  "--model", "m", "--out", "o", "--metrics", "m", "--report", "r", "--val-out", "vo",
                  "--val-metrics", "vm", "--val-report", "vr"],
