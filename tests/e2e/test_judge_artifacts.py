@@ -63,7 +63,7 @@ def test_a_judge_loads_from_a_revision_and_an_experiment_with_no_params_file(rep
 
 
 def test_dvc_artifacts_get_fetches_a_judge_by_name(repo, tmp_path):
-    run("git tag judge-2@v1.0.0", repo)
+    run("git tag -a judge-2@v1.0.0 -m 'judge-2 v1.0.0'", repo)     # a GTO version: an annotated tag
     p = run(["dvc", "artifacts", "get", str(repo), "judge-2", "-o", str(tmp_path / "judge")], tmp_path)
     assert md5(tmp_path / "judge") == lock_out(repo, "train@2", "models/iter_2"), p.stdout + p.stderr
     assert judge_config.read(tmp_path / "judge")["iteration"] == 2
