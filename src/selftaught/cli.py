@@ -23,7 +23,7 @@ def cmd_judge(args) -> int:
     from .core import config
     from .core.io import read_jsonl, report_skipped, write_json, write_jsonl
     from .core.metrics import HEADLINE
-    from .core.safety import check_paths
+    from .core.safety import check_model_dir, check_paths
     from .core.schemas import Pair
     from .report import print_eval
 
@@ -39,6 +39,7 @@ def cmd_judge(args) -> int:
     pairs = read_jsonl(args.pairs, Pair, skipped)
     if skipped:
         log.warning("\n".join(report_skipped(skipped, "--skip-invalid")))
+    check_model_dir(args.model, "--model")
     judge = Judge.load(args.model, params)
     log.debug(f"judge config of {args.model}: {judge.config}")
     pairs = [p if p.benchmark
