@@ -1,7 +1,7 @@
 """The CI steps (scripts/ci_steps.sh) through scripts/ci_local.sh on the tiny profile, each run in a fresh
 clone with an empty cache and a local folder as DVC remote: the first run computes every stage, reproduces
 the committed dvc.lock and pushes the run-cache; the second restores every stage and runs none; a commit whose
-metrics do not match its dvc.lock fails, naming the file, with nothing run either."""
+metrics do not match its dvc.lock fails, naming the file."""
 
 import re
 
@@ -38,11 +38,13 @@ def test_second_run_restores_every_stage_and_prints_the_metrics_diff(built_repo,
     assert (tmp_path / "r2" / "plots" / "index.html").is_file()
     assert (tmp_path / "r2" / "accuracy.vl.json").stat().st_size > 0
 
-    # committed metrics that dvc.lock does not produce: restored from the run-cache, the difference fails CI
+    # committed metrics that dvc.lock does not produce: the stage that writes them is rebuilt (the remote
+    # holds its cached outputs, not the object of an uncached metric, so it runs rather than being restored;
+    # nothing else does) and the difference fails CI
     path = repo / "metrics" / "iter_2.json"
     path.write_text(path.read_text().replace('"iteration": 2', '"iteration": 2, "edited": true'))
     run("git commit -qam 'metrics edited by hand'", repo)
     third = ci(repo, remote, tmp_path / "r3", tmp_path)
     assert third.returncode == 1, third.stdout[-4000:] + third.stderr[-4000:]
     assert "changed results that are not committed" in third.stdout and "metrics/iter_2.json" in third.stdout
-    assert ran(third) == set()
+    assert ran(third) <= {"evaluate@2"}
