@@ -1,21 +1,22 @@
 """Stage `train@k`: iteration k's judge, trained from the seed or the previous judge (train.init) on the kept
 judgments (train.objective sft) or on correct-vs-wrong judgment pairs (dpo). With train.accelerate_config set,
 the stage re-runs itself under `accelerate launch`; every process trains, the main process alone writes the
-checkpoint, the metrics and the loss curve. With train.select validation, the checkpoints saved during
-training and the last one are evaluated on the validation split and the best becomes the judge
-(selection.py)."""
+checkpoint (with its model card and judge config), the metrics and the loss curve, and logs every step
+through DVCLive (--live). With train.select validation, the checkpoints saved during training and the last
+one are evaluated on the validation split and the best becomes the judge (selection.py)."""
 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 import os
 import sys
 
+from selftaught import judge_config, model_card
 from selftaught.core.io import atomic_path, read_jsonl, write_json
 from selftaught.core.runner import console, run_stage
 from selftaught.core.schemas import Pair
 from selftaught.prompts import judge_prompt
 from selftaught.selection import select
-from selftaught.training import check_launch, is_main_process, process_rank, train
+from selftaught.training import candidates_dir, check_launch, is_main_process, process_rank, train
 
 
 def main(params, args):
@@ -34,11 +35,15 @@ def main(params, args):
         judge_prompt(params)                   # a bad judge template fails before training, not after
         pairs = read_jsonl(args.validation, Pair) if args.validation.stat().st_size else []
     with atomic_path(args.out, directory=True) as tmp:
-        saved = tmp.parent / "candidates"      # inside the stage's temp folder: removed with it
-        stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code, saved)
+        stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code, args.live)
         if pairs is not None:
-            stats.update(select(saved, tmp, stats["steps"], pairs, params))
-    curve = stats.pop("loss_curve")
+            stats.update(select(candidates_dir(tmp), tmp, stats["steps"], pairs, params))
+        curve = stats.pop("loss_curve")
+        cfg = judge_config.write(params, tmp, args.iteration)
+        model_card.write(tmp, model_card.Card(
+            args.iteration, f"train@{args.iteration}", parent=init.as_posix(),
+            inputs=(args.data, args.preferences, args.seed_model, args.prev_model),
+            params={"train": p.model_dump(), "seed": params.seed.model_dump()}, metrics=stats, judge=cfg))
     write_json(args.metrics, stats)
     with atomic_path(args.loss) as tmp:
         tmp.write_text("step,loss\n" + "".join(f"{i + 1},{v}\n" for i, v in enumerate(curve)))
@@ -49,5 +54,5 @@ def main(params, args):
 
 if __name__ == "__main__":
     run_stage(main, "data", "preferences", "validation", "seed-model", "prev-model", "out", "metrics", "loss",
-              iteration=True, outputs=("out", "metrics", "loss"), dirs=("out",),
+              "live", iteration=True, outputs=("out", "metrics", "loss", "live"), dirs=("out", "live"),
               models=("seed-model", "prev-model"))

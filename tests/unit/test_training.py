@@ -57,11 +57,15 @@ def test_filter_then_train_dpo_with_and_without_nll(tiny_model, tmp_path):
     dpo = stage("train", "--data", tmp_path / "train.jsonl", "--preferences", tmp_path / "prefs.jsonl",
                 "--seed-model", tiny_model, "--prev-model", tiny_model, "--out", tmp_path / "dpo",
                 "--metrics", tmp_path / "dpo.json", "--loss", tmp_path / "dpo.csv",
-                "--validation", tmp_path / "v.jsonl",
+                "--validation", tmp_path / "v.jsonl", "--live", tmp_path / "live",
                 params=tiny_params(tmp_path, objective="dpo", nll_weight=1.0))
     assert dpo.returncode == 0, dpo.stderr[-3000:]
     m = json.loads((tmp_path / "dpo.json").read_text())
     assert m["objective"] == "dpo" and m["examples"] == n_prefs and m["nll_weight"] == 1.0
+    # DVCLive got the DPO rewards at every step, beside the loss
+    live = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert {"loss", "learning_rate", "grad_norm", "rewards"} <= set(live) and live["step"] == m["steps"]
+    assert (tmp_path / "live/plots/metrics/rewards/margins.tsv").read_text().count("\n") == m["steps"] + 1
     # plain DPO and SFT in this process, from the same records
     plain = config.Train(**{**TINY["train"], "objective": "dpo", "nll_weight": 0.0})
     stats = {"dpo": m}
@@ -142,7 +146,8 @@ def test_warmup_is_set_once():
 def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, tiny_model, train, key, message):
     p = stage("train", "--data", tmp_path / "none.jsonl", "--preferences", tmp_path / "none.jsonl",
               "--seed-model", tiny_model, "--prev-model", tiny_model, "--out", tmp_path / "out",
-              "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv", "--validation", tmp_path / "v",
+              "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv", "--live", tmp_path / "live",
+              "--validation", tmp_path / "v",
               params=tiny_params(tmp_path, **train))
     assert p.returncode == 2, p.stderr[-3000:]
     err = p.stderr.replace("\n", " ")
