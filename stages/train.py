@@ -8,9 +8,10 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 import os
 import sys
 
+from selftaught.core.errors import InputError
 from selftaught.core.io import atomic_path, read_jsonl, write_json
 from selftaught.core.runner import console, run_stage
-from selftaught.training import check_launch, is_main_process, process_rank, train
+from selftaught.training import NO_RECORDS, check_launch, is_main_process, process_rank, train
 
 
 def main(params, args):
@@ -20,7 +21,11 @@ def main(params, args):
             and "LOCAL_RANK" not in os.environ):
         os.execvp("accelerate", ["accelerate", "launch", "--config_file", p.accelerate_config, *sys.argv])
     init = args.seed_model if p.init == "seed" else args.prev_model
-    records = read_jsonl(args.preferences if p.objective == "dpo" else args.data)
+    path = args.preferences if p.objective == "dpo" else args.data
+    # the filter writes an empty file when it kept nothing: say why that objective has nothing to train on
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(path, NO_RECORDS[p.objective])
+    records = read_jsonl(path)
     if not is_main_process():      # trains and joins the collectives; writes nothing
         train(records, init, None, p, params.generation.threads, params.trust_remote_code)
         return

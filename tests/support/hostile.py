@@ -81,10 +81,21 @@ def pool_file(path: Path, texts=POOL, extra=()) -> Path:
     return jsonl(path, [*({"id": f"i{n}", "instruction": t} for n, t in enumerate(texts)), *extra])
 
 
+def in_data_folder(repo: Path, path: Path, folder: str) -> str:
+    """`path` as params.yaml must name it: under its data folder (config.py refuses a pool or benchmark file
+    elsewhere, which would be no dependency of the data stage); a link there when it lies elsewhere."""
+    link = repo / folder / path.name
+    if path.resolve() != link.resolve() or not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(path.resolve())
+    return f"{folder}/{path.name}"
+
+
 def data_repo(tmp_path, pool=None, bench=None, **data):
     (tmp_path / "in").mkdir(exist_ok=True)
     pool = pool or pool_file(tmp_path / "in" / "pool.jsonl")
     bench = bench or bench_file(tmp_path / "in" / "bench.jsonl")
-    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2,
-                **data)
+    tiny_params(tmp_path / "params.yaml", instructions=[in_data_folder(tmp_path, pool, "data/instructions")],
+                benchmarks=[in_data_folder(tmp_path, bench, "data/benchmarks")], per_iteration=2, **data)
     return tmp_path

@@ -102,7 +102,8 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
     p = shipped()
     edit(p)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    for args in ([str(ROOT / "stages" / "summary.py"), "--metrics", "m", "--out", "r", "--headline", "h"],
+    for args in ([str(ROOT / "stages" / "summary.py"), "--metrics", "m", "--temps", "t", "--out", "r",
+                  "--headline", "h"],
                  ["-m", "selftaught.cli", "report"]):
         r = run(args, tmp_path)
         assert r.returncode == 2, r.stderr
@@ -111,6 +112,7 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
 
 
 STAGE_ARGS = {   # each stage with placeholder paths: the params file is read before any of them
+    "check_params": ["--out", "o"],
     "seed": ["--out", "o"],
     "generator": ["--out", "o"],
     "categorize": ["--model", "m", "--out", "o"],
@@ -127,7 +129,7 @@ STAGE_ARGS = {   # each stage with placeholder paths: the params file is read be
     "evaluate": ["--iteration", "0", "--benchmarks", "b", "--validation", "v", "--sections", "x",
                  "--model", "m", "--out", "o", "--metrics", "m", "--report", "r", "--val-out", "vo",
                  "--val-metrics", "vm", "--val-report", "vr"],
-    "summary": ["--metrics", "m", "--out", "r", "--headline", "h"],
+    "summary": ["--metrics", "m", "--temps", "t", "--out", "r", "--headline", "h"],
 }
 
 
@@ -199,7 +201,7 @@ def test_stage_rejects_bad_params_before_work(tmp_path):
 @pytest.mark.parametrize("kind, message", [
     ("missing", "cannot read the params file (No such file"),
     ("directory", "cannot read the params file (Is a directory)"),
-    ("binary", "cannot read the params file ('utf-8' codec"),
+    ("binary", "line 1: not valid UTF-8 (byte 0)"),
     ("empty", "the params file is empty"),
     ("broken", "line 2: not valid YAML"),
 ])

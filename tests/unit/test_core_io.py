@@ -21,7 +21,6 @@ from support.hostile import (
     pool_file,
     snapshot,
     stage,
-    tiny_params,
 )
 from support.repo import ROOT
 
@@ -150,7 +149,7 @@ def test_directory_as_an_instruction_pool_is_named(tmp_path):
     r = stage("data", *DATA_ARGS, cwd=tmp_path)
     assert r.returncode == 2
     line = one_line(r.stderr)
-    assert str(pools) in line and "is a directory" in line
+    assert "data/instructions/pools[red]" in line and "is a directory" in line
     assert snapshot(tmp_path) == before
 
 
@@ -253,8 +252,7 @@ def test_data_stage_accepts_empty_responses_and_skips_invalid_on_request(tmp_pat
     assert r.returncode == 2
     assert "bench.jsonl, line 3: field 'rejected': missing" in one_line(r.stderr)
     assert snapshot(tmp_path) == before
-    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2,
-                eval_per_benchmark=0, skip_invalid=True)
+    data_repo(tmp_path, pool=pool, bench=bench, eval_per_benchmark=0, skip_invalid=True)
     r = stage("data", *DATA_ARGS, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "metrics" / "data.json").read_text())

@@ -117,10 +117,11 @@ def params():
 
 def test_data_stage_names_bad_file(tmp_path):
     p = params()
-    bad = tmp_path / "pool.jsonl"
+    bad = tmp_path / "data" / "instructions" / "pool.jsonl"
+    bad.parent.mkdir(parents=True)
     bad.write_text('{"id": "a", "instruction": "x"}\n{"id": "b"}\n')
-    p["data"]["instructions"] = [str(bad)]
-    p["data"]["benchmarks"] = [str(ROOT / b) for b in p["data"]["benchmarks"]]
+    (tmp_path / "data" / "benchmarks").symlink_to(ROOT / "data" / "benchmarks")
+    p["data"]["instructions"] = ["data/instructions/pool.jsonl"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py"), *DATA_ARGS], cwd=tmp_path,
                        capture_output=True, text=True)

@@ -136,7 +136,7 @@ def test_warmup_is_set_once():
 @pytest.mark.parametrize("train, key, message", [
     ({"precision": "bf16"}, "train.precision", "bf16 needs a CUDA GPU"),
     ({"accelerate_config": "configs/accelerate/fsdp.yaml"}, "train.accelerate_config", "asks for FSDP"),
-    ({"accelerate_config": "configs/nope.yaml"}, "train.accelerate_config", "no such file"),
+    ({"accelerate_config": "configs/accelerate/nope.yaml"}, "train.accelerate_config", "no such file"),
 ])
 def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, tiny_model, train, key, message):
     p = stage("train", "--data", tmp_path / "none.jsonl", "--preferences", tmp_path / "none.jsonl",
