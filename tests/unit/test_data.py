@@ -142,3 +142,23 @@ def test_shards_are_disjoint_or_the_same_pool_reused():
         shard(pool, [1, 2, 3, 4], 3, seed=0)
     with pytest.raises(ParamError, match="needs 11 instructions"):
         shard(pool, [1, 2], 11, seed=0, mode="reuse")
+
+
+def test_categories_that_keep_no_instruction_are_named(tmp_path, monkeypatch):
+    """data.keep_categories keeping none of the labelled pool is its own fault, not data.per_iteration's."""
+    from selftaught.core import config
+    from selftaught.core.errors import ParamError
+    from selftaught.core.schemas import Instruction
+    from selftaught.data import prepare, read_many
+
+    monkeypatch.chdir(ROOT)
+    raw = params()
+    raw["data"].update(categories=["reasoning", "coding"], keep_categories=["coding"])
+    p = config.validate(raw)
+    labels = {rec.id: "reasoning" for _, rec in read_many(p.data.instructions, Instruction)}
+    with pytest.raises(ParamError, match=r"data.keep_categories: \['coding'\] keeps none of the \d+ "
+                                         r"instructions \(their labels: \{'reasoning': \d+\}\)"):
+        prepare(p, labels)
+    labels[next(iter(labels))] = "coding"      # one kept: too few for the shards, and the message says why
+    with pytest.raises(ParamError, match=r"data.per_iteration: .* \(data.keep_categories \['coding'\] kept"):
+        prepare(p, labels)
