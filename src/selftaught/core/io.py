@@ -200,16 +200,16 @@ def sweep_temps(root=TEMPS) -> list:
             folder = Path(marker.read_text(encoding="utf-8").strip())
         except (OSError, UnicodeDecodeError):
             continue
-        if folder.is_dir() and not folder.is_symlink():
+        if folder.is_dir() and not folder.is_symlink() and _TEMP_NAME.fullmatch(folder.name):
             try:
                 young = time.time() - folder.stat().st_mtime < STALE_AFTER_S
             except OSError:
                 young = True
-            if young or not _TEMP_NAME.fullmatch(folder.name) or is_held(folder):
+            if young or is_held(folder):            # a live writer's, or one that has just begun
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
-        marker.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)          # its folder is gone, or was never one of ours
     return removed
 
 
