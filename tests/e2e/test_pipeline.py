@@ -181,7 +181,7 @@ def test_unquoted_iteration_keys_stop_repro_with_the_key_named(built_repo, tmp_p
 
 @pytest.mark.parametrize("edit, named", [
     (lambda text: text + "trian:\n  epochs: 3\n", "params.yaml: trian: unknown key"),
-    (lambda text: re.sub(r'^  "2":', "  2:", text, flags=re.M),
+    (lambda text: re.sub(r"^  [\"'](2)[\"']:", r"  \1:", text, flags=re.M),
      'iterations.2: iteration keys must be quoted integers >= 1, like "1"'),
 ])
 def test_a_bad_params_file_stops_every_repro_naming_the_key(built_repo, tmp_path, edit, named):
@@ -190,6 +190,7 @@ def test_a_bad_params_file_stops_every_repro_naming_the_key(built_repo, tmp_path
     any stage or not, naming the key."""
     repo = copy_repo(built_repo, tmp_path / "repo")
     text = (repo / "params.yaml").read_text()
+    assert edit(text) != text
     (repo / "params.yaml").write_text(edit(text))
     for target in ([], ["train@1"]):
         p = run(["dvc", "repro", *target], repo, check=False)
