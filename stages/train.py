@@ -11,12 +11,13 @@ import os
 import sys
 
 from selftaught import judge_config, model_card
+from selftaught.core.errors import InputError
 from selftaught.core.io import atomic_path, read_jsonl, write_json
 from selftaught.core.runner import console, run_stage
 from selftaught.core.schemas import Pair
 from selftaught.prompts import judge_prompt
 from selftaught.selection import select
-from selftaught.training import candidates_dir, check_launch, is_main_process, process_rank, train
+from selftaught.training import NO_RECORDS, candidates_dir, check_launch, is_main_process, process_rank, train
 
 
 def main(params, args):
@@ -26,7 +27,11 @@ def main(params, args):
             and "LOCAL_RANK" not in os.environ):
         os.execvp("accelerate", ["accelerate", "launch", "--config_file", p.accelerate_config, *sys.argv])
     init = args.seed_model if p.init == "seed" else args.prev_model
-    records = read_jsonl(args.preferences if p.objective == "dpo" else args.data)
+    path = args.preferences if p.objective == "dpo" else args.data
+    # the filter writes an empty file when it kept nothing: say why that objective has nothing to train on
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(path, NO_RECORDS[p.objective])
+    records = read_jsonl(path)
     if not is_main_process():      # trains and joins the collectives; writes nothing
         train(records, init, None, p, params.generation.threads, params.trust_remote_code)
         return

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__, cli_help, logs
-from .core.errors import InputError, ParamError
+from .core.errors import InputError, ParamError, os_error
 from .core.metrics import MODES
 
 console = Console(stderr=True)
@@ -30,9 +30,12 @@ def cmd_judge(args) -> int:
     # a checkpoint's judge config (judge.json) is enough: params.yaml only adds what it does not carry
     params_path = args.params or ("params.yaml" if Path("params.yaml").is_file() else None)
     params = config.load(params_path) if params_path else config.Params()
-    if args.backend:
-        params = params.model_copy(update={"generation": params.generation.model_copy(
-            update={"backend": args.backend})})
+    # each flag over its params key, checked as params.yaml is (same ranges and cross-field checks)
+    for flag, key, value in (("--backend", "generation.backend", args.backend),
+                             ("--temperature", "evaluate.temperature", args.temperature),
+                             ("--max-new-tokens", "evaluate.max_new_tokens", args.max_new_tokens)):
+        if value is not None:
+            params = config.override(params, {key: value}, flag)
     check_paths({"--pairs": args.pairs, "--model": args.model, "--params": params_path},
                 {"--out": args.out, "--metrics": args.metrics})
     skipped = [] if args.skip_invalid else None
@@ -69,10 +72,16 @@ def cmd_report(args) -> int:
 
     params = config.load(args.params)
     metrics = Path(args.metrics)
+    if not metrics.is_dir():
+        raise InputError(metrics, "--metrics: no such folder (the folder of iter_<k>.json)")
     files = [metrics / f"iter_{k}.json" for k in [0, *params.iterations]
              if (metrics / f"iter_{k}.json").exists()]
     if not files:
         raise InputError(metrics, "no iter_<k>.json yet: run `dvc repro` first")
+    for k in [0, *params.iterations]:
+        if not (metrics / f"iter_{k}.json").exists():
+            console.print(f"note: {metrics / f'iter_{k}.json'} does not exist (iteration {k} not evaluated "
+                          f"yet): left out", highlight=False, soft_wrap=True, markup=False)
     val = [metrics / f"val_{k}.json" for k in [0, *params.iterations] if (metrics / f"val_{k}.json").exists()]
     print_table(write_report(files, args.out, validation_files=val), Console())
     return 0
@@ -84,8 +93,19 @@ def cmd_profile(args) -> int:
     from . import profile
     from .core import config
 
-    extra = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
-    overrides = {**profile.read(args.file), **{k: yaml.safe_load(v) for k, v in extra.items()}}
+    extra = {}
+    for kv in args.set:
+        key, eq, value = kv.partition("=")
+        if not eq or not key.strip():
+            raise ParamError(kv, "expected KEY=VALUE, e.g. judge.samples=8", "-S")
+        if key in extra:
+            raise ParamError(key, "given twice", "-S")
+        try:
+            extra[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ParamError(key, f"the value {value!r} is not valid YAML ({getattr(e, 'problem', e)})",
+                             "-S") from None
+    overrides = {**profile.read(args.file), **extra}
     raw = config.read_raw(args.params)
     # a bad profile fails here, not in DVC
     config.validate(profile.apply(raw, overrides, args.file), args.file)
@@ -101,6 +121,8 @@ def cmd_profile(args) -> int:
 def cmd_verify(args) -> int:
     from .verify import verify
 
+    if not Path(args.repo).is_dir():
+        raise InputError(args.repo, "--repo: no such folder")
     return verify(args.iteration, repo=args.repo, keep=args.keep)
 
 
@@ -163,7 +185,9 @@ def main(argv=None) -> int:
     logs.setup(args.verbose, args.quiet)
     try:
         return args.func(args)
-    except (InputError, ParamError) as e:
+    except (InputError, ParamError, OSError) as e:
+        if isinstance(e, OSError):        # a full disk, a path gone: one line, not a traceback
+            e = os_error(e)
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
 

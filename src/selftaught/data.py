@@ -242,11 +242,19 @@ def prepare(params, labels=None):
         if isinstance(getattr(e, "record", None), dict) and isinstance(e.record.get("instruction"), str)
         and e.record["instruction"].strip()]
     pool = [rec for _, rec in read_many(d.instructions, Instruction, skipped)]
-    categories = None
+    categories, labelled = None, len(pool)
     if d.categories:
         pool, categories = keep_categories(pool, labels or {}, d.keep_categories)
+        if not pool:
+            raise ParamError("data.keep_categories", f"{d.keep_categories} keeps none of the {labelled} "
+                                                     f"instructions (their labels: {categories['labelled']})")
     kept, stats = dedupe(pool, d.near_duplicate_jaccard, against=against)
-    shards = shard(kept, list(params.iterations), d.per_iteration, d.seed, d.shards)
+    try:
+        shards = shard(kept, list(params.iterations), d.per_iteration, d.seed, d.shards)
+    except ParamError as e:
+        if d.keep_categories:
+            e.message += f" (data.keep_categories {d.keep_categories} kept {len(pool)} of {labelled})"
+        raise
     evals, validation = split_benchmarks(benches, d.eval_per_benchmark, d.seed, d.validation_per_benchmark)
     validation += [p for ps in by_benchmark(held).values() for p in ps]
     count = lambda ps: {b: sum(1 for p in ps if p.benchmark == b)  # noqa: E731

@@ -17,11 +17,12 @@ from .core.errors import ParamError
 
 
 def read(path) -> dict:
+    """A profile's overrides; a missing, undecodable or malformed file, or a key given twice, is one
+    ParamError naming the file and line."""
+    from .core.config import read_yaml
+
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise ParamError("", f"cannot read the profile ({e})", path) from None
+    raw = read_yaml(path, "the profile")
     if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
         raise ParamError("", "a profile is a mapping of dotted params keys to values", path)
     return raw

@@ -45,14 +45,24 @@ def print_eval(iteration, by_mode: dict, console: Console | None = None) -> None
         console.print(t)
 
 
-def long_table(metric_files) -> pd.DataFrame:
-    """One row per (iteration, mode, statistic) from metrics/iter_<k>.json headline files."""
+def long_table(metric_files, modes_required=True) -> pd.DataFrame:
+    """One row per (iteration, mode, statistic) from metrics/iter_<k>.json headline files. A file that is not
+    a mapping with an integer `iteration`, or (`modes_required`: test metrics; a validation file without a
+    split holds `iteration` alone) one with no verdict mode, is an InputError: never an iteration left out."""
     rows = []
     for f in metric_files:
         try:
             m = json.loads(Path(f).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InputError(f, f"cannot read evaluation metrics ({e})") from None
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            why = getattr(e, "strerror", None) or e
+            raise InputError(f, f"cannot read evaluation metrics ({why})") from None
+        if not isinstance(m, dict) or isinstance(m.get("iteration"), bool) or not isinstance(
+                m.get("iteration"), int):
+            raise InputError(f, "not evaluation metrics: expected a mapping with an integer `iteration`",
+                             field="iteration")
+        if modes_required and not any(isinstance(v, dict) for v in m.values()):
+            raise InputError(f, "holds no verdict mode's metrics ({mode: {accuracy, ...}} beside "
+                                "`iteration`): rerun the evaluate stage of that iteration")
         for mode, stats in m.items():
             if isinstance(stats, dict):
                 rows += [{"iteration": m["iteration"], "mode": mode, "statistic": s, "value": v}
@@ -113,7 +123,7 @@ def write_report(metric_files, out_dir="reports", validation_files=()) -> pd.Dat
           "error is over pairs. Per-subset figures: reports/eval_<k>.json.", "",
           wide.to_markdown(index=False, floatfmt=".3f"), ""]
     if validation_files:
-        val = long_table(validation_files)
+        val = long_table(validation_files, modes_required=False)
         best = best_iteration(df, val)
         if best["iteration"] is not None:
             md += validation_markdown(val, best)

@@ -6,6 +6,8 @@ A chunk's file is named by the hash of everything that determines its results: t
 weights' content, an adapter's base too), the code of this package, the backend settings, the call (kind,
 sampling) and the chunk's requests. A changed model, param or code finds no file and recomputes; a chunk is
 written atomically, so a kill mid-write leaves no partial chunk. `resumed N of M chunks` is logged per pass.
+While a stage uses the folder it holds a lock on it and names it in core/io.py's TEMPS, so the folder of a
+killed stage that DVC then restores from its cache (and never reruns) is removed by the summary stage.
 
 Tests only: SELFTAUGHT_KILL_AFTER_CHUNKS=N kills the process (SIGKILL) after it has computed N chunks."""
 
@@ -19,7 +21,7 @@ import signal
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from .core.io import atomic_path
+from .core.io import atomic_path, fcntl, register_temp, unregister_temp
 
 KILL_ENV = "SELFTAUGHT_KILL_AFTER_CHUNKS"
 _PACKAGE = Path(__file__).resolve().parent
@@ -73,6 +75,19 @@ class ChunkStore:
         self.salt = json.dumps(salt, sort_keys=True, default=list)
         self.loaded = self.computed = self.loaded_requests = self.computed_requests = 0
         self.replay = []          # scoring requests of loaded chunks, rerun before the next computed chunk
+        self._lock = self._marker = None
+
+    def _claim(self) -> None:
+        """Lock the folder (it is in use) and register it; once per store."""
+        if self._lock is not None or not self.root.is_dir():
+            return
+        self._lock = os.open(self.root, os.O_RDONLY)
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:       # held by another store (of a run that died in this process): still ours
+                pass
+        self._marker = register_temp(self.root)
 
     def key(self, kind: str, payload) -> str:
         body = json.dumps([self.salt, kind, payload], sort_keys=True, ensure_ascii=False, default=list)
@@ -82,6 +97,7 @@ class ChunkStore:
         f = self.root / f"{key}.json"
         if not f.exists():
             return None
+        self._claim()
         try:
             return json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError):     # unreadable: recompute it
@@ -89,6 +105,7 @@ class ChunkStore:
 
     def put(self, key: str, value) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self._claim()
         with atomic_path(self.root / f"{key}.json") as tmp:
             tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
         self.computed += 1
@@ -113,6 +130,10 @@ class ChunkStore:
         if self.log:
             self.log(self.summary())
         shutil.rmtree(self.root, ignore_errors=True)
+        unregister_temp(self._marker)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
 
 def usage_delta(before: dict, after: dict) -> dict:

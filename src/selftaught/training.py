@@ -7,6 +7,7 @@ main process writes the checkpoint."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import torch
 from .backends import load_model, set_determinism
 from .backends.encoding import chat_ids
 from .core.config import Train
-from .core.errors import ParamError
+from .core.errors import InputError, ParamError
 
 
 def process_rank() -> int:
@@ -144,15 +145,23 @@ def n_tokens(example: dict) -> int:
     return len(example["prompt_ids"]) + max(len(example["chosen_ids"]), len(example["rejected_ids"]))
 
 
-def _check_records(records, p: Train) -> None:
+# Why an objective has nothing to train on, by train.objective.
+NO_RECORDS = {
+    "sft": "no training records: the filter kept no judgments, so there is nothing to train on; use "
+           "judge.mode 'constrained', more judge.samples, or a stronger seed",
+    "dpo": "no preference pairs: DPO needs a correct and a wrong (or unparseable) judgment of the same pair "
+           "and order, and no (pair, order) had both; set judge.adaptive false (adaptive sampling stops at "
+           "the first correct judgment), raise judge.samples, or train with train.objective sft"}
+
+
+def _check_records(records, p: Train, source="the training records") -> None:
     if not records:
-        raise ValueError("the filter kept no judgments, so there is nothing to train on: use judge.mode "
-                         "'constrained', more judge.samples, or a stronger seed")
+        raise InputError(source, NO_RECORDS[p.objective])
     need = ("prompt", "chosen", "rejected") if p.objective == "dpo" else ("prompt", "completion")
     missing = [k for k in need if k not in records[0]]
     if missing:
-        raise ValueError(f"train.objective {p.objective!r} needs records with {', '.join(need)}; the first "
-                         f"record lacks {', '.join(missing)}")
+        raise InputError(source, f"train.objective {p.objective!r} needs records with {', '.join(need)}; the "
+                                 f"first record lacks {', '.join(missing)}", line=1)
 
 
 def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
@@ -175,8 +184,8 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
     tok.padding_side = "right"
     fits = [e for e in (encode(tok, r) for r in records) if n_tokens(e) <= p.max_length]
     if not fits:
-        raise ValueError(f"all {len(records)} training records are longer than "
-                         f"train.max_length={p.max_length} tokens")
+        raise ParamError("train.max_length", f"all {len(records)} training records are longer than "
+                                             f"{p.max_length} tokens: nothing to train on")
     # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
     work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
     peft = lora_config(p) if p.method == "lora" else None
@@ -286,8 +295,15 @@ def save(trainer, tok, out_dir: Path | None, init_dir, p: Train) -> None:
     if out_dir is None:
         return
     model = trainer.accelerator.unwrap_model(trainer.model)
-    model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
-    tok.save_pretrained(out_dir)
+    try:
+        model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
+        tok.save_pretrained(out_dir)
+    except OSError:
+        raise
+    except Exception as e:    # safetensors reports a full disk as its own error: made the OSError it is
+        if "no space left" in str(e).lower():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir)) from None
+        raise
     if p.method == "lora":     # the adapter points at the checkpoint it was trained on, by repo path
         cfg_path = out_dir / "adapter_config.json"
         cfg = json.loads(cfg_path.read_text())

@@ -255,6 +255,9 @@ def read_params(path: Path) -> dict:
 def verify(iteration: int, repo=".", keep: bool = False, console: Console | None = None) -> int:
     out = console or Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True)
+    if not Path(repo).is_dir():
+        err.print(f"[bold red]error:[/] {InputError(repo, 'no such folder (the repository to verify)')}")
+        return 2
     try:
         top = Path(_run(["git", "rev-parse", "--show-toplevel"], repo, "git rev-parse").stdout.strip())
         dvc_root = Path(repo).resolve()

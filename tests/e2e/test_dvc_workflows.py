@@ -74,7 +74,9 @@ def test_push_then_fresh_clone_pulls_iteration_2_without_recomputing(repo, tmp_p
     run(["git", "clone", "-q", str(repo), str(run_cache)], tmp_path)
     run(["dvc", "fetch", "--run-cache"], run_cache)
     out = run(["dvc", "repro", "seed"], run_cache).stdout
-    assert "Stage 'seed' is cached - skipping run, checking out outputs" in out and ran(out) == set(), out
+    # check_params runs (a second): it is the check, kept out of the run-cache (dvc.yaml)
+    assert "Stage 'seed' is cached - skipping run, checking out outputs" in out, out
+    assert ran(out) == {"check_params"}, out
     assert (run_cache / "models" / "iter_0" / "model.safetensors").exists()
 
 
@@ -86,12 +88,13 @@ def test_param_changed_and_changed_back_is_restored_from_run_cache(repo):
     params["evaluate"]["max_new_tokens"] += 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro", "evaluate@1"], repo).stdout
-    assert ran(out) == {"train@1", "evaluate@1"}, out
+    assert ran(out) == {"check_params", "train@1", "evaluate@1"}, out
     assert lock_out(repo, "train@1", "models/iter_1")["md5"] != model["md5"]
 
     run("git checkout params.yaml", repo)
     out = run(["dvc", "repro"], repo).stdout
-    assert ran(out) == set(), out
+    # only the params check runs again (it is the check: never restored from the run-cache), in a second
+    assert ran(out) == {"check_params"}, out
     for stage in ("train@1", "evaluate@1"):  # evaluation, the longest stage, is restored like training
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out
     assert lock_out(repo, "train@1", "models/iter_1") == model

@@ -94,8 +94,9 @@ def test_train_param_reruns_only_train_and_downstream(repo):
     params["train"]["learning_rate"] = params["train"]["learning_rate"] * 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], repo).stdout
-    assert ran(out) == {"train@1", "evaluate@1", "judge@2", "filter@2", "train@2", "evaluate@2",
-                        "summary"}, out
+    # check_params reruns on any params change (a second; its output stays the same bytes)
+    assert ran(out) == {"check_params", "train@1", "evaluate@1", "judge@2", "filter@2", "train@2",
+                        "evaluate@2", "summary"}, out
     run("git checkout params.yaml && dvc checkout -q", repo)      # back to the committed params
 
 
@@ -176,3 +177,92 @@ def test_unquoted_iteration_keys_stop_repro_with_the_key_named(built_repo, tmp_p
     (repo / "params.yaml").write_text(quoted)
     run(["dvc", "repro"], repo)
     assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+@pytest.mark.parametrize("edit, named", [
+    (lambda text: text + "trian:\n  epochs: 3\n", "params.yaml: trian: unknown key"),
+    (lambda text: re.sub(r"^  [\"'](2)[\"']:", r"  \1:", text, flags=re.M),
+     'iterations.2: iteration keys must be quoted integers >= 1, like "1"'),
+])
+def test_a_bad_params_file_stops_every_repro_naming_the_key(built_repo, tmp_path, edit, named):
+    """An unknown section no stage declares, or one unquoted iteration key beside quoted ones (DVC itself
+    fails on it, comparing a number with a string): the check_params stage stops `dvc repro`, targeted at
+    any stage or not, naming the key."""
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    text = (repo / "params.yaml").read_text()
+    assert edit(text) != text
+    (repo / "params.yaml").write_text(edit(text))
+    for target in ([], ["train@1"]):
+        p = run(["dvc", "repro", *target], repo, check=False)
+        out = p.stdout + p.stderr
+        assert p.returncode != 0 and named in out and "failed to reproduce 'check_params'" in out, out
+        assert "Traceback" not in out and ran(p.stdout) == {"check_params"}
+    (repo / "params.yaml").write_text(text)
+    assert run(["dvc", "repro"], repo).stdout.count("Running stage") == 0
+
+
+def test_editing_any_file_a_param_names_makes_its_stages_stale(built_repo, tmp_path):
+    """For every params key that names a file: edit that file (or, for a key confined to a folder, a file in
+    that folder) and `dvc status` reports every stage that reads it; restored, all is up to date again."""
+    from support.repo import PATH_READERS
+
+    from selftaught.core import config
+
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for key, under in config.path_keys().items():
+        section, name = key.split(".")
+        value = params[section][name]
+        value = value[0] if isinstance(value, list) else value
+        if under != config.PATH_DEP and not value:     # empty: any file of its folder stands for it
+            value = next(str(f.relative_to(repo)) for f in sorted((repo / under).iterdir()) if f.is_file())
+        f = Path(value) if os.path.isabs(value) else repo / value
+        if f.is_dir():                                 # a model folder: its config
+            f = f / "config.json" if (f / "config.json").exists() else f / "generator.json"
+        old = f.read_bytes()
+        f.write_bytes(old + b"\n")
+        try:
+            status = json.loads(run(["dvc", "status", "--json"], repo).stdout)
+        finally:
+            f.write_bytes(old)
+        for reader in PATH_READERS[key]:
+            hit = [s for s in status if s.split(":")[-1].split("@")[0] == reader]
+            assert hit, (key, str(f), reader, sorted(status))
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def test_a_killed_forced_rerun_leaves_nothing_once_dvc_restores_it(built_repo, tmp_path):
+    """Kill synthesize@1 and judge@2 (the test hook, after one chunk) and train@1 (SIGKILL while it trains)
+    in forced reruns: each leaves its chunks or partial checkpoint. The next `dvc repro` restores all three
+    from DVC's cache without running their code; the summary stage, rerun because .temps names the
+    leftovers, removes them: the tree is as before and `dvc status` clean."""
+    repo = copy_repo(built_repo, tmp_path / "repo")
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+           "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    for stage in ("synthesize@1", "judge@2"):
+        p = subprocess.run(["dvc", "repro", "-f", "-s", stage], cwd=repo, capture_output=True, text=True,
+                           env={**env, "SELFTAUGHT_KILL_AFTER_CHUNKS": "1"})
+        assert p.returncode != 0 and "Running stage" in p.stdout, p.stdout + p.stderr
+    p = subprocess.Popen(["dvc", "repro", "-f", "-s", "train@1"], cwd=repo, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while (p.poll() is None and time.monotonic() < deadline
+               and not list((repo / "models").glob(".iter_1.*.partial"))):
+            time.sleep(0.05)
+        time.sleep(1.0)                                    # a moment into training
+        assert p.poll() is None, "train@1 ended before it could be killed"
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    left = lambda: sorted(str(f.relative_to(repo)) for f in repo.rglob("*")  # noqa: E731
+                          if f.name.endswith((".partial", ".chunks")) and ".dvc" not in f.parts)
+    assert {Path(f).name.split(".")[1] for f in left()} == {"iter_1", "judgments", "pairs"}, left()
+    assert len(list((repo / ".temps").glob("*.path"))) >= 3
+    out = run(["dvc", "repro"], repo).stdout
+    for stage in ("synthesize@1", "judge@2", "train@1"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in out, out
+    assert ran(out) == {"summary"}, out
+    assert left() == [] and [f.name for f in (repo / ".temps").iterdir()] == [".gitignore"]
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    assert run("git status --porcelain", repo).stdout.strip() == ""

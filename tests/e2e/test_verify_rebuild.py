@@ -10,9 +10,10 @@ from support.repo import copy_repo, run
 
 pytestmark = pytest.mark.e2e
 
-ANCESTRY_2 = ["seed", "generator", "categorize", "data", "synthesize@1", "synthesize@2", "judge@1", "judge@2",
-              "filter@1", "filter@2", "train@1", "train@2"]
-ANCESTRY_1 = ["seed", "generator", "categorize", "data", "synthesize@1", "judge@1", "filter@1", "train@1"]
+ANCESTRY_2 = ["check_params", "seed", "generator", "categorize", "data", "synthesize@1", "synthesize@2",
+              "judge@1", "judge@2", "filter@1", "filter@2", "train@1", "train@2"]
+ANCESTRY_1 = ["check_params", "seed", "generator", "categorize", "data", "synthesize@1", "judge@1",
+              "filter@1", "train@1"]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,11 @@ def write_params(tmp: Path, seed_dir: Path, **sections) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["seed"].update(source="hf_dir", path=str(seed_dir))
     for key in ("instructions", "benchmarks"):            # the shipped files (a test may name its own)
-        params["data"][key] = [str(ROOT / f) for f in params["data"][key]]
+        for f in params["data"][key]:     # linked where params.yaml must name them (under data/...)
+            link = tmp / f
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(ROOT / f)
     params["judge"]["template"] = str(ROOT / params["judge"]["template"])     # the shipped template file
     for section, values in TINY.items():
         params[section].update(values)

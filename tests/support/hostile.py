@@ -2,14 +2,17 @@
 judge` on a scratch folder with the tiny profile, snapshot the folder, and read the one line a refusal
 prints."""
 
+import errno
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+import selftaught.core.io
 from selftaught.cli import main as cli
 from support.repo import ROOT
 from support.tiny_model import TINY
@@ -81,10 +84,62 @@ def pool_file(path: Path, texts=POOL, extra=()) -> Path:
     return jsonl(path, [*({"id": f"i{n}", "instruction": t} for n, t in enumerate(texts)), *extra])
 
 
+def in_data_folder(repo: Path, path: Path, folder: str) -> str:
+    """`path` as params.yaml must name it: under its data folder (config.py refuses a pool or benchmark file
+    elsewhere, which would be no dependency of the data stage); a link there when it lies elsewhere."""
+    link = repo / folder / path.name
+    if path.resolve() != link.resolve() or not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(path.resolve())
+    return f"{folder}/{path.name}"
+
+
 def data_repo(tmp_path, pool=None, bench=None, **data):
     (tmp_path / "in").mkdir(exist_ok=True)
     pool = pool or pool_file(tmp_path / "in" / "pool.jsonl")
     bench = bench or bench_file(tmp_path / "in" / "bench.jsonl")
-    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2,
-                **data)
+    tiny_params(tmp_path / "params.yaml", instructions=[in_data_folder(tmp_path, pool, "data/instructions")],
+                benchmarks=[in_data_folder(tmp_path, bench, "data/benchmarks")], per_iteration=2, **data)
     return tmp_path
+
+
+def stage_here(name, *args, cwd, monkeypatch, capsys):
+    """Run a stage script in this process (so a test can monkeypatch what it calls): (exit code, stderr)."""
+    script = ROOT / "stages" / f"{name}.py"
+    monkeypatch.chdir(cwd)
+    monkeypatch.syspath_prepend(str(script.parent))
+    monkeypatch.setattr(sys, "argv", [str(script), *map(str, args)])
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    return code, capsys.readouterr().err
+
+
+def no_space(*args, **kw):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _FullFile:
+    """A file opened for writing on a full disk: every write fails."""
+
+    def __init__(self, *args, **kw):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    write = no_space
+
+
+def disk_full(monkeypatch) -> None:
+    """Every write of core/io.py's writers (JSONL, JSON, text, and the chunk files of resume.py) fails as on a
+    full disk (OSError ENOSPC)."""
+    monkeypatch.setattr(selftaught.core.io, "open", _FullFile, raising=False)
+    monkeypatch.setattr(Path, "write_text", no_space)
+    monkeypatch.setattr(Path, "write_bytes", no_space)

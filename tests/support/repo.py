@@ -56,3 +56,16 @@ def copy_repo(src: Path, dest: Path) -> Path:
 
     shutil.copytree(src, dest, symlinks=True, ignore=skip)
     return dest
+
+
+# The stages (dvc.yaml names, before foreach expands them) that read the file each params key names; every
+# key config.path_keys() marks is here (tests/unit/test_dvc_deps.py).
+PATH_READERS = {
+    "seed.path": ("seed",), "generator.path": ("generator",),
+    "data.instructions": ("data",), "data.benchmarks": ("data",), "data.rewardbench_sections": ("data",),
+    "data.category_template": ("categorize",),
+    "synthesize.modify_template": ("synthesize",), "synthesize.answer_template": ("synthesize",),
+    "synthesize.rewrite_template": ("synthesize",),
+    "judge.template": ("judge", "filter", "evaluate", "evaluate_seed"),
+    "train.accelerate_config": ("train",),
+}

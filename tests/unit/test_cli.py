@@ -62,3 +62,18 @@ def test_a_bad_pairs_file_names_file_line_and_field(setup, capsys):
     err = "".join(capsys.readouterr().err.split())          # rich may wrap the message
     assert "pairs.jsonl" in err and "line2" in err and "rejected" in err
     assert not (tmp / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--temperature", "-1", "--temperature: evaluate.temperature: input should be greater than or equal"),
+    ("--max-new-tokens", "0", "--max-new-tokens: evaluate.max_new_tokens: input should be greater than 0"),
+    ("--max-new-tokens", "-5", "--max-new-tokens: evaluate.max_new_tokens: input should be greater than 0"),
+])
+def test_judge_flags_have_the_ranges_of_their_params_keys(setup, capsys, flag, value, message):
+    """A flag overrides a params key and is checked like it: params.yaml refuses a negative temperature and
+    zero tokens, so does the flag (before any model loads), and nothing is written."""
+    tmp, model = setup
+    assert judge(tmp, model, "--mode", "free", flag, value) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp / "out.jsonl").exists() and not (tmp / "m.json").exists()

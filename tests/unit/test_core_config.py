@@ -102,7 +102,8 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
     p = shipped()
     edit(p)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    for args in ([str(ROOT / "stages" / "summary.py"), "--metrics", "m", "--out", "r", "--headline", "h"],
+    for args in ([str(ROOT / "stages" / "summary.py"), "--metrics", "m", "--temps", "t", "--out", "r",
+                  "--headline", "h"],
                  ["-m", "selftaught.cli", "report"]):
         r = run(args, tmp_path)
         assert r.returncode == 2, r.stderr
@@ -111,6 +112,7 @@ def test_a_stage_and_the_cli_exit_2_naming_the_key(tmp_path, edit, key):
 
 
 STAGE_ARGS = {   # each stage with placeholder paths: the params file is read before any of them
+    "check_params": ["--out", "o"],
     "seed": ["--out", "o"],
     "generator": ["--out", "o"],
     "categorize": ["--model", "m", "--out", "o"],
@@ -128,7 +130,7 @@ STAGE_ARGS = {   # each stage with placeholder paths: the params file is read be
     "evaluate": ["--iteration", "0", "--benchmarks", "b", "--validation", "v", "--sections", "x",
                  "--model", "m", "--out", "o", "--metrics", "m", "--report", "r", "--val-out", "vo",
                  "--val-metrics", "vm", "--val-report", "vr"],
-    "summary": ["--metrics", "m", "--out", "r", "--headline", "h"],
+    "summary": ["--metrics", "m", "--temps", "t", "--out", "r", "--headline", "h"],
 }
 
 
@@ -200,7 +202,7 @@ def test_stage_rejects_bad_params_before_work(tmp_path):
 @pytest.mark.parametrize("kind, message", [
     ("missing", "cannot read the params file (No such file"),
     ("directory", "cannot read the params file (Is a directory)"),
-    ("binary", "cannot read the params file ('utf-8' codec"),
+    ("binary", "line 1: not valid UTF-8 (byte 0)"),
     ("empty", "the params file is empty"),
     ("broken", "line 2: not valid YAML"),
 ])
@@ -266,3 +268,42 @@ def test_seed_and_generator_share_one_model_source_type():
     raw["seed"]["source"] = "seed"                  # only the generator can be the seed itself
     with pytest.raises(ParamError, match="seed.source: must be gguf_wheel or hf_dir"):
         config.validate(raw)
+
+
+def test_a_key_repeated_in_the_params_file_is_refused_naming_the_line(tmp_path, capsys):
+    """YAML keeps the last of two equal keys without a word; the params file refuses it, naming both lines."""
+    f = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text()
+    f.write_text(text.replace("  samples: 4 ", "  samples: 8\n  samples: 4 ", 1))
+    line = 1 + text[:text.index("  samples: 4 ")].count("\n")
+    with pytest.raises(ParamError, match=rf"line {line + 1}: .*'samples' repeated \(first on line {line}\)"):
+        config.load(f)
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("rewardbench_sections", "/tmp/sections.yaml", "data.rewardbench_sections"),
+    ("rewardbench_sections", "configs/sections.yaml", "data.rewardbench_sections"),
+    ("instructions", ["data/instructions/a.jsonl", "/data/pool.jsonl"], "data.instructions.1"),
+    ("benchmarks", ["data/benchmarks/../../b.jsonl"], "data.benchmarks.0"),
+])
+def test_a_file_outside_the_folder_its_stage_depends_on_is_refused(key, value, named):
+    """A list param, or one that may be empty, cannot be a dvc.yaml dep itself: its files must lie under the
+    declared folder, or editing them would leave the stage up to date with stale results."""
+    p = shipped()
+    p["data"][key] = value
+    with pytest.raises(ParamError, match=rf"{named}: .* is not under data/"):
+        config.validate(p)
+    p = shipped()
+    p["train"]["accelerate_config"] = "/etc/ddp.yaml"
+    with pytest.raises(ParamError, match="train.accelerate_config: '/etc/ddp.yaml' is not under configs/acc"):
+        config.validate(p)
+
+
+def test_an_override_is_checked_as_params_yaml_is_naming_its_source():
+    p = config.Params()
+    with pytest.raises(ParamError, match="--temperature: evaluate.temperature: input should be greater "
+                                         "than or equal to 0, got -1.0"):
+        config.override(p, {"evaluate.temperature": -1.0}, "--temperature")
+    with pytest.raises(ParamError, match="--backend: evaluate.likelihood_dtype: with generation.backend "):
+        config.override(p, {"generation.backend": "vllm"}, "--backend")
+    assert config.override(p, {"evaluate.max_new_tokens": 3}, "--max-new-tokens").evaluate.max_new_tokens == 3

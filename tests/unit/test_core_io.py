@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from support.hostile import (
@@ -21,7 +22,6 @@ from support.hostile import (
     pool_file,
     snapshot,
     stage,
-    tiny_params,
 )
 from support.repo import ROOT
 
@@ -150,7 +150,7 @@ def test_directory_as_an_instruction_pool_is_named(tmp_path):
     r = stage("data", *DATA_ARGS, cwd=tmp_path)
     assert r.returncode == 2
     line = one_line(r.stderr)
-    assert str(pools) in line and "is a directory" in line
+    assert "data/instructions/pools[red]" in line and "is a directory" in line
     assert snapshot(tmp_path) == before
 
 
@@ -253,8 +253,7 @@ def test_data_stage_accepts_empty_responses_and_skips_invalid_on_request(tmp_pat
     assert r.returncode == 2
     assert "bench.jsonl, line 3: field 'rejected': missing" in one_line(r.stderr)
     assert snapshot(tmp_path) == before
-    tiny_params(tmp_path / "params.yaml", instructions=[str(pool)], benchmarks=[str(bench)], per_iteration=2,
-                eval_per_benchmark=0, skip_invalid=True)
+    data_repo(tmp_path, pool=pool, bench=bench, eval_per_benchmark=0, skip_invalid=True)
     r = stage("data", *DATA_ARGS, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "metrics" / "data.json").read_text())
@@ -263,3 +262,43 @@ def test_data_stage_accepts_empty_responses_and_skips_invalid_on_request(tmp_pat
     evals = read_jsonl(tmp_path / "work" / "data" / "benchmarks.jsonl", Pair)
     assert {p.id: p.chosen for p in evals} == {"b0": "x", "b1": ""}
     assert (pool.read_bytes(), bench.read_bytes()) == (before[str(pool)], before[str(bench)])
+
+
+# -- 5. no leftovers ----------------------------------------------------------------------------------------
+
+KILLED_WRITER = """
+import os, signal
+from selftaught.core.io import atomic_path
+from selftaught.resume import ChunkStore
+ChunkStore("work/.pairs.jsonl.chunks", {}).put("k", {"texts": []})
+with atomic_path("models/iter_1", directory=True) as tmp:
+    tmp.mkdir()
+    (tmp / "model.safetensors").write_bytes(b"half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_temp_folders_of_a_killed_writer_are_swept_and_a_live_ones_kept(tmp_path, monkeypatch):
+    """A killed writer leaves its partial output and its chunks, each named in .temps; sweep_temps (the
+    summary stage's first step) removes them, and leaves a live writer's folder and anything not ours."""
+    import selftaught.core.io as io
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".temps").mkdir()
+    p = subprocess.run([sys.executable, "-c", KILLED_WRITER], cwd=tmp_path, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert p.returncode == -9, p.stderr
+    left = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob(".*") if f.parent.name != ".temps")
+    assert left[0] == ".temps" and left[1].startswith("models/.iter_1.") and left[1].endswith(".partial")
+    assert left[2:] == ["work/.pairs.jsonl.chunks"] and len(list((tmp_path / ".temps").iterdir())) == 2
+    ours = tmp_path / "data"                   # a folder of the user's, named by a stray registration
+    ours.mkdir()
+    (tmp_path / ".temps" / "stray.path").write_text(f"{ours}\n")
+    monkeypatch.setattr(io, "STALE_AFTER_S", 0.0)
+    with atomic_path(tmp_path / "reports" / "live.json") as live:
+        live.write_text("{}")
+        removed = io.sweep_temps(".temps")
+        assert sorted(f.name for f in removed) == sorted([Path(left[1]).name, ".pairs.jsonl.chunks"])
+        assert live.parent.is_dir() and ours.is_dir() and len(list((tmp_path / ".temps").iterdir())) == 1
+    assert not list((tmp_path / "models").iterdir()) and not (tmp_path / "work/.pairs.jsonl.chunks").exists()
+    assert list((tmp_path / ".temps").iterdir()) == [] and (tmp_path / "reports/live.json").exists()

@@ -133,3 +133,30 @@ def test_adapter_whose_base_is_itself_is_refused(cli_dir, capsys, tmp_path_facto
     (d / "adapter_model.safetensors").write_bytes(b"")
     code, err = judge(tmp, d, capsys)
     assert code == 2 and "cycle" in one_line(err)
+
+
+# -- 4. broken model files are named before any model loads -------------------------------------------------
+
+@pytest.mark.parametrize("name, cut", [("config.json", 40), ("tokenizer.json", 100),
+                                       ("model.safetensors", -64)])
+def test_a_truncated_model_file_is_one_line(cli_dir, capsys, tmp_path_factory, name, cut):
+    """A checkpoint copied or downloaded only in part: its broken file is named, for `selftaught judge` and
+    for a stage alike (the same check), with nothing written."""
+    import shutil
+
+    tmp, model = cli_dir
+    broken = tmp_path_factory.mktemp("broken") / "model"
+    shutil.copytree(model, broken)
+    f = broken / name
+    f.write_bytes(f.read_bytes()[:cut])
+    code, err = judge(tmp, broken, capsys)
+    assert code == 2
+    line = one_line(err)
+    assert str(f) in line and ("not readable JSON" in line or "not a complete safetensors file" in line)
+    pair = {"id": "p0", "instruction": "Say hi.", "chosen": "Hi!", "rejected": "Bye.",
+            "negative_instruction": "Bye?", "negative_source": "modified", "generator": "m", "seed": 1}
+    jsonl(tmp / "syn.jsonl", [pair])
+    r = stage("judge", "--iteration", 1, "--pairs", "syn.jsonl", "--model", broken, "--generator", broken,
+              "--out", "j.jsonl", "--metrics", "jm.json", cwd=tmp)
+    assert r.returncode == 2 and str(f) in one_line(r.stderr)
+    assert not (tmp / "j.jsonl").exists() and not (tmp / "out.jsonl").exists()

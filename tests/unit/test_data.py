@@ -118,10 +118,11 @@ def params():
 
 def test_data_stage_names_bad_file(tmp_path):
     p = params()
-    bad = tmp_path / "pool.jsonl"
+    bad = tmp_path / "data" / "instructions" / "pool.jsonl"
+    bad.parent.mkdir(parents=True)
     bad.write_text('{"id": "a", "instruction": "x"}\n{"id": "b"}\n')
-    p["data"]["instructions"] = [str(bad)]
-    p["data"]["benchmarks"] = [str(ROOT / b) for b in p["data"]["benchmarks"]]
+    (tmp_path / "data" / "benchmarks").symlink_to(ROOT / "data" / "benchmarks")
+    p["data"]["instructions"] = ["data/instructions/pool.jsonl"]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     r = subprocess.run([sys.executable, str(ROOT / "stages" / "data.py"), *DATA_ARGS], cwd=tmp_path,
                        capture_output=True, text=True)
@@ -189,12 +190,35 @@ def test_validation_files_join_the_validation_split_and_decontaminate_the_pool(t
     pool = [{"id": f"i{n}", "instruction": f"instruction number {n} about topic {n * 7}"} for n in range(12)]
     pool.append({"id": "leak", "instruction": "What is 2+2?"})
     write_jsonl(tmp_path / "data/validation/hs2.jsonl", rows)
-    write_jsonl(tmp_path / "pool.jsonl", pool)
-    p = config.Params(data={"instructions": [str(tmp_path / "pool.jsonl")],
-                            "benchmarks": [str(b) for b in BENCHES],
+    write_jsonl(tmp_path / "data/instructions/pool.jsonl", pool)
+    for b in BENCHES:
+        (tmp_path / "data/benchmarks").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data/benchmarks" / b.name).symlink_to(b)
+    p = config.Params(data={"instructions": ["data/instructions/pool.jsonl"],
+                            "benchmarks": [f"data/benchmarks/{b.name}" for b in BENCHES],
                             "validation": ["data/validation/hs2.jsonl"], "per_iteration": 4})
     with contextlib.chdir(tmp_path):
         shards, evals, validation, _, metrics, _ = prepare(p)
     assert [v.benchmark for v in validation] == ["hs2", "hs2"]
     assert metrics["validation_pairs"] == {"hs2": 2} and metrics["validation_ties_dropped"] == 1
     assert metrics["benchmark_overlap"] == 1 and all(x.id != "leak" for s in shards.values() for x in s)
+
+
+def test_categories_that_keep_no_instruction_are_named(tmp_path, monkeypatch):
+    """data.keep_categories keeping none of the labelled pool is its own fault, not data.per_iteration's."""
+    from selftaught.core import config
+    from selftaught.core.errors import ParamError
+    from selftaught.core.schemas import Instruction
+    from selftaught.data import prepare, read_many
+
+    monkeypatch.chdir(ROOT)
+    raw = params()
+    raw["data"].update(categories=["reasoning", "coding"], keep_categories=["coding"])
+    p = config.validate(raw)
+    labels = {rec.id: "reasoning" for _, rec in read_many(p.data.instructions, Instruction)}
+    with pytest.raises(ParamError, match=r"data.keep_categories: \['coding'\] keeps none of the \d+ "
+                                         r"instructions \(their labels: \{'reasoning': \d+\}\)"):
+        prepare(p, labels)
+    labels[next(iter(labels))] = "coding"      # one kept: too few for the shards, and the message says why
+    with pytest.raises(ParamError, match=r"data.per_iteration: .* \(data.keep_categories \['coding'\] kept"):
+        prepare(p, labels)

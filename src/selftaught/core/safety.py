@@ -63,11 +63,45 @@ def _refuse_pickles(d: Path, what: str) -> None:
     raise InputError(d, f"{what}{why}; convert the weights to safetensors")
 
 
+# The JSON files of a checkpoint that the loaders parse: a truncated or hand-broken one is named here.
+MODEL_JSON = ("config.json", "generation_config.json", "tokenizer_config.json", "tokenizer.json",
+              "special_tokens_map.json")
+
+
+def _check_json(f: Path) -> None:
+    try:
+        obj = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f, f"not readable JSON ({getattr(e, 'strerror', None) or e}): the model files are "
+                            "broken or incomplete") from None
+    if not isinstance(obj, dict):
+        raise InputError(f, f"expected a JSON object, got {type(obj).__name__}")
+
+
+def _check_safetensors(f: Path) -> None:
+    """A safetensors file's header, and that the file holds every byte the header announces: a truncated copy
+    is named here, before any model loads."""
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            if n <= 0 or 8 + n > size:
+                raise ValueError(f"no complete header ({size} bytes)")
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if 8 + n + end > size:
+            raise ValueError(f"truncated: {size} bytes, the header announces {8 + n + end}")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise InputError(f, f"not a complete safetensors file ({why})") from None
+
+
 def check_model_dir(path, label: str = "model", _seen=None) -> None:
     """A model directory the pipeline may load: a full checkpoint (config.json + *.safetensors) or a LoRA
     adapter (adapter_config.json + adapter_model.safetensors) whose base, followed to the end, is one.
-    Pickle weights (adapter_model.bin, pytorch_model.bin) are refused, as are a broken adapter_config.json
-    and a chain of adapters that loops.
+    Pickle weights (adapter_model.bin, pytorch_model.bin) are refused, as are a broken adapter_config.json,
+    config or tokenizer JSON file, a truncated safetensors file and a chain of adapters that loops.
 
     The loaders (backends: load_model, and vllm_engine_kwargs for vLLM) should call this before loading;
     the `selftaught` CLI and every stage with a model input call it before any work."""
@@ -93,8 +127,14 @@ def check_model_dir(path, label: str = "model", _seen=None) -> None:
         if real in _seen:
             raise InputError(path, f"adapter bases form a cycle ({' -> '.join(map(str, [*_seen, real]))})")
         check_model_dir(base, f"{label}: adapter base", [*_seen, real])
+        _check_safetensors(path / "adapter_model.safetensors")
         return
     if not (path / "config.json").is_file():
         raise InputError(path, f"{label}: not a model directory (no config.json or adapter_config.json)")
     if not any(path.glob("*.safetensors")):
         _refuse_pickles(path, "no *.safetensors weights (safetensors only)")
+    for name in MODEL_JSON:
+        if (path / name).is_file():
+            _check_json(path / name)
+    for f in sorted(path.glob("*.safetensors")):
+        _check_safetensors(f)

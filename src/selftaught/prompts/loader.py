@@ -174,8 +174,29 @@ def _check(raw, path) -> PromptTemplate:
     neutral = raw.get("neutral")
     if neutral is not None and (kind != "answer" or not neutral.strip()):
         raise TemplateError("`neutral` (answer templates only) must be a non-empty string")
-    return PromptTemplate(str(path), kind, raw["user"], raw.get("system"), tuple(markers), vf,
-                          tuple(tuple(e) for e in ex), reply, neutral)
+    t = PromptTemplate(str(path), kind, raw["user"], raw.get("system"), tuple(markers), vf,
+                       tuple(tuple(e) for e in ex), reply, neutral)
+    _trial_render(t)
+    return t
+
+
+def _trial_render(t: PromptTemplate) -> None:
+    """Render the template once with sample values of its fields: a text that uses a field in a way its value
+    does not support (`{{ a.text }}`: a judged text is a string) fails here, when the file is loaded, not in a
+    stage after its model has loaded."""
+    from jinja2 import TemplateError as JinjaError
+
+    sample = {f: "sample text of the field" for f in FIELDS[t.kind]}
+    if t.kind == "category":
+        sample["categories"] = ["first", "second"]
+    try:
+        t.messages(**sample)
+        if t.reply is not None:
+            t.reply_text("sample instruction", "sample answer")
+    except (JinjaError, TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+        raise TemplateError(f"`user` or `system` cannot be rendered with its fields {list(FIELDS[t.kind])} "
+                            f"(each a text{', categories a list' if t.kind == 'category' else ''}): "
+                            f"{type(e).__name__}: {e}") from None
 
 
 @lru_cache(maxsize=32)
