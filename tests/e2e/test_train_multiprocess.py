@@ -60,6 +60,8 @@ def test_train_under_two_processes_writes_once_and_stays_up_to_date(tiny_model, 
     kept = rejection_sample(judgments, 3, True)[0]
     write_jsonl(repo / "work/iter_1/train.jsonl", training_records(kept, by_id, 300)[0])
     write_jsonl(repo / "work/iter_1/preferences.jsonl", preference_pairs(judgments, by_id, 3, True, 300)[0])
+    (repo / "work/data").mkdir(parents=True)
+    (repo / "work/data/validation.jsonl").write_text("")           # the data stage's empty validation split
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(AUDIT)

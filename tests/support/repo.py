@@ -63,9 +63,10 @@ def copy_repo(src: Path, dest: Path) -> Path:
 PATH_READERS = {
     "seed.path": ("seed",), "generator.path": ("generator",),
     "data.instructions": ("data",), "data.benchmarks": ("data",), "data.rewardbench_sections": ("data",),
+    "data.validation": ("data",),
     "data.category_template": ("categorize",),
     "synthesize.modify_template": ("synthesize",), "synthesize.answer_template": ("synthesize",),
     "synthesize.rewrite_template": ("synthesize",),
-    "judge.template": ("judge", "filter", "evaluate", "evaluate_seed"),
+    "judge.template": ("judge", "filter", "train", "evaluate", "evaluate_seed"),
     "train.accelerate_config": ("train",),
 }

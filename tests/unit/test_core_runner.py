@@ -58,8 +58,9 @@ def test_a_full_disk_while_train_saves_the_checkpoint_is_one_line(tmp_path, tiny
     code, err = stage_here("train", "--iteration", 1, "--data", "work/iter_1/train.jsonl", "--preferences",
                            "work/iter_1/preferences.jsonl", "--seed-model", tiny_model, "--prev-model",
                            tiny_model, "--out", "models/iter_1", "--metrics", "metrics/train_1.json",
-                           "--loss", "reports/train_loss_1.csv", cwd=tmp_path, monkeypatch=monkeypatch,
-                           capsys=capsys)
+                           "--loss", "reports/train_loss_1.csv", "--live", "dvclive/train_1",
+                           "--validation", "work/data/validation.jsonl", cwd=tmp_path,
+                           monkeypatch=monkeypatch, capsys=capsys)
     line = last_line(err)
     assert code == 2 and "models/iter_1: cannot write it (No space left on device)" in line, err
     assert not (tmp_path / "models/iter_1").exists() and not (tmp_path / "metrics").exists()

@@ -227,8 +227,8 @@ def test_nothing_to_train_on_names_the_objective_and_why(tmp_path, tiny_model, o
     (tmp_path / "preferences.jsonl").write_text("")
     p = stage("train", "--data", tmp_path / "train.jsonl", "--preferences", tmp_path / "preferences.jsonl",
               "--seed-model", tiny_model, "--prev-model", tiny_model, "--out", tmp_path / "out",
-              "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv",
-              params=tiny_params(tmp_path, objective=objective))
+              "--metrics", tmp_path / "m.json", "--loss", tmp_path / "l.csv", "--live", tmp_path / "live",
+              "--validation", tmp_path / "v", params=tiny_params(tmp_path, objective=objective))
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert message in " ".join(p.stderr.split())
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
