@@ -213,7 +213,7 @@ def test_editing_any_file_a_param_names_makes_its_stages_stale(built_repo, tmp_p
     for key, under in config.path_keys().items():
         section, name = key.split(".")
         value = params[section][name]
-        value = value[0] if isinstance(value, list) else value
+        value = (value[0] if value else "") if isinstance(value, list) else value
         if under != config.PATH_DEP and not value:     # empty: any file of its folder stands for it
             value = next(str(f.relative_to(repo)) for f in sorted((repo / under).iterdir()) if f.is_file())
         f = Path(value) if os.path.isabs(value) else repo / value
