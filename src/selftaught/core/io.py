@@ -132,17 +132,7 @@ def _is_stale_temp(d: Path, name: str) -> bool:
     if not d.name.endswith(".partial"):           # unsuffixed: only if it holds nothing but our files
         if not {p.name for p in d.iterdir()} <= {name, ".trainer"}:
             return False
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:                                # a live writer holds it
-        return False
-    finally:
-        os.close(fd)
+    return not is_held(d)                          # a live writer holds its lock
 
 
 # Temp folders in use (atomic_path's, and the resumable chunks of resume.py) are registered in TEMPS when the
