@@ -169,7 +169,8 @@ class Generation(Section):
     `train` declares it (training with other thread counts was not measured). tensor_parallel_size,
     gpu_memory_utilization and enforce_eager (vLLM) stay declared: vLLM's outputs are not byte-stable even
     with them fixed (docs/reproducibility.md), so no measurement can show they leave the bytes alone."""
-    backend: Literal["transformers", "vllm"] = Field("transformers", description="vllm: optional extra, own venv (GPU, or vLLM's CPU build)")
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers", description="vllm: optional extra, own venv (GPU, or vLLM's CPU build)")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
     batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
