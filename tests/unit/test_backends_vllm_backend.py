@@ -186,6 +186,8 @@ def test_vllm_continuation_logprobs_sum_the_prompt_logprobs_of_the_continuation(
     assert call["prompts"][0] == {"prompt_token_ids": prompt + cont}
     n = len(prompt) + len(cont)
     assert got[0] == pytest.approx(-sum(range(n - len(cont), n)) / 10) and got[1] == 0.0
+    second = len(backends.encode_request(be.tok, reqs[1], GEN.max_prompt_tokens)[0])
+    assert be.usage.prompt_tokens == n + second          # continuations counted, as TransformersBackend does
 
 
 def test_vllm_serves_lora_adapter_without_merging(fake_vllm, tmp_path, tiny_model):

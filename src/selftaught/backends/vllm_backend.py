@@ -165,6 +165,7 @@ class VLLMBackend(GenerationBackend):
 
         prompts = self._prompts(requests)
         conts = [self.tok(c, add_special_tokens=False).input_ids for c in continuations]
+        self.usage.prompt_tokens += sum(len(c) for c in conts)       # as the transformers backend counts
         full = [{"prompt_token_ids": p["prompt_token_ids"] + list(c)} for p, c in zip(prompts, conts)]
         outs = self.llm.generate(full, SamplingParams(**vllm_likelihood_kwargs()), lora_request=self.lora)
         self.usage.scored += len(requests)
