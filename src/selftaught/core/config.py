@@ -506,7 +506,7 @@ def read_yaml(path, what: str = "the params file"):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise ParamError("", f"line {line}: not valid UTF-8 (byte {e.start})", path) from None
+        raise ParamError("", f"line {line}: not valid UTF-8 (byte {e.start + 1})", path) from None
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
