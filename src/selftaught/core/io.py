@@ -96,22 +96,40 @@ def iter_jsonl(path, schema=None, skipped: list | None = None):
         yield rec
 
 
+class RecordReader:
+    """Records read back by byte offset (offsets `iter_jsonl_offsets` gave) from one JSONL file kept open:
+    `with RecordReader(path, schema) as r: r.at(offset)`. A bad line is an InputError naming the file and
+    the offset."""
+
+    def __init__(self, path, schema=None):
+        self.path, self.schema = Path(path), schema
+        _check_file(self.path)
+        self._f = _open(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+    def at(self, offset: int):
+        self._f.seek(offset)
+        raw = self._f.readline()
+        where = f"the line at byte {offset}"
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(self.path, f"{where}: not a JSON record ({e})") from None
+        if not isinstance(obj, dict):
+            raise InputError(self.path, f"{where}: expected a JSON object, got {type(obj).__name__}")
+        return self.schema.from_dict(obj, path=self.path) if self.schema is not None else obj
+
+
 def read_record_at(path, offset: int, schema=None):
     """The record on the line that starts at byte `offset` of a JSONL file (an offset `iter_jsonl_offsets`
-    gave), validated by `schema` if given; a bad line is an InputError naming the file and the offset."""
-    path = Path(path)
-    _check_file(path)
-    with _open(path) as f:
-        f.seek(offset)
-        raw = f.readline()
-    where = f"the line at byte {offset}"
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(path, f"{where}: not a JSON record ({e})") from None
-    if not isinstance(obj, dict):
-        raise InputError(path, f"{where}: expected a JSON object, got {type(obj).__name__}")
-    return schema.from_dict(obj, path=path) if schema is not None else obj
+    gave), validated by `schema` if given (see `RecordReader`)."""
+    with RecordReader(path, schema) as r:
+        return r.at(offset)
 
 
 def read_jsonl(path, schema=None, skipped: list | None = None) -> list:
