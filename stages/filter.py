@@ -6,6 +6,7 @@ record by record (filtering.stream_filter), so its memory does not grow with the
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.core.io import write_json
+from selftaught.core.metrics import synthetic_mark
 from selftaught.core.runner import run_stage
 from selftaught.filtering import stream_filter
 from selftaught.prompts import judge_prompt
@@ -15,6 +16,7 @@ from selftaught.report import print_stats
 def main(params, args):
     prompt = judge_prompt(params)               # judge.template and judge.verdict_format, as the judge used
     stats = stream_filter(args.pairs, args.judgments, params.filter, prompt, args.out, args.preferences)
+    stats.update(synthetic_mark(params))
     write_json(args.metrics, stats)
     print_stats(f"filter, iteration {args.iteration}", stats)
 

@@ -13,6 +13,7 @@ import sys
 from selftaught import judge_config, model_card
 from selftaught.core.errors import InputError
 from selftaught.core.io import atomic_path, read_jsonl, write_json
+from selftaught.core.metrics import synthetic_mark
 from selftaught.core.runner import console, run_stage
 from selftaught.core.schemas import Pair
 from selftaught.prompts import judge_prompt
@@ -44,6 +45,7 @@ def main(params, args):
         if pairs is not None:
             stats.update(select(candidates_dir(tmp), tmp, stats["steps"], pairs, params))
         curve = stats.pop("loss_curve")
+        stats.update(synthetic_mark(params))
         cfg = judge_config.write(params, tmp, args.iteration)
         model_card.write(tmp, model_card.Card(
             args.iteration, f"train@{args.iteration}", parent=init.as_posix(),

@@ -74,7 +74,8 @@ def _args(p: Train, output_dir: str) -> dict:
     """The TrainingArguments shared by both objectives."""
     cpu = not torch.cuda.is_available()
     return dict(
-        output_dir=output_dir, num_train_epochs=p.epochs, learning_rate=p.learning_rate,
+        output_dir=output_dir, num_train_epochs=p.epochs, max_steps=p.max_steps or -1,
+        learning_rate=p.learning_rate,
         per_device_train_batch_size=p.batch_size, gradient_accumulation_steps=p.grad_accum,
         max_length=p.max_length,
         # transformers 5: a warmup_steps below 1 is a share of all steps (rounded up)

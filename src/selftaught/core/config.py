@@ -168,7 +168,9 @@ class Generation(Section):
     the kernels' reduction shapes), so every generating stage declares it; threads (1 vs 2) does not, so only
     `train` declares it (training with other thread counts was not measured). tensor_parallel_size and
     gpu_memory_utilization (vLLM) cannot be measured without a GPU and stay declared."""
-    backend: Literal["transformers", "vllm"] = Field("transformers", description="vllm: GPU, optional extra")
+    backend: Literal["transformers", "vllm", "synthetic"] = Field(
+        "transformers", description="vllm: GPU, optional extra; synthetic: a stand-in for measurements and "
+                                    "tests, no model (deterministic texts, every metrics file says so)")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
     batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
@@ -266,6 +268,8 @@ class Train(Section):
                                "added to the DPO loss (DPO+NLL, TRL loss types sigmoid + sft); 0 = plain DPO")
     method: Literal["full", "lora"] = "full"
     epochs: float = Field(1, gt=0)
+    max_steps: int = Field(0, ge=0, description="stop after this many optimizer steps; 0 = no cap (the "
+                                                "epochs decide)")
     learning_rate: float = Field(1.0e-4, gt=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
                           "polynomial", "inverse_sqrt"] = "linear"
