@@ -32,7 +32,7 @@ def main(params, args):
     # the filter writes an empty file when it kept nothing: say why that objective has nothing to train on
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(path, NO_RECORDS[p.objective])
-    records = read_jsonl(path)
+    records = path                 # read one record at a time while training encodes them
     if not is_main_process():      # trains and joins the collectives; writes nothing
         train(records, init, None, p, params.generation.threads, params.trust_remote_code)
         return

@@ -95,7 +95,8 @@ def test_it_costs_next_to_nothing(backend):
     reqs = [Request.make([{"role": "user", "content": f"Write about {i}."}], seed=i) for i in range(2000)]
     t = time.perf_counter()
     texts = backend.generate(reqs, Sampling(2048, 0.7, 0.9))
-    assert time.perf_counter() - t < 5.0 and sum(map(len, texts)) > 2000 * 2048        # 2000 x 2048 tokens
+    assert time.perf_counter() - t < 5.0
+    assert all(700 <= len(x) <= 600 * 4 for x in texts)            # a few hundred tokens, not 2048
 
 
 def test_runs_with_it_are_marked_in_metrics_reports_and_model_cards(tmp_path):

@@ -1,7 +1,8 @@
 """`SyntheticBackend` (generation.backend: synthetic): a stand-in for a model, for measuring the pipeline at
 scale and for tests. No model runs: each output is a deterministic function of its request (messages,
-sampling, and the seed unless greedy), of about the length a model would write (30-100% of max_new_tokens, at
-~4 characters a token), in the shape each stage parses:
+sampling, and the seed unless greedy), of about the length a model writes (30-100% of max_new_tokens, or of
+TYPICAL_TOKENS when max_new_tokens is larger: a large model's answers and judgments run a few hundred tokens,
+not to a 4096-token cap; ~4 characters a token), in the shape each stage parses:
 
 - a judge prompt (it asks for [[A]] or [[B]]): reasoning, then "Verdict: [[A]]" or "[[B]]" on its last line
   (both verdict formats read it), one in ten left without a verdict;
@@ -28,6 +29,7 @@ from ..core import progress
 from .base import GenerationBackend, Request, Sampling
 
 CHARS_PER_TOKEN = 4
+TYPICAL_TOKENS = 600
 _VOCAB = """the a of to and in that is for it as with was on be by this are or from at which an have not but
     they has more one can all their there been if would when so some what about into only other also than
     then its these two time may first any new like our most well way could should very after where just
@@ -94,7 +96,8 @@ class SyntheticBackend(GenerationBackend):
         seed = req.seed if sampling.temperature > 0 else None       # greedy: the seed changes nothing
         key = self._key(req.messages, req.assistant_prefix, seed, sampling.max_new_tokens,
                         sampling.temperature, sampling.top_p)
-        chars = int(sampling.max_new_tokens * CHARS_PER_TOKEN * (0.3 + 0.7 * self._uniform(key, 0)))
+        tokens = min(sampling.max_new_tokens, TYPICAL_TOKENS)
+        chars = int(tokens * CHARS_PER_TOKEN * (0.3 + 0.7 * self._uniform(key, 0)))
         odd = self._uniform(key, 1) < 0.1                            # one in ten: the unusable variant
         user = next((m["content"] for m in reversed(req.message_dicts()) if m.get("role") == "user"), "")
         if "[[A]]" in user and "[[B]]" in user:
