@@ -9,6 +9,7 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.data import prepare
 from selftaught.core.io import atomic_path, read_jsonl, report_skipped, write_json, write_jsonl
+from selftaught.core.metrics import synthetic_mark
 from selftaught.core.runner import console, run_stage
 from selftaught.core.safety import check_paths
 
@@ -30,7 +31,7 @@ def main(params, args):
     write_jsonl(args.benchmarks, evals)
     write_jsonl(args.validation, validation)
     write_json(args.sections, sections)
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, {**metrics, **synthetic_mark(params)})
     console.print(metrics)
 
 

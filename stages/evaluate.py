@@ -9,6 +9,7 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 from selftaught.backends import make_judging_backends
 from selftaught.benchmarking import EvalSettings, evaluate_split
 from selftaught.core.io import read_json, read_jsonl, write_json, write_jsonl
+from selftaught.core.metrics import synthetic_mark
 from selftaught.core.runner import run_stage
 from selftaught.core.schemas import Pair
 from selftaught.evaluation import headline
@@ -33,12 +34,13 @@ def main(params, args):
     val = evaluate_split(backend, lik, prompt, validation, settings, sections, f"validate iter {k}") \
         if validation else None
     write_jsonl(args.out, records)
-    write_json(args.metrics, {"iteration": k, **headline(modes)})
+    mark = synthetic_mark(params)
+    write_json(args.metrics, {"iteration": k, **headline(modes), **mark})
     write_json(args.report, {"iteration": k, "verdict_format": prompt.verdict.name,
-                             "prompts_cut_to_fit": prompt.cut, "modes": modes})
+                             "prompts_cut_to_fit": prompt.cut, "modes": modes, **mark})
     write_jsonl(args.val_out, val[0] if val else [])
-    write_json(args.val_metrics, {"iteration": k, **headline(val[1])} if val else {"iteration": k})
-    write_json(args.val_report, {"iteration": k, "modes": val[1]} if val else {"iteration": k, "modes": {}})
+    write_json(args.val_metrics, {"iteration": k, **(headline(val[1]) if val else {}), **mark})
+    write_json(args.val_report, {"iteration": k, "modes": val[1] if val else {}, **mark})
     print_eval(k, modes)
     if val:
         print_eval(f"{k} (validation)", val[1])

@@ -10,6 +10,7 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.backends import make_backend
 from selftaught.core.io import read_jsonl, write_json, write_jsonl
+from selftaught.core.metrics import synthetic_mark
 from selftaught.core.runner import console, run_stage
 from selftaught.core.schemas import SyntheticPair
 from selftaught.judging import JudgeSettings, judge
@@ -30,7 +31,7 @@ def main(params, args):
     judgments, stats = judge(backend, pairs, JudgeSettings.for_judge(params), prompt, store,
                              f"judge iter {k}")
     write_jsonl(args.out, judgments)
-    write_json(args.metrics, stats)
+    write_json(args.metrics, {**stats, **synthetic_mark(params)})
     store.finish()
     console.print({key: v for key, v in stats.items() if key != "per_round"})
 

@@ -9,6 +9,7 @@ DVC reruns it whenever a killed stage left one there, even if DVC then restored 
 import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 
 from selftaught.core.io import sweep_temps, write_json
+from selftaught.core.metrics import marked
 from selftaught.report import headline, print_table, write_report
 from selftaught.core.runner import console, run_stage
 
@@ -18,9 +19,9 @@ def main(params, args):
         console.print(f"removed {folder}, left by a killed stage", highlight=False, soft_wrap=True,
                       markup=False)
     ks = [0, *params.iterations]
-    wide = write_report([args.metrics / f"iter_{k}.json" for k in ks], args.out,
-                        validation_files=[args.metrics / f"val_{k}.json" for k in ks])
-    write_json(args.headline, headline(wide))
+    files = [args.metrics / f"iter_{k}.json" for k in ks]
+    wide = write_report(files, args.out, validation_files=[args.metrics / f"val_{k}.json" for k in ks])
+    write_json(args.headline, {**headline(wide), **marked(files)})
     print_table(wide)
 
 

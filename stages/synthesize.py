@@ -7,6 +7,7 @@ import _bootstrap  # noqa: F401,I001  (src/ first on sys.path)
 from selftaught.core import progress
 from selftaught.backends import make_backend
 from selftaught.core.io import read_jsonl, write_json, write_jsonl
+from selftaught.core.metrics import synthetic_mark
 from selftaught.prompts import check_synthesis_templates
 from selftaught.resume import stage_store
 from selftaught.core.runner import console, run_stage
@@ -29,7 +30,7 @@ def main(params, args):
         pairs, metrics = synthesize(backend, str(name), instructions, p, store, g.chunk_size,
                                     g.max_prompt_tokens)
     write_jsonl(args.out, pairs)
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, {**metrics, **synthetic_mark(params)})
     store.finish()
     console.print(metrics)
 

@@ -13,6 +13,7 @@ import sys
 from selftaught import judge_config, model_card
 from selftaught.core.errors import InputError
 from selftaught.core.io import atomic_path, read_jsonl, write_json
+from selftaught.core.metrics import synthetic_mark
 from selftaught.core.runner import console, run_stage
 from selftaught.core.schemas import Pair
 from selftaught.prompts import judge_prompt
@@ -31,7 +32,7 @@ def main(params, args):
     # the filter writes an empty file when it kept nothing: say why that objective has nothing to train on
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(path, NO_RECORDS[p.objective])
-    records = read_jsonl(path)
+    records = path                 # read one record at a time while training encodes them
     if not is_main_process():      # trains and joins the collectives; writes nothing
         train(records, init, None, p, params.generation.threads, params.trust_remote_code)
         return
@@ -44,6 +45,7 @@ def main(params, args):
         if pairs is not None:
             stats.update(select(candidates_dir(tmp), tmp, stats["steps"], pairs, params))
         curve = stats.pop("loss_curve")
+        stats.update(synthetic_mark(params))
         cfg = judge_config.write(params, tmp, args.iteration)
         model_card.write(tmp, model_card.Card(
             args.iteration, f"train@{args.iteration}", parent=init.as_posix(),

@@ -1,14 +1,42 @@
 """Rejection sampling: keep one judgment per (pair, order) whose verdict picks the known winner, drop
 unparseable ones, and balance 'A wins' against 'B wins'. For preference training, pair a correct judgment with
-a wrong or unparseable one of the same (pair, order)."""
+a wrong or unparseable one of the same (pair, order).
+
+The choices need only each judgment's item, sample, verdict and whether its text is blank, so the filter stage
+(`stream_filter`) reads the judgments once keeping that and the line's byte offset (`JudgmentRef`), chooses,
+then reads back only the chosen judgments and their pairs, writing each record as it is made: its memory
+holds a few dozen bytes per judgment and one record at a time, never the texts of the whole file. The
+in-memory functions (`filter_judgments`) make the same records from lists."""
 
 from __future__ import annotations
 
 import random
+import sys
 from collections import defaultdict
 
+from .core.errors import InputError
+from .core.io import RecordReader, iter_jsonl_offsets, write_jsonl
+from .core.schemas import Judgment, SyntheticPair
 from .prompts import JudgePrompt, ordered
 from .verdict import copies_judged_text, reasoning_part
+
+
+class JudgmentRef:
+    """What the choices need of one judgment (its item, sample and verdict, whether its text is blank) and
+    where its line starts in the judgments file (`offset`), without its text."""
+
+    __slots__ = ("pair_id", "order", "sample", "verdict", "blank", "offset")
+
+    def __init__(self, j: Judgment, offset: int):
+        self.pair_id, self.order, self.sample = sys.intern(j.pair_id), j.order, j.sample
+        self.verdict, self.blank, self.offset = j.verdict, not j.text.strip(), offset
+
+    winner = Judgment.winner
+    correct = Judgment.correct
+
+
+def _blank(j) -> bool:
+    return j.blank if isinstance(j, JudgmentRef) else not j.text.strip()
 
 
 def rejection_sample(judgments, seed: int, balance: bool):
@@ -61,14 +89,19 @@ def training_records(kept, pairs_by_id, max_chars, reasoning="clean", prompt: Ju
     prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
     out, copied = [], 0
     for j in kept:
-        p = pairs_by_id[j.pair_id]
-        text, was_copy = target_text(j, p, reasoning, prompt)
+        record, was_copy = training_record(j, pairs_by_id[j.pair_id], reasoning, prompt)
         copied += was_copy
-        out.append({"id": f"{j.pair_id}:{j.order}",
-                    "prompt": prompt.messages(p.instruction, *ordered(p, j.order)),
-                    "completion": [{"role": "assistant", "content": text}]})
+        out.append(record)
     with_reasoning = sum("\n" in r["completion"][0]["content"] for r in out)
     return out, {"records": len(out), "with_reasoning": with_reasoning, "reasoning_dropped_as_copy": copied}
+
+
+def training_record(j, p, reasoning, prompt: JudgePrompt) -> tuple[dict, bool]:
+    """The SFT record of the kept judgment `j` of pair `p`, and whether its reasoning was dropped as a
+    copy."""
+    text, was_copy = target_text(j, p, reasoning, prompt)
+    return {"id": f"{j.pair_id}:{j.order}", "prompt": prompt.messages(p.instruction, *ordered(p, j.order)),
+            "completion": [{"role": "assistant", "content": text}]}, was_copy
 
 
 def target_text(j, pair, reasoning, prompt: JudgePrompt) -> tuple[str, bool]:
@@ -96,6 +129,19 @@ def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars
     candidates). A parseable judgment is written as in `training_records` (the same `reasoning` handling), an
     unparseable one as the judge sampled it. With `balance`, as many items with the winner in position A as
     in B are kept (the chosen verdicts are balanced, as in the SFT records)."""
+    picked, counts = pick_preferences(judgments, seed, balance)
+    prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
+    out, unparseable = [], 0
+    for chosen, rejected in picked:
+        record, was_unparseable = preference_record(chosen, rejected, pairs_by_id[chosen.pair_id], reasoning,
+                                                    prompt)
+        unparseable += was_unparseable
+        out.append(record)
+    return out, {**counts, "preference_rejected_unparseable": unparseable}
+
+
+def pick_preferences(judgments, seed: int, balance: bool):
+    """The (chosen, rejected) judgments of `preference_pairs`, and its counts but the unparseable one."""
     groups = defaultdict(list)
     for j in judgments:
         groups[(j.pair_id, j.order)].append(j)
@@ -103,7 +149,7 @@ def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars
     for key in sorted(groups):
         correct = sorted((j for j in groups[key] if j.correct), key=lambda j: j.sample)
         wrong = sorted((j for j in groups[key]
-                        if j.correct is False or (j.verdict is None and j.text.strip())),
+                        if j.correct is False or (j.verdict is None and not _blank(j))),
                        key=lambda j: j.sample)
         if correct and wrong:
             both += 1
@@ -124,23 +170,23 @@ def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars
         keep_big = random.Random(f"{seed}:balance:preferences").sample(big, len(small))
         dropped_balance = len(big) - len(small)
         picked = sorted(small + keep_big, key=lambda c: (c[0].pair_id, c[0].order))
-    prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
-    out, unparseable = [], 0
-    for chosen, rejected in picked:
-        p = pairs_by_id[chosen.pair_id]
-        good, _ = target_text(chosen, p, reasoning, prompt)
-        if rejected.verdict is None:
-            bad, unparseable = rejected.text.strip(), unparseable + 1
-        else:
-            bad, _ = target_text(rejected, p, reasoning, prompt)
-        out.append({"id": f"{chosen.pair_id}:{chosen.order}",
-                    "prompt": prompt.messages(p.instruction, *ordered(p, chosen.order)),
-                    "chosen": [{"role": "assistant", "content": good}],
-                    "rejected": [{"role": "assistant", "content": bad}]})
-    return out, {"preference_pairs": len(out), "preference_items_correct_and_wrong": both,
-                 "preference_items_only_correct": only_correct, "preference_items_only_wrong": only_wrong,
-                 "preference_items_empty": neither, "preference_dropped_balance": dropped_balance,
-                 "preference_rejected_unparseable": unparseable}
+    return picked, {"preference_pairs": len(picked), "preference_items_correct_and_wrong": both,
+                    "preference_items_only_correct": only_correct, "preference_items_only_wrong": only_wrong,
+                    "preference_items_empty": neither, "preference_dropped_balance": dropped_balance}
+
+
+def preference_record(chosen, rejected, p, reasoning, prompt: JudgePrompt) -> tuple[dict, bool]:
+    """The DPO record of a picked (chosen, rejected) pair of judgments of pair `p`, and whether the rejected
+    one is unparseable (written as sampled)."""
+    good, _ = target_text(chosen, p, reasoning, prompt)
+    if rejected.verdict is None:
+        bad = rejected.text.strip()
+    else:
+        bad, _ = target_text(rejected, p, reasoning, prompt)
+    return {"id": f"{chosen.pair_id}:{chosen.order}",
+            "prompt": prompt.messages(p.instruction, *ordered(p, chosen.order)),
+            "chosen": [{"role": "assistant", "content": good}],
+            "rejected": [{"role": "assistant", "content": bad}]}, rejected.verdict is None
 
 
 def filter_judgments(judgments, pairs_by_id, f, max_chars, prompt: JudgePrompt):
@@ -151,3 +197,56 @@ def filter_judgments(judgments, pairs_by_id, f, max_chars, prompt: JudgePrompt):
     prefs, pref_counts = preference_pairs(judgments, pairs_by_id, f.seed, f.balance, max_chars, f.reasoning,
                                           prompt)
     return records, prefs, {**stats, **counts, **pref_counts}
+
+
+def stream_filter(pairs_path, judgments_path, f, prompt: JudgePrompt, out, preferences) -> dict:
+    """The filter stage from files to files with the `filter` params `f`: the SFT records written to `out`,
+    the preference records to `preferences` (both atomically, record by record), and the stats returned;
+    the same bytes and stats as `filter_judgments` on the whole files. Memory: the pairs' byte offsets and a
+    `JudgmentRef` per judgment; only the chosen judgments and their pairs are read back."""
+    pair_at = {p.id: off for off, p in iter_jsonl_offsets(pairs_path, SyntheticPair)}
+    refs = []
+    for n, (off, j) in enumerate(iter_jsonl_offsets(judgments_path, Judgment), 1):
+        if j.pair_id not in pair_at:
+            raise InputError(judgments_path, f"no pair {j.pair_id!r} in {pairs_path}", line=n,
+                             field="pair_id")
+        refs.append(JudgmentRef(j, off))
+    kept, stats = rejection_sample(refs, f.seed, f.balance)
+    picked, pref_counts = pick_preferences(refs, f.seed, f.balance)
+    del refs
+    counts = {"records": 0, "with_reasoning": 0, "reasoning_dropped_as_copy": 0}
+    unparseable = 0
+    with RecordReader(pairs_path, SyntheticPair) as pairs, RecordReader(judgments_path, Judgment) as judged:
+        pair = _last_pair(pairs, pair_at)
+
+        def sft():
+            for ref in kept:
+                record, was_copy = training_record(judged.at(ref.offset), pair(ref.pair_id), f.reasoning,
+                                                   prompt)
+                counts["records"] += 1
+                counts["with_reasoning"] += "\n" in record["completion"][0]["content"]
+                counts["reasoning_dropped_as_copy"] += was_copy
+                yield record
+
+        def prefs():
+            nonlocal unparseable
+            for c, r in picked:
+                record, was_unparseable = preference_record(judged.at(c.offset), judged.at(r.offset),
+                                                            pair(c.pair_id), f.reasoning, prompt)
+                unparseable += was_unparseable
+                yield record
+
+        write_jsonl(out, sft())
+        write_jsonl(preferences, prefs())
+    return {**stats, **counts, **pref_counts, "preference_rejected_unparseable": unparseable}
+
+
+def _last_pair(reader, pair_at):
+    """A pair by id, read back by offset; the last one read is kept (records come sorted by pair)."""
+    last = [None, None]
+
+    def get(pid):
+        if last[0] != pid:
+            last[:] = [pid, reader.at(pair_at[pid])]
+        return last[1]
+    return get

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .core.io import write_text
+from .core.metrics import GENERATOR_KEY
 from .dvc_hash import md5
 
 CARD = "README.md"
@@ -62,7 +63,11 @@ def render(card: Card) -> str:
     rows.append(("base model", f"`{seed.get('path')}` ({seed.get('source')})" if seed else "-"))
     lines = ["---", _block(f), "---", "", f"# selftaught: {what}", "",
              "A checkpoint of the selftaught pipeline (Self-Taught Evaluators: an LLM judge trained on "
-             "synthetic pairs, no human labels).", "", "| | |", "|---|---|"]
+             "synthetic pairs, no human labels).", ""]
+    if card.metrics.get(GENERATOR_KEY):
+        lines += [f"**Generator: {card.metrics[GENERATOR_KEY]}.** Trained on stand-in texts to measure the "
+                  "pipeline: not a judge to use.", ""]
+    lines += ["| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "## Inputs", "", "md5 as DVC computes it (dvc.lock of this revision):", ""]
     lines += [f"- `{p}`: `{h}`" for p, h in st["inputs_md5"].items()]

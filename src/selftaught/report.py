@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .core.errors import InputError
 from .core.io import atomic_path, write_json, write_text
-from .core.metrics import HEADLINE
+from .core.metrics import HEADLINE, SYNTHETIC, marked
 
 PLOTTED = ("accuracy", "parse_rate", "position_consistency")
 
@@ -118,16 +118,19 @@ def write_report(metric_files, out_dir="reports", validation_files=()) -> pd.Dat
                                                  values="value").reset_index()
         with atomic_path(out_dir / f"{stat}.csv") as tmp:
             plot.to_csv(tmp, index=False, float_format="%.4f")
-    md = ["# Judge per iteration", "",
-          "Accuracy counts both orders of every pair, an unparseable verdict as half right; the standard "
-          "error is over pairs. Per-subset figures: reports/eval_<k>.json.", "",
-          wide.to_markdown(index=False, floatfmt=".3f"), ""]
+    mark = marked(metric_files)
+    md = ["# Judge per iteration", ""]
+    if mark:
+        md += [f"**Generator: {SYNTHETIC}.** These figures measure the pipeline, not a judge.", ""]
+    md += ["Accuracy counts both orders of every pair, an unparseable verdict as half right; the standard "
+           "error is over pairs. Per-subset figures: reports/eval_<k>.json.", "",
+           wide.to_markdown(index=False, floatfmt=".3f"), ""]
     if validation_files:
         val = long_table(validation_files, modes_required=False)
         best = best_iteration(df, val)
         if best["iteration"] is not None:
             md += validation_markdown(val, best)
-        write_json(out_dir / "best.json", best)
+        write_json(out_dir / "best.json", {**best, **mark})
     write_text(out_dir / "summary.md", "\n".join(md))
     with atomic_path(out_dir / "summary.csv") as tmp:
         wide.to_csv(tmp, index=False, float_format="%.4f")

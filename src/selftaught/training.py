@@ -20,6 +20,7 @@ from .backends import load_model, set_determinism
 from .backends.encoding import chat_ids
 from .core.config import Train
 from .core.errors import InputError, ParamError
+from .core.io import iter_jsonl
 
 
 def process_rank() -> int:
@@ -74,7 +75,8 @@ def _args(p: Train, output_dir: str) -> dict:
     """The TrainingArguments shared by both objectives."""
     cpu = not torch.cuda.is_available()
     return dict(
-        output_dir=output_dir, num_train_epochs=p.epochs, learning_rate=p.learning_rate,
+        output_dir=output_dir, num_train_epochs=p.epochs, max_steps=p.max_steps or -1,
+        learning_rate=p.learning_rate,
         per_device_train_batch_size=p.batch_size, gradient_accumulation_steps=p.grad_accum,
         max_length=p.max_length,
         # transformers 5: a warmup_steps below 1 is a share of all steps (rounded up)
@@ -154,37 +156,81 @@ NO_RECORDS = {
            "the first correct judgment), raise judge.samples, or train with train.objective sft"}
 
 
-def _check_records(records, p: Train, source="the training records") -> None:
-    if not records:
+def _check_records(first, p: Train, source="the training records") -> None:
+    """Refuse an objective's records when there are none (`first` is None) or the first lacks its fields."""
+    if first is None:
         raise InputError(source, NO_RECORDS[p.objective])
     need = ("prompt", "chosen", "rejected") if p.objective == "dpo" else ("prompt", "completion")
-    missing = [k for k in need if k not in records[0]]
+    missing = [k for k in need if k not in first]
     if missing:
         raise InputError(source, f"train.objective {p.objective!r} needs records with {', '.join(need)}; the "
                                  f"first record lacks {', '.join(missing)}", line=1)
 
 
-def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
-          trust_remote_code=False, live_dir=None) -> dict:
-    """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo); save
-    the result (full model or LoRA adapter) in `out_dir`. Under `accelerate launch` every rank calls this; the
-    main process passes `out_dir` and alone writes it, the others pass None. With `live_dir`, the main
-    process logs every step's loss, learning rate and gradient norm there through DVCLive (live.py). With
-    train.select validation, the checkpoints before the last are saved in candidates_dir(out_dir) as
-    step_<n> (main process; selection.py judges them)."""
+def _records(records):
+    """The training records one at a time: those of a list, or of a JSONL file read line by line."""
+    return iter(records) if isinstance(records, (list, tuple)) else iter_jsonl(records)
+
+
+# The columns of an encoded example (encode), as the Arrow dataset stores them.
+def _features(objective: str):
+    from datasets import Features, List, Value
+
+    cols = ("prompt_ids", "chosen_ids", "rejected_ids") if objective == "dpo" else ("input_ids",
+                                                                                     "completion_mask")
+    return Features({c: List(Value("int64")) for c in cols})
+
+
+def encoded_dataset(records, tok, p: Train, folder) -> tuple:
+    """(the training set, records read): the records encoded one at a time and those that fit
+    train.max_length written to an Arrow file in `folder`, which the dataset memory-maps. Neither the records
+    nor their token ids are ever all in memory: the peak is one writer batch, whatever the data's size."""
     from datasets import Dataset
 
+    seen = [0]
+
+    def examples():
+        for r in _records(records):
+            seen[0] += 1
+            e = encode(tok, r)
+            if n_tokens(e) <= p.max_length:
+                yield e
+
+    # a fixed fingerprint: the folder is new for every run, so nothing is reused, and hashing the generator
+    # would pickle the tokenizer and the records
+    ds = Dataset.from_generator(examples, features=_features(p.objective), cache_dir=str(folder),
+                                fingerprint=f"selftaught-train-{p.objective}")
+    return ds, seen[0]
+
+
+def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
+          trust_remote_code=False, live_dir=None) -> dict:
+    """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo: a list,
+    or the path of their JSONL file, read one record at a time); save the result (full model or LoRA
+    adapter) in `out_dir`. The records are encoded into an Arrow file beside `out_dir` (a temporary folder
+    without one) that training reads memory-mapped (`encoded_dataset`). Under `accelerate launch` every rank
+    calls this; the main process passes `out_dir` and alone writes it, the others pass None. With `live_dir`,
+    the main process logs every step's loss, learning rate and gradient norm there through DVCLive
+    (live.py). With train.select validation, the checkpoints before the last are saved in
+    candidates_dir(out_dir) as step_<n> (main process; selection.py judges them)."""
     check_precision(p)
-    _check_records(records, p)
+    _check_records(next(_records(records), None), p,
+                   records if not isinstance(records, (list, tuple)) else "the training records")
     set_determinism(threads)
+    beside = out_dir.parent if out_dir is not None else None
+    with tempfile.TemporaryDirectory(prefix=".dataset.", dir=beside) as folder:
+        return _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, Path(folder))
+
+
+def _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, folder) -> dict:
     model, tok = load_model(init_dir, "float32", trust_remote_code=trust_remote_code)
     model.train()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
-    fits = [e for e in (encode(tok, r) for r in records) if n_tokens(e) <= p.max_length]
-    if not fits:
-        raise ParamError("train.max_length", f"all {len(records)} training records are longer than "
+    ds, n_records = encoded_dataset(records, tok, p, folder)
+    if not len(ds):
+        raise ParamError("train.max_length", f"all {n_records} training records are longer than "
                                              f"{p.max_length} tokens: nothing to train on")
     # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
     work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
@@ -195,7 +241,6 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
 
         callbacks = [callback(live_dir)]
     if p.objective == "dpo":
-        ds = Dataset.from_list(fits)
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
         ref = None if peft else load_model(init_dir, "float32", trust_remote_code=trust_remote_code)[0]
         trainer = _pretokenized_dpo()(model=model, ref_model=ref, args=dpo_config(p, work), train_dataset=ds,
@@ -203,7 +248,7 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
     else:
         from trl import SFTTrainer
 
-        ds = Dataset.from_list(fits)                   # input_ids + completion_mask: TRL tokenizes nothing
+        # input_ids + completion_mask: TRL tokenizes nothing
         trainer = SFTTrainer(model=model, args=sft_config(p, work), train_dataset=ds, processing_class=tok,
                              peft_config=peft, callbacks=callbacks)
     if trainer.args.should_save != (out_dir is not None):
@@ -217,7 +262,7 @@ def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
     check_finite([h["loss"] for h in logs if "loss" in h] + [result.training_loss], trainer.model)
     save(trainer, tok, out_dir, init_dir, p)
     losses = [round(h["loss"], 5) for h in logs if "loss" in h]
-    stats = {"examples": len(fits), "too_long": len(records) - len(fits), "steps": trainer.state.global_step,
+    stats = {"examples": len(ds), "too_long": n_records - len(ds), "steps": trainer.state.global_step,
              "train_loss": round(result.training_loss, 5), "first_loss": losses[0] if losses else None,
              "last_loss": losses[-1] if losses else None, "method": p.method, "init": str(init_dir)}
     if p.objective == "dpo":

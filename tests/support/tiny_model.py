@@ -23,9 +23,11 @@ CORPUS = ["the judge reads two responses and writes which one is better",
 
 
 def make_tiny_model(out_dir, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2) -> Path:
+                    num_key_value_heads=2, corpus=None, vocab_size=320) -> Path:
     """Save the model and tokenizer in `out_dir`; the defaults make a ~120 KB checkpoint (the size knobs are
-    for benchmarks that need a bigger one)."""
+    for benchmarks that need a bigger one). `corpus` (texts) and `vocab_size`: what the tokenizer is trained
+    on, by default a few sentences and 320 tokens (scale runs give it their texts, for English-like token
+    counts of ~4 characters a token)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -35,8 +37,9 @@ def make_tiny_model(out_dir, hidden_size=32, intermediate_size=64, num_hidden_la
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=320, special_tokens=specials,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(corpus or CORPUS, trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|im_start|>", eos_token="<|im_end|>",
                                   pad_token="<|im_end|>", unk_token="<|endoftext|>")
     tok.chat_template = CHATML

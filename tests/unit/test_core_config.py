@@ -202,7 +202,7 @@ def test_stage_rejects_bad_params_before_work(tmp_path):
 @pytest.mark.parametrize("kind, message", [
     ("missing", "cannot read the params file (No such file"),
     ("directory", "cannot read the params file (Is a directory)"),
-    ("binary", "line 1: not valid UTF-8 (byte 0)"),
+    ("binary", "line 1: not valid UTF-8 (byte 1)"),
     ("empty", "the params file is empty"),
     ("broken", "line 2: not valid YAML"),
 ])

@@ -302,3 +302,30 @@ def test_temp_folders_of_a_killed_writer_are_swept_and_a_live_ones_kept(tmp_path
         assert live.parent.is_dir() and ours.is_dir() and len(list((tmp_path / ".temps").iterdir())) == 1
     assert not list((tmp_path / "models").iterdir()) and not (tmp_path / "work/.pairs.jsonl.chunks").exists()
     assert list((tmp_path / ".temps").iterdir()) == [] and (tmp_path / "reports/live.json").exists()
+
+
+def test_iter_jsonl_streams_with_the_checks_of_read_jsonl(tmp_path):
+    """Records come one at a time (a bad later line stops the iteration where it is, after the good ones);
+    the errors name file, line and field as read_jsonl's; offsets read single records back."""
+    from selftaught.core.io import iter_jsonl, iter_jsonl_offsets, read_record_at
+
+    f = tmp_path / "p.jsonl"
+    good = [{"id": f"i{n}", "instruction": f"Say {n}\u2028twice."} for n in range(3)]
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in good] + ['{"id": "i0", "instruction": "x"}\n']
+    f.write_text("".join(lines), encoding="utf-8")
+    it = iter_jsonl(f, Instruction)
+    assert [next(it).id for _ in range(3)] == ["i0", "i1", "i2"]
+    dup = r"p\.jsonl, line 4: field 'id': duplicate id 'i0' \(first on line 1\)"
+    with pytest.raises(InputError, match=dup):
+        next(it)
+    skipped = []
+    offsets = list(iter_jsonl_offsets(f, Instruction, skipped))
+    assert len(offsets) == 3 and len(skipped) == 1
+    assert [read_record_at(f, off, Instruction) for off, _ in offsets] == [r for _, r in offsets]
+    assert read_record_at(f, offsets[1][0]) == good[1]
+    for bad, what in [(b"\n", "line 1: blank line"),
+                      (b'{"id": 1}\n\xff\n', r"line 2: not valid UTF-8 \(byte 11\)"),
+                      (b"", "file is empty")]:
+        f.write_bytes(bad)
+        with pytest.raises(InputError, match=what):
+            list(iter_jsonl(f))

@@ -1,3 +1,5 @@
+import pytest
+
 from selftaught.core.schemas import Judgment, SyntheticPair
 from selftaught.filtering import preference_pairs, rejection_sample, training_records
 from selftaught.verdict import parse_verdict
@@ -149,3 +151,74 @@ def test_raw_targets_are_the_sampled_text_byte_for_byte():
     wrong = J("p", 0, 2, "B", text="B is right.\n[[B]]")
     prefs, _ = preference_pairs([js[0], wrong], {"p": pair}, 0, False, 10, "raw")
     assert prefs[0]["chosen"][0]["content"] == texts[0] and prefs[0]["rejected"][0]["content"] == wrong.text
+
+
+def _mixed_fixture(tmp_path, n_pairs=40, seed=0):
+    """Pairs and judgments of every kind, lines shuffled: correct, wrong, unparseable, blank, reasoning that
+    copies a judged text, line separators inside strings."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    pairs, judgments = [], []
+    for i in range(n_pairs):
+        good = f"A good answer {i}: the capital is Paris, a city on the Seine\u2028with museums."
+        p = SyntheticPair(f"p{i:03d}", f"Name the capital {i}.", good, f"Berlin {i}.", f"x2 {i}", "modified",
+                          "m", 0)
+        pairs.append(p)
+        for order in (0, 1):
+            for s in range(rng.randint(1, 4)):
+                v = rng.choice(["A", "B", None, None if s else "A"])
+                why = rng.choice([good[:40], f"reason {i} {s}", "", "<<<RESPONSE A quoted"])
+                text = f"{why}\nVerdict: [[{v}]]" if v else rng.choice(["", "  ", f"rambling {s}"])
+                judgments.append(Judgment(p.id, order, s, text, v, "free"))
+    rng.shuffle(judgments)
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p.to_dict()) + "\n" for p in pairs))
+    (tmp_path / "judgments.jsonl").write_text("".join(json.dumps(j.to_dict()) + "\n" for j in judgments))
+    return tmp_path / "pairs.jsonl", tmp_path / "judgments.jsonl"
+
+
+@pytest.mark.parametrize("balance, reasoning", [(True, "clean"), (False, "clean"), (True, "raw"),
+                                                (False, "keep"), (True, "none")])
+def test_the_streaming_filter_writes_the_bytes_of_the_whole_file_filter(tmp_path, balance, reasoning):
+    """stream_filter (the stage's: offsets, then the chosen records read back) against the filter that read
+    both files whole (read_jsonl, filter_judgments, write_jsonl): the same bytes and stats."""
+    from selftaught.core.config import Filter
+    from selftaught.core.io import read_jsonl, write_jsonl
+    from selftaught.filtering import filter_judgments, stream_filter
+    from selftaught.prompts import JudgePrompt
+
+    pairs_path, judgments_path = _mixed_fixture(tmp_path)
+    f, prompt = Filter(balance=balance, reasoning=reasoning, seed=3), JudgePrompt(max_chars=30)
+    pairs = {p.id: p for p in read_jsonl(pairs_path, SyntheticPair)}
+    judgments = [Judgment.from_dict(d, judgments_path, n)
+                 for n, d in enumerate(read_jsonl(judgments_path), 1)]
+    records, prefs, stats = filter_judgments(judgments, pairs, f, 30, prompt)
+    write_jsonl(tmp_path / "old_train.jsonl", records)
+    write_jsonl(tmp_path / "old_prefs.jsonl", prefs)
+    new_stats = stream_filter(pairs_path, judgments_path, f, JudgePrompt(max_chars=30),
+                              tmp_path / "train.jsonl", tmp_path / "prefs.jsonl")
+    assert list(new_stats.items()) == list(stats.items())
+    assert stats["records"] > 5 and stats["preference_pairs"] > 5 and stats["reasoning_dropped_as_copy"] + (
+        reasoning != "clean") > 0
+    for old, new in [("old_train.jsonl", "train.jsonl"), ("old_prefs.jsonl", "prefs.jsonl")]:
+        assert (tmp_path / new).read_bytes() == (tmp_path / old).read_bytes()
+
+
+def test_the_streaming_filter_names_a_judgment_of_an_unknown_pair(tmp_path):
+    import json
+
+    from selftaught.core.config import Filter
+    from selftaught.core.errors import InputError
+    from selftaught.filtering import stream_filter
+    from selftaught.prompts import JudgePrompt
+
+    pairs_path, judgments_path = _mixed_fixture(tmp_path, n_pairs=3)
+    with open(judgments_path, "a") as fh:
+        fh.write(json.dumps({"pair_id": "nope", "order": 0, "sample": 0, "text": "t", "verdict": "A",
+                             "mode": "free"}) + "\n")
+    n = len(judgments_path.read_text().splitlines())
+    with pytest.raises(InputError, match=rf"judgments\.jsonl, line {n}: field 'pair_id': no pair 'nope'"):
+        stream_filter(pairs_path, judgments_path, Filter(), JudgePrompt(), tmp_path / "t.jsonl",
+                      tmp_path / "p.jsonl")
+    assert not (tmp_path / "t.jsonl").exists() and not (tmp_path / "p.jsonl").exists()

@@ -232,3 +232,16 @@ def test_nothing_to_train_on_names_the_objective_and_why(tmp_path, tiny_model, o
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert message in " ".join(p.stderr.split())
     assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_max_steps_caps_the_optimizer_steps(tiny_model, tmp_path):
+    """train.max_steps (scale runs train the tiny model a few steps): 12 records at batch size 1 make 12
+    steps an epoch; a cap of 3 stops at 3, and 0 leaves the epochs to decide."""
+    from selftaught.training import train
+
+    records = [{"prompt": [{"role": "user", "content": f"Which is better, {i}?"}],
+                "completion": [{"role": "assistant", "content": "Verdict: [[A]]"}]} for i in range(12)]
+    for cap, steps in [(3, 3), (0, 12)]:
+        p = config.Train(**{**TINY["train"], "batch_size": 1, "max_steps": cap})
+        stats = train(records, tiny_model, tmp_path / f"cap{cap}", p, 1)
+        assert stats["steps"] == steps and len(stats["loss_curve"]) == steps

@@ -19,6 +19,7 @@ move the logits by rounding).
 One concern per module: `base` (the interface, requests, sampling params, usage), `loading` (checkpoints,
 determinism), `encoding` (requests as token ids), `sampling` (the seeded sampler), `prompt_cache` (prompt
 states kept for scoring), `hf` (TransformersBackend), `vllm_backend` (VLLMBackend and its mapping functions),
+`synthetic` (SyntheticBackend: deterministic stand-in outputs, no model, for scale measurements and tests),
 `factory` (backends from the params). Everything is re-exported here.
 """
 
@@ -29,6 +30,7 @@ from .hf import TransformersBackend
 from .loading import adapter_base, is_adapter, load_model, resolve_dtype, set_determinism
 from .prompt_cache import PromptCache
 from .sampling import SeededSampler, sample_next, seeded_uniform
+from .synthetic import SyntheticBackend
 from .vllm_backend import (
                            VLLM_LORA_RANKS,
                            VLLMBackend,
@@ -38,8 +40,9 @@ from .vllm_backend import (
                            vllm_sampling_kwargs,
 )
 
-__all__ = ["GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler", "TransformersBackend",
-           "Usage", "VLLMBackend", "VLLM_LORA_RANKS", "adapter_base", "encode_request",
-           "is_adapter", "load_model", "make_backend", "make_judging_backends", "option_token_ids",
-           "request_seed", "resolve_dtype", "sample_next", "seeded_uniform", "set_determinism",
-           "vllm_continuation_logprob", "vllm_engine_kwargs", "vllm_margin", "vllm_sampling_kwargs"]
+__all__ = ["GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler", "SyntheticBackend",
+           "TransformersBackend", "Usage", "VLLMBackend", "VLLM_LORA_RANKS",
+           "adapter_base", "encode_request", "is_adapter", "load_model", "make_backend",
+           "make_judging_backends", "option_token_ids", "request_seed", "resolve_dtype", "sample_next",
+           "seeded_uniform", "set_determinism", "vllm_continuation_logprob", "vllm_engine_kwargs",
+           "vllm_margin", "vllm_sampling_kwargs"]

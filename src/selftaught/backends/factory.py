@@ -10,6 +10,7 @@ from ..core.metrics import GENERATIVE_MODES
 from .base import GenerationBackend
 from .hf import TransformersBackend
 from .loading import set_determinism
+from .synthetic import SyntheticBackend
 from .vllm_backend import VLLMBackend
 
 
@@ -31,6 +32,8 @@ def make_judging_backends(model_dir, gen_params: Generation, modes, likelihood_d
 def make_backend(model_dir, gen_params: Generation, trust_remote_code=False,
                  max_new_tokens=1024) -> GenerationBackend:
     g = gen_params
+    if g.backend == "synthetic":                  # a stand-in: no model runs (backends/synthetic.py)
+        return SyntheticBackend(model_dir, trust_remote_code=trust_remote_code)
     if g.backend == "vllm":
         return VLLMBackend(model_dir, g, max_new_tokens, trust_remote_code)
     set_determinism(g.threads)

@@ -169,8 +169,9 @@ class Generation(Section):
     `train` declares it (training with other thread counts was not measured). tensor_parallel_size,
     gpu_memory_utilization and enforce_eager (vLLM) stay declared: vLLM's outputs are not byte-stable even
     with them fixed (docs/reproducibility.md), so no measurement can show they leave the bytes alone."""
-    backend: Literal["transformers", "vllm"] = Field(
-        "transformers", description="vllm: optional extra, own venv (GPU, or vLLM's CPU build)")
+    backend: Literal["transformers", "vllm", "synthetic"] = Field(
+        "transformers", description="vllm: optional extra, own venv (GPU, or vLLM's CPU build); synthetic: a "
+                                    "stand-in for measurements and tests, no model (metrics say so)")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
     batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
@@ -275,6 +276,8 @@ class Train(Section):
                                "added to the DPO loss (DPO+NLL, TRL loss types sigmoid + sft); 0 = plain DPO")
     method: Literal["full", "lora"] = "full"
     epochs: float = Field(1, gt=0)
+    max_steps: int = Field(0, ge=0, description="stop after this many optimizer steps; 0 = no cap (the "
+                                                "epochs decide)")
     learning_rate: float = Field(1.0e-4, gt=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
                           "polynomial", "inverse_sqrt"] = "linear"
@@ -515,7 +518,7 @@ def read_yaml(path, what: str = "the params file"):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise ParamError("", f"line {line}: not valid UTF-8 (byte {e.start})", path) from None
+        raise ParamError("", f"line {line}: not valid UTF-8 (byte {e.start + 1})", path) from None
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:

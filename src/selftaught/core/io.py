@@ -22,68 +22,129 @@ except ImportError:          # not POSIX: stale temp folders are left for the us
     fcntl = None
 
 
-def read_jsonl(path, schema=None, skipped: list | None = None) -> list:
-    """Read a JSONL file; with `schema` (a dataclass with `from_dict`), validate every record.
-
-    Errors name the file, the 1-based line and the field. Blank lines are an error too: a JSONL file
-    written by a tool has none, so one usually means a truncated or hand-edited file. Lines end at "\\n"
-    only (JSONL's separator): U+2028, U+2029 and U+0085 are ordinary characters inside a string.
-
-    With `skipped` (a list), an invalid line (bad JSON, not an object, a schema error, a repeated id) is
-    appended to it as an InputError, with the parsed object as `.record` when there is one, and left out;
-    a file with no valid line at all is still an error.
-    """
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if path.is_dir():
         raise InputError(path, "is a directory, expected a JSONL file")
     if not path.exists():
         raise InputError(path, "file not found")
+
+
+def _open(path: Path):
     try:
-        raw = path.read_bytes()
+        return open(path, "rb")
     except OSError as e:
         raise InputError(path, f"cannot read the file ({e.strerror or e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InputError(path, f"not valid UTF-8 (byte {e.start})", line=line) from None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if not lines:
-        raise InputError(path, "file is empty")
-    records, seen, bad = [], {}, []
-    for n, line in enumerate(lines, start=1):
-        obj = None
-        try:
-            if not line.strip():
-                raise InputError(path, "blank line", line=n)
+
+
+def iter_jsonl_offsets(path, schema=None, skipped: list | None = None):
+    """(byte offset of the line, record) for each valid line of a JSONL file, one at a time: the checks and
+    errors of `read_jsonl` (which is this, listed), raised when the iteration reaches the bad line, after
+    the records before it. Only the ids seen so far (for the duplicate check) are kept in memory. The
+    offset reads the record back (`read_record_at`). With `skipped`, invalid lines are appended to it as
+    they are met; a file with no valid line is an error at the end."""
+    path = Path(path)
+    _check_file(path)
+    seen, bad, good, n, offset = {}, 0, 0, 0, 0
+    first_bad = None
+    with _open(path) as f:
+        for raw in f:              # binary lines end at b"\n" only: U+2028 etc. stay inside their line
+            n += 1
+            at, offset = offset, offset + len(raw)
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(path, f"bad JSON: {e.msg} (column {e.colno})", line=n) from None
-            if not isinstance(obj, dict):
-                raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
-            rec = obj
-            if schema is not None:
-                rec = schema.from_dict(obj, path=path, line=n)
-                rid = getattr(rec, "id", None)         # rows without ids (HelpSteer2's) are not checked
-                if rid is not None and rid in seen:
-                    raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n,
-                                     field="id")
-                seen[rid] = n
-        except InputError as e:
-            if skipped is None:
-                raise
-            e.record = obj if isinstance(obj, dict) else None
-            bad.append(e)
-            continue
-        records.append(rec)
-    if skipped is not None:
-        if not records:
-            raise InputError(path, f"no valid line: all {len(bad)} are invalid (first: {bad[0]})")
-        skipped.extend(bad)
-    return records
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(path, f"not valid UTF-8 (byte {at + e.start + 1})", line=n) from None
+            line = line[:-1] if line.endswith("\n") else line
+            obj = None
+            try:
+                if not line.strip():
+                    raise InputError(path, "blank line", line=n)
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(path, f"bad JSON: {e.msg} (column {e.colno})", line=n) from None
+                if not isinstance(obj, dict):
+                    raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", line=n)
+                rec = obj
+                if schema is not None:
+                    rec = schema.from_dict(obj, path=path, line=n)
+                    rid = getattr(rec, "id", None)         # rows without ids (HelpSteer2's) are not checked
+                    if rid is not None and rid in seen:
+                        raise InputError(path, f"duplicate id {rid!r} (first on line {seen[rid]})", line=n,
+                                         field="id")
+                    seen[rid] = n
+            except InputError as e:
+                if skipped is None:
+                    raise
+                e.record = obj if isinstance(obj, dict) else None
+                skipped.append(e)
+                bad += 1
+                first_bad = first_bad or e
+                continue
+            good += 1
+            yield at, rec
+    if n == 0:
+        raise InputError(path, "file is empty")
+    if skipped is not None and not good:
+        raise InputError(path, f"no valid line: all {bad} are invalid (first: {first_bad})")
+
+
+def iter_jsonl(path, schema=None, skipped: list | None = None):
+    """The records of a JSONL file one at a time, checked as `read_jsonl` checks them (see
+    `iter_jsonl_offsets`): memory stays that of one record, whatever the file's size."""
+    for _, rec in iter_jsonl_offsets(path, schema, skipped):
+        yield rec
+
+
+class RecordReader:
+    """Records read back by byte offset (offsets `iter_jsonl_offsets` gave) from one JSONL file kept open:
+    `with RecordReader(path, schema) as r: r.at(offset)`. A bad line is an InputError naming the file and
+    the offset."""
+
+    def __init__(self, path, schema=None):
+        self.path, self.schema = Path(path), schema
+        _check_file(self.path)
+        self._f = _open(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+    def at(self, offset: int):
+        self._f.seek(offset)
+        raw = self._f.readline()
+        where = f"the line at byte {offset}"
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(self.path, f"{where}: not a JSON record ({e})") from None
+        if not isinstance(obj, dict):
+            raise InputError(self.path, f"{where}: expected a JSON object, got {type(obj).__name__}")
+        return self.schema.from_dict(obj, path=self.path) if self.schema is not None else obj
+
+
+def read_record_at(path, offset: int, schema=None):
+    """The record on the line that starts at byte `offset` of a JSONL file (an offset `iter_jsonl_offsets`
+    gave), validated by `schema` if given (see `RecordReader`)."""
+    with RecordReader(path, schema) as r:
+        return r.at(offset)
+
+
+def read_jsonl(path, schema=None, skipped: list | None = None) -> list:
+    """Read a JSONL file; with `schema` (a dataclass with `from_dict`), validate every record.
+
+    Errors name the file, the 1-based line and the field (an invalid UTF-8 byte: its 1-based position in
+    the file). Blank lines are an error too: a JSONL file written by a tool has none, so one usually means
+    a truncated or hand-edited file. Lines end at "\\n" only (JSONL's separator): U+2028, U+2029 and U+0085
+    are ordinary characters inside a string.
+
+    With `skipped` (a list), an invalid line (bad JSON, not an object, a schema error, a repeated id) is
+    appended to it as an InputError, with the parsed object as `.record` when there is one, and left out;
+    a file with no valid line at all is still an error. `iter_jsonl` gives the same records one at a time.
+    """
+    return list(iter_jsonl(path, schema, skipped))
 
 
 def report_skipped(skipped, what: str, limit: int = 10) -> list:

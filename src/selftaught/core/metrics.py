@@ -25,3 +25,32 @@ def headline_values(modes, samples: int, benchmarks: int, rewardbench: bool) -> 
     greedy mode, + the RewardBench score)."""
     per = len(HEADLINE) + int(rewardbench)
     return 1 + len(modes) * (per + benchmarks) + len(vote_modes(modes, samples)) * per
+
+
+# A run whose texts came from generation.backend synthetic (backends/synthetic.py) measured the pipeline, not
+# a judge: every metrics file it writes carries this entry, and so does the model card of each judge it
+# trained.
+GENERATOR_KEY = "generator"
+SYNTHETIC = "synthetic (stand-in, not a model)"
+
+
+def synthetic_mark(params) -> dict:
+    """{GENERATOR_KEY: SYNTHETIC} for a run with generation.backend synthetic, else {}: merged into
+    metrics."""
+    return {GENERATOR_KEY: SYNTHETIC} if params.generation.backend == "synthetic" else {}
+
+
+def marked(files) -> dict:
+    """The mark of the first of these metrics files (JSON) that carries it, else {}: a summary of marked
+    metrics is marked."""
+    import json
+    from pathlib import Path
+
+    for f in files:
+        try:
+            m = json.loads(Path(f).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(m, dict) and m.get(GENERATOR_KEY) == SYNTHETIC:
+            return {GENERATOR_KEY: SYNTHETIC}
+    return {}
