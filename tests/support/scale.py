@@ -20,8 +20,9 @@ PAPER_PROFILE = ROOT / "configs/profiles/paper.yaml"
 SECTIONS = "data/benchmarks/rewardbench_sections.yaml"
 
 # The paper's sizes: the WildChat reasoning instructions of each iteration (paper §4.1, data.per_iteration in
-# configs/profiles/paper.yaml) and RewardBench's pairs (the example counts of its section map).
+# configs/profiles/paper.yaml) and RewardBench's 2,985 pairs.
 PAPER_INSTRUCTIONS = 20582
+PAPER_PAIRS = 2985
 # What params.yaml's sizes are multiplied by: instructions per iteration, and pairs of each of 3 benchmarks.
 BASE = {"per_iteration": 48, "eval_per_benchmark": 40, "benchmarks": 3}
 
@@ -69,9 +70,12 @@ def benchmark(name: str, subsets: dict, seed=0) -> list:
 
 
 def paper_subsets(fraction: float) -> dict:
-    """RewardBench's subsets with their example counts (the section map's), times `fraction`."""
+    """RewardBench's subsets (the section map's), `fraction` of its PAPER_PAIRS pairs spread over them as the
+    map's example counts are."""
     sections = yaml.safe_load((ROOT / SECTIONS).read_text())
-    return {s: max(1, round(n * fraction)) for subs in sections.values() for s, n in subs.items()}
+    counts = {s: n for subs in sections.values() for s, n in subs.items()}
+    scale = PAPER_PAIRS * fraction / sum(counts.values())
+    return {s: max(1, round(n * scale)) for s, n in counts.items()}
 
 
 def sizes(multiplier: int = 1, paper: float | None = None) -> dict:
@@ -97,8 +101,7 @@ def sizes(multiplier: int = 1, paper: float | None = None) -> dict:
         "data.per_iteration": per, "data.instructions": ["data/instructions/scale.jsonl"],
         "data.benchmarks": ["data/benchmarks/rewardbench.jsonl"], "data.eval_per_benchmark": 0,
         "data.validation": [], "train.select": "last", "train.precision": "fp32",
-        "train.accelerate_config": "",
-        "generation.device": "cpu", "generation.tensor_parallel_size": 1, "generation.dtype": "float32",
+        "train.accelerate_config": "", "generation.device": "cpu", "generation.tensor_parallel_size": 1,
         "evaluate.likelihood_dtype": "float32"})
     return {"params": params, "files": files}
 
@@ -126,7 +129,8 @@ def build(dest: Path, size: dict, seed_dir: Path | None = None) -> Path:
     for path, records in size["files"].items():
         (dest / path).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     raw = yaml.safe_load((dest / "params.yaml").read_text())
-    overrides = {**yaml.safe_load(PROFILE.read_text()), **size["params"], "seed.path": str(seed_dir)}
+    # the stand-in profile last: its backend, seed and step cap hold over a recipe's (the paper's vLLM)
+    overrides = {**size["params"], **yaml.safe_load(PROFILE.read_text()), "seed.path": str(seed_dir)}
     raw = apply(raw, overrides)
     (dest / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     run("git add -A && git commit -qm scale", dest)
