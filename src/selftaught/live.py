@@ -22,9 +22,10 @@ def picked(logs: dict) -> dict:
     return {k: float(logs[k]) for k in KEYS if k in logs and logs[k] is not None}
 
 
-def callback(directory):
+def callback(directory, summary=None):
     """A TrainerCallback that logs to DVCLive in `directory` from the main process (the others log nothing);
-    DVCLive first clears what an earlier run left there."""
+    DVCLive first clears what an earlier run left there. `summary`: entries metrics.json holds beside the
+    latest values (the synthetic backend's mark, core/metrics.py)."""
     from transformers import TrainerCallback
 
     class DVCLiveLogger(TrainerCallback):
@@ -36,6 +37,7 @@ def callback(directory):
                 from dvclive import Live
 
                 self.live = Live(str(Path(directory)), save_dvc_exp=False, dvcyaml=None, report=None)
+                self.live.summary.update(summary or {})
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             values = picked(logs or {})

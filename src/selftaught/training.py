@@ -181,10 +181,14 @@ def _features(objective: str):
     return Features({c: List(Value("int64")) for c in cols})
 
 
+WRITER_BATCH = 64
+
+
 def encoded_dataset(records, tok, p: Train, folder) -> tuple:
     """(the training set, records read): the records encoded one at a time and those that fit
     train.max_length written to an Arrow file in `folder`, which the dataset memory-maps. Neither the records
-    nor their token ids are ever all in memory: the peak is one writer batch, whatever the data's size."""
+    nor their token ids are ever all in memory: the peak is one writer batch (WRITER_BATCH examples),
+    whatever the data's size."""
     from datasets import Dataset
 
     seen = [0]
@@ -197,32 +201,32 @@ def encoded_dataset(records, tok, p: Train, folder) -> tuple:
                 yield e
 
     # a fixed fingerprint: the folder is new for every run, so nothing is reused, and hashing the generator
-    # would pickle the tokenizer and the records
+    # would pickle the tokenizer and the records; the writer holds WRITER_BATCH examples at a time
     ds = Dataset.from_generator(examples, features=_features(p.objective), cache_dir=str(folder),
-                                fingerprint=f"selftaught-train-{p.objective}")
+                                fingerprint=f"selftaught-train-{p.objective}", writer_batch_size=WRITER_BATCH)
     return ds, seen[0]
 
 
 def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
-          trust_remote_code=False, live_dir=None) -> dict:
+          trust_remote_code=False, live_dir=None, live_summary=None) -> dict:
     """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo: a list,
     or the path of their JSONL file, read one record at a time); save the result (full model or LoRA
     adapter) in `out_dir`. The records are encoded into an Arrow file beside `out_dir` (a temporary folder
     without one) that training reads memory-mapped (`encoded_dataset`). Under `accelerate launch` every rank
     calls this; the main process passes `out_dir` and alone writes it, the others pass None. With `live_dir`,
     the main process logs every step's loss, learning rate and gradient norm there through DVCLive
-    (live.py). With train.select validation, the checkpoints before the last are saved in
-    candidates_dir(out_dir) as step_<n> (main process; selection.py judges them)."""
+    (live.py), with `live_summary`'s entries. With train.select validation, the checkpoints before the last
+    are saved in candidates_dir(out_dir) as step_<n> (main process; selection.py judges them)."""
     check_precision(p)
     _check_records(next(_records(records), None), p,
                    records if not isinstance(records, (list, tuple)) else "the training records")
     set_determinism(threads)
     beside = out_dir.parent if out_dir is not None else None
     with tempfile.TemporaryDirectory(prefix=".dataset.", dir=beside) as folder:
-        return _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, Path(folder))
+        return _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, live_summary, Path(folder))
 
 
-def _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, folder) -> dict:
+def _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, live_summary, folder) -> dict:
     model, tok = load_model(init_dir, "float32", trust_remote_code=trust_remote_code)
     model.train()
     if tok.pad_token is None:
@@ -239,7 +243,7 @@ def _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, folder) -
     if live_dir is not None and out_dir is not None:
         from .live import callback
 
-        callbacks = [callback(live_dir)]
+        callbacks = [callback(live_dir, live_summary)]
     if p.objective == "dpo":
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
         ref = None if peft else load_model(init_dir, "float32", trust_remote_code=trust_remote_code)[0]

@@ -46,6 +46,12 @@ def test_every_step_is_logged_and_a_rerun_writes_the_same_bytes(tiny_model, tmp_
     assert [round(float(x.split("\t")[1]), 5) for x in loss[1:]] == stats["loss_curve"]
     assert set(runs[0]) == {"metrics.json", "plots/metrics/loss.tsv", "plots/metrics/learning_rate.tsv",
                             "plots/metrics/grad_norm.tsv"}
+    # a run of the synthetic stand-in backend says so in metrics.json too
+    from selftaught.core.metrics import SYNTHETIC
+
+    train(sft_records(), tiny_model, tmp_path / "c", p, 2, live_dir=tmp_path / "live_c",
+          live_summary={"generator": SYNTHETIC})
+    assert json.loads((tmp_path / "live_c/metrics.json").read_text())["generator"] == SYNTHETIC
 
 
 def test_dvc_yaml_declares_the_live_files_uncached_as_metrics_and_plots():
