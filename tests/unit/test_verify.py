@@ -8,7 +8,16 @@ import pytest
 from support.repo import ROOT, copy_repo, run
 
 from selftaught.cli import main
-from selftaught.verify import Ancestry, InputChange, ancestry, compare_outputs, stale_inputs, target_stage
+from selftaught.verify import (
+    Ancestry,
+    InputChange,
+    ancestry,
+    compare_metrics,
+    compare_outputs,
+    generated_stages,
+    stale_inputs,
+    target_stage,
+)
 
 
 def lock(model_md5="m1.dir", metric_md5="t1", code_md5="c1", lr=0.0001):
@@ -151,3 +160,89 @@ def test_stale_lock_is_an_input_mismatch(toy, tmp_path, capsys):
     assert mismatches == ["INPUT MISMATCH seed code.py", "INPUT MISMATCH train@1 cmd",
                           "INPUT MISMATCH train@1 code.py", "INPUT MISMATCH train@1 params.yaml"], out
     assert "INPUT MISMATCH train@1 params.yaml:train: modified since dvc.lock" in out
+
+
+# ---------------------------------------------------------------- a run made with the vLLM backend
+
+VLLM_TOY = {
+    "params.yaml": """\
+        iterations: {"1": {}}
+        seed: {path: downloads/seed.bin}
+        generation: {backend: vllm}
+        """,
+    # judge@k: a generating stage whose bytes change run to run (as vLLM's do); train@k: one below it
+    "dvc.yaml": """\
+        stages:
+          seed:
+            cmd: mkdir -p models/iter_0 && cp ${seed.path} models/iter_0/w
+            deps: ["${seed.path}"]
+            params: [seed]
+            outs: [models/iter_0]
+          judge:
+            foreach: ${iterations}
+            do:
+              cmd: python -c "import json, os, random; os.makedirs('work', exist_ok=True); os.makedirs('metrics', exist_ok=True); r = random.random(); open('work/j_${key}', 'w').write(str(r)); json.dump(dict(accuracy=r, n=4, mode='constrained'), open('metrics/judge_${key}.json', 'w'))"
+              deps: [models/iter_0]
+              params: [generation.backend]
+              outs: ["work/j_${key}"]
+              metrics:
+                - metrics/judge_${key}.json: {cache: false}
+          train:
+            foreach: ${iterations}
+            do:
+              cmd: mkdir -p models/iter_${key} && cp work/j_${key} models/iter_${key}/w
+              deps: ["work/j_${key}"]
+              outs: ["models/iter_${key}"]
+        """,  # noqa: E501 (the long `cmd:` line above is file content)
+}
+
+
+def vllm_toy(dest, backend="vllm"):
+    (dest / "downloads").mkdir(parents=True)
+    for name, text in VLLM_TOY.items():
+        (dest / name).write_text(textwrap.dedent(text).replace("backend: vllm", f"backend: {backend}"))
+    (dest / "downloads" / "seed.bin").write_text("weights\n")
+    run("git init -q && dvc init -q && dvc add -q downloads/seed.bin && dvc repro -q && git add -A "
+        "&& git commit -qm toy", dest)
+    return dest
+
+
+def test_generated_stages_are_the_generating_ones_and_all_below():
+    def st(deps=(), outs=(), params=None):
+        return {"deps": [{"path": p, "md5": "x"} for p in deps],
+                "outs": [{"path": p, "md5": "y"} for p in outs],
+                **({"params": {"params.yaml": params}} if params else {})}
+
+    lk = {"stages": {
+        "seed": st(outs=["models/iter_0"], params={"seed": {}}),
+        "synthesize@1": st(["models/iter_0"], ["p1"], {"generation.backend": "vllm"}),
+        "filter@1": st(["p1"], ["t1/x"]),
+        "train@1": st(["t1"], ["models/iter_1"]),                        # a folder holding an output
+        "other": st(["models/iter_0"], ["o"], {"generation": {"backend": "vllm"}}),
+        "data": st(["raw"], ["d"], {"generation.max_judged_chars": 800})}}
+    names = ["seed", "synthesize@1", "filter@1", "train@1", "other", "data"]
+    assert generated_stages(lk, names) == ["synthesize@1", "filter@1", "train@1", "other"]
+
+
+def test_metric_differences():
+    rows = compare_metrics(["m.json"], {"m.json": {"a": {"acc": 0.5}, "n": 4, "mode": "x"}},
+                           {"m.json": {"a": {"acc": 0.75}, "n": 4, "mode": "y", "new": 1}})
+    assert [(r.key, r.difference) for r in rows] == [("a.acc", "+0.25"), ("mode", "differs"), ("n", "same"),
+                                                     ("new", "differs")]
+
+
+def test_a_vllm_run_compares_the_metrics_of_its_generated_outputs_not_their_hashes(tmp_path, capsys):
+    """The judge stage writes other bytes each run: with generation.backend vllm, its outputs and those below
+    it are not compared by hash, its metrics are (the differences printed), the seed still is; the same toy
+    with the transformers backend is a mismatch."""
+    repo = vllm_toy(tmp_path / "vllm")
+    assert main(["verify", "--iteration", "1", "--repo", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT COMPARED BY HASH: generation.backend is vllm" in out, out
+    assert "the 3 outputs of judge@1, train@1" in out and "(3 values, 1 differ)" in out, out
+    assert "1/1 outputs identical; 3 not compared by hash" in out and "MISMATCH" not in out, out
+    acc = next(line for line in out.splitlines() if "metrics/judge_1.json" in line and "accuracy" in line)
+    assert acc.split("│")[-2].strip().startswith(("+", "-")), acc     # the difference column
+    assert main(["verify", "--iteration", "1", "--repo", str(vllm_toy(tmp_path / "hf", "transformers"))]) == 1
+    out = capsys.readouterr().out
+    assert "NOT COMPARED" not in out and "MISMATCH judge@1 work/j_1" in out, out

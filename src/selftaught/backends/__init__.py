@@ -8,7 +8,7 @@
 `TransformersBackend` (CPU/GPU, the default) renders chat messages with the model's own template,
 length-buckets requests into batches of `batch_size` rows and generates with transformers' `model.generate`
 and our seeded sampler; verdict scoring prefills a prompt shared by several requests once and keeps it in a
-prompt cache. `VLLMBackend` (GPU, optional extra) maps the same requests onto vLLM.
+prompt cache. `VLLMBackend` (optional extra: GPU, or vLLM's CPU build) maps the same requests onto vLLM.
 
 Sampling is seeded per request (`Request.seed`, one seed per sample), never per batch: every row draws its
 uniforms from a counter-based hash of (its seed, step), so which other requests share its batch, the batch
@@ -33,7 +33,6 @@ from .sampling import SeededSampler, sample_next, seeded_uniform
 from .synthetic import SyntheticBackend
 from .vllm_backend import (
                            VLLM_LORA_RANKS,
-                           VLLM_TOP_LOGPROBS,
                            VLLMBackend,
                            vllm_continuation_logprob,
                            vllm_engine_kwargs,
@@ -42,7 +41,7 @@ from .vllm_backend import (
 )
 
 __all__ = ["GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler", "SyntheticBackend",
-           "TransformersBackend", "Usage", "VLLMBackend", "VLLM_LORA_RANKS", "VLLM_TOP_LOGPROBS",
+           "TransformersBackend", "Usage", "VLLMBackend", "VLLM_LORA_RANKS",
            "adapter_base", "encode_request", "is_adapter", "load_model", "make_backend",
            "make_judging_backends", "option_token_ids", "request_seed", "resolve_dtype", "sample_next",
            "seeded_uniform", "set_determinism", "vllm_continuation_logprob", "vllm_engine_kwargs",

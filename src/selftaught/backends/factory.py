@@ -35,10 +35,7 @@ def make_backend(model_dir, gen_params: Generation, trust_remote_code=False,
     if g.backend == "synthetic":                  # a stand-in: no model runs (backends/synthetic.py)
         return SyntheticBackend(model_dir, trust_remote_code=trust_remote_code)
     if g.backend == "vllm":
-        return VLLMBackend(model_dir, dtype=g.dtype, tensor_parallel_size=g.tensor_parallel_size,
-                           gpu_memory_utilization=g.gpu_memory_utilization,
-                           max_prompt_tokens=g.max_prompt_tokens, max_new_tokens=max_new_tokens,
-                           trust_remote_code=trust_remote_code)
+        return VLLMBackend(model_dir, g, max_new_tokens, trust_remote_code)
     set_determinism(g.threads)
     device = g.device
     if device == "auto":

