@@ -41,8 +41,8 @@ def main(params, args):
         judge_prompt(params)                   # a bad judge template fails before training, not after
         pairs = read_jsonl(args.validation, Pair) if args.validation.stat().st_size else []
     with atomic_path(args.out, directory=True) as tmp:
-        stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code, args.live,
-                      synthetic_mark(params))
+        stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code,
+                      (args.live, synthetic_mark(params)))
         if pairs is not None:
             stats.update(select(candidates_dir(tmp), tmp, stats["steps"], pairs, params))
         curve = stats.pop("loss_curve")

@@ -208,25 +208,27 @@ def encoded_dataset(records, tok, p: Train, folder) -> tuple:
 
 
 def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
-          trust_remote_code=False, live_dir=None, live_summary=None) -> dict:
+          trust_remote_code=False, live=None) -> dict:
     """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo: a list,
     or the path of their JSONL file, read one record at a time); save the result (full model or LoRA
     adapter) in `out_dir`. The records are encoded into an Arrow file beside `out_dir` (a temporary folder
     without one) that training reads memory-mapped (`encoded_dataset`). Under `accelerate launch` every rank
-    calls this; the main process passes `out_dir` and alone writes it, the others pass None. With `live_dir`,
-    the main process logs every step's loss, learning rate and gradient norm there through DVCLive
-    (live.py), with `live_summary`'s entries. With train.select validation, the checkpoints before the last
-    are saved in candidates_dir(out_dir) as step_<n> (main process; selection.py judges them)."""
+    calls this; the main process passes `out_dir` and alone writes it, the others pass None. With `live`
+    (a folder, or a pair of folder and summary entries), the main process logs every step's loss, learning
+    rate and gradient norm there through DVCLive (live.py). With train.select validation, the checkpoints
+    before the last are saved in candidates_dir(out_dir) as step_<n> (main process;
+    selection.py judges them)."""
     check_precision(p)
     _check_records(next(_records(records), None), p,
                    records if not isinstance(records, (list, tuple)) else "the training records")
     set_determinism(threads)
     beside = out_dir.parent if out_dir is not None else None
     with tempfile.TemporaryDirectory(prefix=".dataset.", dir=beside) as folder:
-        return _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, live_summary, Path(folder))
+        return _train(records, init_dir, out_dir, p, trust_remote_code, live, Path(folder))
 
 
-def _train(records, init_dir, out_dir, p, trust_remote_code, live_dir, live_summary, folder) -> dict:
+def _train(records, init_dir, out_dir, p, trust_remote_code, live, folder) -> dict:
+    live_dir, live_summary = live if isinstance(live, tuple) else (live, None)
     model, tok = load_model(init_dir, "float32", trust_remote_code=trust_remote_code)
     model.train()
     if tok.pad_token is None:

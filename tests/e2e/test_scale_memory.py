@@ -6,6 +6,7 @@ filter that read the judgments whole (and a training set encoded in memory) adde
 themselves."""
 
 import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -28,7 +29,6 @@ SHARE = 0.25           # of the bytes the inputs grew by, the most the peak may 
 PEAK = ("import atexit, pathlib, runpy, sys; status = pathlib.Path('/proc/self/status'); "
         "atexit.register(lambda: print([x for x in status.read_text().splitlines() "
         "if x.startswith('VmHWM')][0], file=sys.stderr)); sys.argv = sys.argv[1:]; "
-        "sys.path.insert(0, str(pathlib.Path(sys.argv[0]).parent)); "
         "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
@@ -70,8 +70,11 @@ def run_filter(folder, params):
     args = ["--iteration", "1", "--pairs", folder / "pairs.jsonl", "--judgments", folder / "judgments.jsonl",
             "--out", folder / "train.jsonl", "--preferences", folder / "prefs.jsonl",
             "--metrics", folder / "filter.json", "--params", params]
+    # the stage finds its neighbours as under `python stages/filter.py`
+    path = os.pathsep.join([str(ROOT / "stages"), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     p = subprocess.run([sys.executable, "-c", PEAK, str(ROOT / "stages/filter.py"), *map(str, args)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     return int(p.stderr.rsplit("VmHWM:", 1)[1].split()[0]) * 1024          # kB
 
