@@ -8,11 +8,14 @@ pairs x F with 32-sample votes).
 Per stage it records the wall time and peak RSS of the stage's process (GNU time wraps each stage's command in
 the copy's dvc.yaml: `%e`, `%M`, the largest resident set of the process tree) and the size of its outputs
 (dvc.lock); then DVC's own times with everything up to date: `dvc repro` (a no-op), `dvc status`, `dvc exp
-show` (median of 3 each) and a first `dvc push` to a local remote. It prints markdown tables and, with `--out
-docs/scaling.md`, rewrites the block between the markers there.
+show` (median of 3 each) and a first `dvc push` to a local remote. With `--against REV` it also runs, on
+iteration 1's inputs, the filter stage of revision REV (a copy of its stages/ and src/) and REV's way of
+building the training set, beside this checkout's: peak RSS, and whether the filter's outputs are the same
+bytes. It prints markdown tables and, with `--out docs/scaling.md`, rewrites the block between the markers
+there.
 
     PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 1,10,100 [--out docs/scaling.md]
-    PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/scale.py --paper 0.25 [--out docs/scaling.md]
+    PYTHONPATH=tests nice -n 10 .venv/bin/python benchmarks/scale.py --paper 0.25 [--against REV] [--out ...]
     PYTHONPATH=tests .venv/bin/python benchmarks/scale.py --make-seed downloads/tiny_model   # the seed
 """
 
@@ -73,6 +76,60 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+# Builds the training set of a records file as the checkout on PYTHONPATH does (`encoded_dataset`, or before
+# it existed a list of encoded examples and Dataset.from_list) and prints the process's peak RSS (VmHWM, kB).
+BUILD = """
+import pathlib, sys, tempfile
+import datasets
+from transformers import AutoTokenizer
+from selftaught import training
+from selftaught.core.config import Train
+datasets.disable_progress_bars()
+path, tok, p = sys.argv[1], AutoTokenizer.from_pretrained(sys.argv[2]), Train(max_length=4096)
+with tempfile.TemporaryDirectory() as folder:
+    if hasattr(training, "encoded_dataset"):
+        ds, n = training.encoded_dataset(path, tok, p, folder)
+    else:
+        from selftaught.core.io import read_jsonl
+        fits = [e for e in map(lambda r: training.encode(tok, r), read_jsonl(path))
+                if training.n_tokens(e) <= p.max_length]
+        ds = datasets.Dataset.from_list(fits)
+status = pathlib.Path("/proc/self/status").read_text().splitlines()
+print("VmHWM", [x for x in status if x.startswith("VmHWM")][0].split()[1], len(ds))
+"""
+
+
+def against(rev: str, repo: Path, base: Path) -> dict:
+    """Iteration 1's filter and training-set build by revision `rev` and by this checkout: peak RSS (MB)."""
+    old = base / f"rev-{rev}"
+    if not old.exists():
+        old.mkdir()
+        run(f"git archive {rev} src stages | tar -x -C {old}", ROOT)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["generation"]["backend"] = "transformers"      # keys an older revision's params may not know
+    params["train"].pop("max_steps", None)
+    (base / "old_params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    w, out = repo / "work/iter_1", {}
+    for who, stages, extra in [(rev, old / "stages", ["--params", str(base / "old_params.yaml")]),
+                               ("this checkout", repo / "stages", [])]:
+        log = base / "against.log"
+        log.unlink(missing_ok=True)
+        run([TIME, "-f", "%M", "-o", str(log), sys.executable, str(stages / "filter.py"), "--iteration", "1",
+             "--pairs", str(w / "pairs.jsonl"), "--judgments", str(w / "judgments.jsonl"),
+             "--out", str(base / "f_train.jsonl"), "--preferences", str(base / "f_prefs.jsonl"),
+             "--metrics", str(base / "f_metrics.json"), *extra], repo)
+        same = all((base / f"f_{a}.jsonl").read_bytes() == (w / f"{b}.jsonl").read_bytes()
+                   for a, b in (("train", "train"), ("prefs", "preferences")))
+        src = old / "src" if who == rev else ROOT / "src"
+        records, seed = w / "train.jsonl", repo / "models/iter_0"
+        build = run(f"PYTHONPATH={src} {sys.executable} -c '{BUILD}' {records} {seed}", repo).stdout.split()
+        out[who] = {"filter_mb": int(log.read_text().split()[-1]) / 1024, "same_bytes": same,
+                    "build_mb": int(build[1]) / 1024, "examples": int(build[2])}
+    out["inputs_mb"] = sum((w / f).stat().st_size for f in ("pairs.jsonl", "judgments.jsonl")) / 2**20
+    out["records_mb"] = (w / "train.jsonl").stat().st_size / 2**20
+    return out
+
+
 def check_marked(repo: Path) -> None:
     """Every metrics file, report and trained judge's model card of the run names the stand-in."""
     from selftaught.core.metrics import SYNTHETIC
@@ -85,7 +142,7 @@ def check_marked(repo: Path) -> None:
         raise SystemExit(f"not marked as a stand-in run: {unmarked}")
 
 
-def measure(label: str, size: dict, base: Path, seed_dir: Path | None) -> dict:
+def measure(label: str, size: dict, base: Path, seed_dir: Path | None, rev: str | None = None) -> dict:
     repo = build(base / "repo", size, seed_dir)
     log = base / "times.log"
     wrap_commands(repo, log)
@@ -117,7 +174,8 @@ def measure(label: str, size: dict, base: Path, seed_dir: Path | None) -> dict:
               "evaluation pairs": sum(1 for _ in open(work / "data/benchmarks.jsonl")),
               "evaluation judgments (iteration 1)": sum(1 for _ in open(work / "eval/iter_1.jsonl"))}
     return {"label": label, "stages": stages, "dvc": dvc, "repro_s": total, "counts": counts,
-            "cache_mb": tree_bytes(repo / ".dvc/cache") / 2**20}
+            "cache_mb": tree_bytes(repo / ".dvc/cache") / 2**20,
+            "against": against(rev, repo, base) if rev else None}
 
 
 LOOP = ("synthesize", "judge", "filter", "train", "evaluate")
@@ -176,7 +234,21 @@ def counts_table(results: list) -> str:
     return "\n".join(rows)
 
 
-def report(results: list, command: str) -> str:
+def against_table(results: list, rev: str) -> str:
+    rows = [f"| iteration 1 | filter inputs | filter peak RSS, {rev} | this checkout | same bytes | training "
+            f"records | build peak RSS, {rev} | this checkout |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        a = r["against"]
+        old, new = a[rev], a["this checkout"]
+        same = "yes" if old["same_bytes"] and new["same_bytes"] else "NO"
+        rows.append(f"| {r['label']} | {a['inputs_mb']:.1f} MB | {old['filter_mb']:.0f} MB | "
+                    f"{new['filter_mb']:.0f} MB | {same} | "
+                    f"{new['examples']:,} ({a['records_mb']:.1f} MB) | {old['build_mb']:.0f} MB | "
+                    f"{new['build_mb']:.0f} MB |")
+    return "\n".join(rows)
+
+
+def report(results: list, command: str, rev: str | None = None) -> str:
     commit = run("git rev-parse --short HEAD", ROOT).stdout.strip()
     dirty = run("git status --porcelain", ROOT).stdout.strip()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -190,6 +262,10 @@ def report(results: list, command: str) -> str:
         parts += [growth_table(results), ""]
     parts += ["DVC with everything up to date (median of 3; the push once, to an empty local remote):", "",
               dvc_table(results)]
+    if rev:
+        parts += ["", f"The filter stage and the training set's build of {rev} against this checkout's, on "
+                      "the same inputs (peak RSS of each process; the build loads the tokenizer first):", "",
+                  against_table(results, rev)]
     return "\n".join(parts)
 
 
@@ -210,6 +286,7 @@ def main():
     ap.add_argument("--out", type=Path, help="rewrite the block between this file's markers")
     ap.add_argument("--keep", action="store_true", help="keep the temporary repositories")
     ap.add_argument("--make-seed", type=Path, help="only write the stand-in profile's tiny seed there")
+    ap.add_argument("--against", metavar="REV", help="also run REV's filter and training-set build")
     args = ap.parse_args()
     if args.make_seed:
         make_seed(args.make_seed, [r["instruction"] for r in pool(2000)])
@@ -227,7 +304,7 @@ def main():
                          for recs in size["files"].values() for r in recs[:300]]
                 seed_dir = make_seed(base / "seed", texts)
             print(f"== {label}", file=sys.stderr, flush=True)
-            r = measure(label, size, work, seed_dir)
+            r = measure(label, size, work, seed_dir, args.against)
             results.append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
             if not args.keep:
@@ -240,7 +317,8 @@ def main():
             print(f"kept {base}", file=sys.stderr)
     command = "PYTHONPATH=tests python benchmarks/scale.py " + (f"--paper {args.paper:g}" if args.paper
                                                                  else f"--sizes {args.sizes}")
-    body = report(results, command)
+    command += f" --against {args.against}" if args.against else ""
+    body = report(results, command, args.against)
     print(body)
     if args.out:
         refresh(args.out, "paper" if args.paper else "sizes", body)
