@@ -105,9 +105,14 @@ def against(rev: str, repo: Path, base: Path) -> dict:
     if not old.exists():
         old.mkdir()
         run(f"git archive {rev} src stages | tar -x -C {old}", ROOT)
+    # the run's params as that revision's params.yaml has them: its keys only, and a backend it knows (the
+    # filter does not read it)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["generation"]["backend"] = "transformers"      # keys an older revision's params may not know
-    params["train"].pop("max_steps", None)
+    known = yaml.safe_load(run(f"git show {rev}:params.yaml", ROOT).stdout)
+    for section, values in params.items():
+        if isinstance(values, dict) and isinstance(known.get(section), dict) and section != "iterations":
+            params[section] = {k: v for k, v in values.items() if k in known[section]}
+    params["generation"]["backend"] = known["generation"]["backend"]
     (base / "old_params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     w, out = repo / "work/iter_1", {}
     for who, stages, extra in [(rev, old / "stages", ["--params", str(base / "old_params.yaml")]),
