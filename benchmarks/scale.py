@@ -220,23 +220,22 @@ def growth_table(results: list) -> str:
     return "\n".join(rows)
 
 
+def _runs_table(results: list, rows: list) -> str:
+    """A table with a column per run: `rows` are (name, one cell per run)."""
+    lines = ["| | " + " | ".join(r["label"] for r in results) + " |", "|---|" + "---|" * len(results)]
+    return "\n".join(lines + [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows])
+
+
 def dvc_table(results: list) -> str:
-    labels = [r["label"] for r in results]
-    rows = ["| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    for what in results[0]["dvc"]:
-        rows.append(f"| {what} | " + " | ".join(f"{r['dvc'][what]:.1f} s" for r in results) + " |")
-    rows.append("| `dvc repro` (the whole DAG) | " + " | ".join(f"{r['repro_s']:.0f} s" for r in results)
-                + " |")
-    rows.append("| .dvc/cache | " + " | ".join(f"{r['cache_mb']:.0f} MB" for r in results) + " |")
-    return "\n".join(rows)
+    rows = [(what, [f"{r['dvc'][what]:.1f} s" for r in results]) for what in results[0]["dvc"]]
+    rows += [("`dvc repro` (the whole DAG)", [f"{r['repro_s']:.0f} s" for r in results]),
+             (".dvc/cache", [f"{r['cache_mb']:.0f} MB" for r in results])]
+    return _runs_table(results, rows)
 
 
 def counts_table(results: list) -> str:
-    labels = [r["label"] for r in results]
-    rows = ["| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    for what in results[0]["counts"]:
-        rows.append(f"| {what} | " + " | ".join(f"{r['counts'][what]:,}" for r in results) + " |")
-    return "\n".join(rows)
+    return _runs_table(results, [(what, [f"{r['counts'][what]:,}" for r in results])
+                                 for what in results[0]["counts"]])
 
 
 def against_table(results: list, rev: str) -> str:

@@ -16,6 +16,7 @@ from selftaught.core.io import atomic_path, read_jsonl, write_json
 from selftaught.core.metrics import synthetic_mark
 from selftaught.core.runner import console, run_stage
 from selftaught.core.schemas import Pair
+from selftaught.live import callback
 from selftaught.prompts import judge_prompt
 from selftaught.selection import select
 from selftaught.training import NO_RECORDS, candidates_dir, check_launch, is_main_process, process_rank, train
@@ -42,7 +43,7 @@ def main(params, args):
         pairs = read_jsonl(args.validation, Pair) if args.validation.stat().st_size else []
     with atomic_path(args.out, directory=True) as tmp:
         stats = train(records, init, tmp, p, params.generation.threads, params.trust_remote_code,
-                      (args.live, synthetic_mark(params)))
+                      [callback(args.live, synthetic_mark(params))])
         if pairs is not None:
             stats.update(select(candidates_dir(tmp), tmp, stats["steps"], pairs, params))
         curve = stats.pop("loss_curve")

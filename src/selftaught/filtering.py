@@ -10,6 +10,7 @@ in-memory functions (`filter_judgments`) make the same records from lists."""
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from collections import defaultdict
@@ -87,21 +88,23 @@ def training_records(kept, pairs_by_id, max_chars, reasoning="clean", prompt: Ju
     of tokens before its verdict); `none` train on the verdict line alone. `prompt`: the judge template and
     verdict format the judgments were made with (default: ours, judged texts cut at `max_chars`)."""
     prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
-    out, copied = [], 0
+    counts = {}
+    out = list(sft_records(kept, pairs_by_id.__getitem__, reasoning, prompt, counts))
+    return out, counts
+
+
+def sft_records(kept, pair_of, reasoning, prompt: JudgePrompt, counts: dict):
+    """The SFT record of each kept judgment, one at a time (`pair_of`: a pair by id); `counts` receives
+    `training_records`' counts as they grow."""
+    counts.update(records=0, with_reasoning=0, reasoning_dropped_as_copy=0)
     for j in kept:
-        record, was_copy = training_record(j, pairs_by_id[j.pair_id], reasoning, prompt)
-        copied += was_copy
-        out.append(record)
-    with_reasoning = sum("\n" in r["completion"][0]["content"] for r in out)
-    return out, {"records": len(out), "with_reasoning": with_reasoning, "reasoning_dropped_as_copy": copied}
-
-
-def training_record(j, p, reasoning, prompt: JudgePrompt) -> tuple[dict, bool]:
-    """The SFT record of the kept judgment `j` of pair `p`, and whether its reasoning was dropped as a
-    copy."""
-    text, was_copy = target_text(j, p, reasoning, prompt)
-    return {"id": f"{j.pair_id}:{j.order}", "prompt": prompt.messages(p.instruction, *ordered(p, j.order)),
-            "completion": [{"role": "assistant", "content": text}]}, was_copy
+        p = pair_of(j.pair_id)
+        text, was_copy = target_text(j, p, reasoning, prompt)
+        counts["records"] += 1
+        counts["with_reasoning"] += "\n" in text
+        counts["reasoning_dropped_as_copy"] += was_copy
+        yield {"id": f"{j.pair_id}:{j.order}", "prompt": prompt.messages(p.instruction, *ordered(p, j.order)),
+               "completion": [{"role": "assistant", "content": text}]}
 
 
 def target_text(j, pair, reasoning, prompt: JudgePrompt) -> tuple[str, bool]:
@@ -131,13 +134,8 @@ def preference_pairs(judgments, pairs_by_id, seed: int, balance: bool, max_chars
     in B are kept (the chosen verdicts are balanced, as in the SFT records)."""
     picked, counts = pick_preferences(judgments, seed, balance)
     prompt = prompt if prompt is not None else JudgePrompt(max_chars=max_chars)
-    out, unparseable = [], 0
-    for chosen, rejected in picked:
-        record, was_unparseable = preference_record(chosen, rejected, pairs_by_id[chosen.pair_id], reasoning,
-                                                    prompt)
-        unparseable += was_unparseable
-        out.append(record)
-    return out, {**counts, "preference_rejected_unparseable": unparseable}
+    out = list(preference_records(picked, pairs_by_id.__getitem__, reasoning, prompt, counts))
+    return out, counts
 
 
 def pick_preferences(judgments, seed: int, balance: bool):
@@ -175,18 +173,23 @@ def pick_preferences(judgments, seed: int, balance: bool):
                     "preference_items_empty": neither, "preference_dropped_balance": dropped_balance}
 
 
-def preference_record(chosen, rejected, p, reasoning, prompt: JudgePrompt) -> tuple[dict, bool]:
-    """The DPO record of a picked (chosen, rejected) pair of judgments of pair `p`, and whether the rejected
-    one is unparseable (written as sampled)."""
-    good, _ = target_text(chosen, p, reasoning, prompt)
-    if rejected.verdict is None:
-        bad = rejected.text.strip()
-    else:
-        bad, _ = target_text(rejected, p, reasoning, prompt)
-    return {"id": f"{chosen.pair_id}:{chosen.order}",
-            "prompt": prompt.messages(p.instruction, *ordered(p, chosen.order)),
-            "chosen": [{"role": "assistant", "content": good}],
-            "rejected": [{"role": "assistant", "content": bad}]}, rejected.verdict is None
+def preference_records(picked, pair_of, reasoning, prompt: JudgePrompt, counts: dict):
+    """The DPO record of each picked (chosen, rejected) pair of judgments, one at a time (`pair_of`: a pair
+    by id); `counts["preference_rejected_unparseable"]` counts the unparseable rejected ones (written as
+    sampled)."""
+    counts["preference_rejected_unparseable"] = 0
+    for chosen, rejected in picked:
+        p = pair_of(chosen.pair_id)
+        good, _ = target_text(chosen, p, reasoning, prompt)
+        if rejected.verdict is None:
+            bad = rejected.text.strip()
+            counts["preference_rejected_unparseable"] += 1
+        else:
+            bad, _ = target_text(rejected, p, reasoning, prompt)
+        yield {"id": f"{chosen.pair_id}:{chosen.order}",
+               "prompt": prompt.messages(p.instruction, *ordered(p, chosen.order)),
+               "chosen": [{"role": "assistant", "content": good}],
+               "rejected": [{"role": "assistant", "content": bad}]}
 
 
 def filter_judgments(judgments, pairs_by_id, f, max_chars, prompt: JudgePrompt):
@@ -214,39 +217,10 @@ def stream_filter(pairs_path, judgments_path, f, prompt: JudgePrompt, out, prefe
     kept, stats = rejection_sample(refs, f.seed, f.balance)
     picked, pref_counts = pick_preferences(refs, f.seed, f.balance)
     del refs
-    counts = {"records": 0, "with_reasoning": 0, "reasoning_dropped_as_copy": 0}
-    unparseable = 0
+    counts = {}
     with RecordReader(pairs_path, SyntheticPair) as pairs, RecordReader(judgments_path, Judgment) as judged:
-        pair = _last_pair(pairs, pair_at)
-
-        def sft():
-            for ref in kept:
-                record, was_copy = training_record(judged.at(ref.offset), pair(ref.pair_id), f.reasoning,
-                                                   prompt)
-                counts["records"] += 1
-                counts["with_reasoning"] += "\n" in record["completion"][0]["content"]
-                counts["reasoning_dropped_as_copy"] += was_copy
-                yield record
-
-        def prefs():
-            nonlocal unparseable
-            for c, r in picked:
-                record, was_unparseable = preference_record(judged.at(c.offset), judged.at(r.offset),
-                                                            pair(c.pair_id), f.reasoning, prompt)
-                unparseable += was_unparseable
-                yield record
-
-        write_jsonl(out, sft())
-        write_jsonl(preferences, prefs())
-    return {**stats, **counts, **pref_counts, "preference_rejected_unparseable": unparseable}
-
-
-def _last_pair(reader, pair_at):
-    """A pair by id, read back by offset; the last one read is kept (records come sorted by pair)."""
-    last = [None, None]
-
-    def get(pid):
-        if last[0] != pid:
-            last[:] = [pid, reader.at(pair_at[pid])]
-        return last[1]
-    return get
+        pair = functools.lru_cache(maxsize=1)(lambda pid: pairs.at(pair_at[pid]))   # records come by pair
+        write_jsonl(out, sft_records((judged.at(r.offset) for r in kept), pair, f.reasoning, prompt, counts))
+        both = ((judged.at(c.offset), judged.at(r.offset)) for c, r in picked)
+        write_jsonl(preferences, preference_records(both, pair, f.reasoning, prompt, pref_counts))
+    return {**stats, **counts, **pref_counts}

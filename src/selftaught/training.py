@@ -208,27 +208,25 @@ def encoded_dataset(records, tok, p: Train, folder) -> tuple:
 
 
 def train(records, init_dir, out_dir: Path | None, p: Train, threads: int = 0,
-          trust_remote_code=False, live=None) -> dict:
+          trust_remote_code=False, callbacks=()) -> dict:
     """Fine-tune `init_dir` on `records` (SFT records, or preference records with train.objective dpo: a list,
     or the path of their JSONL file, read one record at a time); save the result (full model or LoRA
     adapter) in `out_dir`. The records are encoded into an Arrow file beside `out_dir` (a temporary folder
     without one) that training reads memory-mapped (`encoded_dataset`). Under `accelerate launch` every rank
-    calls this; the main process passes `out_dir` and alone writes it, the others pass None. With `live`
-    (a folder, or a pair of folder and summary entries), the main process logs every step's loss, learning
-    rate and gradient norm there through DVCLive (live.py). With train.select validation, the checkpoints
-    before the last are saved in candidates_dir(out_dir) as step_<n> (main process;
-    selection.py judges them)."""
+    calls this; the main process passes `out_dir` and alone writes it, the others pass None. `callbacks` go
+    to the trainer as they are (`live.callback`: every step's loss, learning rate and gradient norm logged
+    through DVCLive). With train.select validation, the checkpoints before the last are saved in
+    candidates_dir(out_dir) as step_<n> (main process; selection.py judges them)."""
     check_precision(p)
     _check_records(next(_records(records), None), p,
                    records if not isinstance(records, (list, tuple)) else "the training records")
     set_determinism(threads)
     beside = out_dir.parent if out_dir is not None else None
     with tempfile.TemporaryDirectory(prefix=".dataset.", dir=beside) as folder:
-        return _train(records, init_dir, out_dir, p, trust_remote_code, live, Path(folder))
+        return _train(records, init_dir, out_dir, p, trust_remote_code, list(callbacks), Path(folder))
 
 
-def _train(records, init_dir, out_dir, p, trust_remote_code, live, folder) -> dict:
-    live_dir, live_summary = live if isinstance(live, tuple) else (live, None)
+def _train(records, init_dir, out_dir, p, trust_remote_code, callbacks, folder) -> dict:
     model, tok = load_model(init_dir, "float32", trust_remote_code=trust_remote_code)
     model.train()
     if tok.pad_token is None:
@@ -241,11 +239,6 @@ def _train(records, init_dir, out_dir, p, trust_remote_code, live, folder) -> di
     # only the main process creates the trainer's output dir (save_strategy "no" leaves it empty)
     work = str(out_dir.parent / ".trainer") if out_dir is not None else tempfile.gettempdir()
     peft = lora_config(p) if p.method == "lora" else None
-    callbacks = None
-    if live_dir is not None and out_dir is not None:
-        from .live import callback
-
-        callbacks = [callback(live_dir, live_summary)]
     if p.objective == "dpo":
         # the reference is the initial checkpoint, loaded as the policy is (LoRA: the adapter switched off)
         ref = None if peft else load_model(init_dir, "float32", trust_remote_code=trust_remote_code)[0]

@@ -35,7 +35,8 @@ def test_every_step_is_logged_and_a_rerun_writes_the_same_bytes(tiny_model, tmp_
     p = config.Train(**{**TINY["train"], "batch_size": 2})
     runs = []
     for name in ("a", "b"):
-        stats = train(sft_records(), tiny_model, tmp_path / name, p, 2, live=tmp_path / f"live_{name}")
+        stats = train(sft_records(), tiny_model, tmp_path / name, p, 2,
+                      callbacks=[live.callback(tmp_path / f"live_{name}")])
         runs.append(files(tmp_path / f"live_{name}"))
     assert runs[0] == runs[1]                                  # no timestamp, no run id
     metrics = json.loads(runs[0]["metrics.json"])
@@ -49,8 +50,8 @@ def test_every_step_is_logged_and_a_rerun_writes_the_same_bytes(tiny_model, tmp_
     # a run of the synthetic stand-in backend says so in metrics.json too
     from selftaught.core.metrics import SYNTHETIC
 
-    train(sft_records(), tiny_model, tmp_path / "c", p, 2, live=(tmp_path / "live_c",
-          {"generator": SYNTHETIC}))
+    train(sft_records(), tiny_model, tmp_path / "c", p, 2,
+          callbacks=[live.callback(tmp_path / "live_c", {"generator": SYNTHETIC})])
     assert json.loads((tmp_path / "live_c/metrics.json").read_text())["generator"] == SYNTHETIC
 
 
