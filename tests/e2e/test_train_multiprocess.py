@@ -8,72 +8,29 @@ who wrote what, whatever the stage prints."""
 
 import json
 import re
-import shutil
 import time
 
 import pytest
-from support.fake_judgments import write_pairs_and_judgments
-from support.repo import make_repo, run
-from support.tiny_model import TINY
+from support.repo import run
+from support.train_launch import audit_entries, audit_hook, train_repo
 
 pytestmark = pytest.mark.e2e
-
-AUDIT = '''
-import os, sys
-if os.environ.get("WRITE_AUDIT_LOG"):
-    _fd = os.open(os.environ["WRITE_AUDIT_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    _rank = os.environ.get("RANK", "-")
-
-    def _log(what, path):
-        if isinstance(path, (str, bytes, os.PathLike)):
-            os.write(_fd, f"{_rank}\\t{os.getpid()}\\t{what}\\t{os.path.abspath(os.fsdecode(path))}\\n".encode())
-
-    def _hook(event, args):
-        if event == "open" and args[0] is not None and not isinstance(args[0], int):
-            mode, flags = args[1] or "", args[2] or 0
-            if any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
-                _log("write", args[0])
-        elif event == "os.mkdir":
-            _log("mkdir", args[0])
-        elif event == "os.rename":
-            _log("rename", args[1])
-
-    os.write(_fd, f"{_rank}\\t{os.getpid()}\\tstart\\t{sys.argv[0]}\\n".encode())
-    sys.addaudithook(_hook)
-'''  # noqa: E501 (a line of the sitecustomize source above; the string is kept byte for byte)
 
 
 def test_train_under_two_processes_writes_once_and_stays_up_to_date(tiny_model, tmp_path, monkeypatch):
     from selftaught.backends import load_model
-    from selftaught.core.io import write_jsonl
-    from selftaught.filtering import preference_pairs, rejection_sample, training_records
 
     started = time.monotonic()
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    ddp = {**TINY["train"], "accelerate_config": "configs/accelerate/ddp_cpu.yaml"}
-    make_repo(repo, tiny_model, {**TINY, "train": ddp})
-    # the inputs of train@1 as the upstream stages leave them
-    shutil.copytree(tiny_model, repo / "models" / "iter_0")
-    pairs, judgments = write_pairs_and_judgments(tmp_path / "pairs.jsonl", tmp_path / "judgments.jsonl")
-    by_id = {p.id: p for p in pairs}
-    kept = rejection_sample(judgments, 3, True)[0]
-    write_jsonl(repo / "work/iter_1/train.jsonl", training_records(kept, by_id, 300)[0])
-    write_jsonl(repo / "work/iter_1/preferences.jsonl", preference_pairs(judgments, by_id, 3, True, 300)[0])
-    (repo / "work/data").mkdir(parents=True)
-    (repo / "work/data/validation.jsonl").write_text("")           # the data stage's empty validation split
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(AUDIT)
+    repo = train_repo(tmp_path / "repo", tiny_model, tmp_path, "configs/accelerate/ddp_cpu.yaml")
     log = tmp_path / "writes.log"
-    monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("PYTHONPATH", str(audit_hook(tmp_path / "hook")))
     monkeypatch.setenv("WRITE_AUDIT_LOG", str(log))
 
     out = run(["dvc", "repro", "--single-item", "train@1"], repo)
     text = out.stdout + out.stderr
     monkeypatch.delenv("WRITE_AUDIT_LOG")
 
-    entries = [line.split("\t") for line in log.read_text().splitlines()]
+    entries = audit_entries(log)
     ranks = {e[0] for e in entries if e[2] == "start" and e[3].endswith("stages/train.py")}
     assert ranks == {"-", "0", "1"}, ranks                  # the stage, re-run as two training processes
     by_rank = [e for e in entries

@@ -8,16 +8,21 @@ import pytest
 from support.repo import ROOT
 
 
-@pytest.mark.parametrize("name, kind", [("ddp.yaml", "MULTI_GPU"), ("fsdp.yaml", "FSDP"),
-                                        ("ddp_cpu.yaml", "MULTI_GPU")])
-def test_accelerate_config_loads(name, kind):
+@pytest.mark.parametrize("name, kind, machines", [("ddp.yaml", "MULTI_GPU", 1), ("fsdp.yaml", "FSDP", 1),
+                                                  ("ddp_cpu.yaml", "MULTI_GPU", 1),
+                                                  ("ddp_cpu_2machines.yaml", "MULTI_GPU", 2)])
+def test_accelerate_config_loads(name, kind, machines):
     from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
 
     cfg = load_config_from_file(str(ROOT / "configs" / "accelerate" / name))
     assert isinstance(cfg, ClusterConfig)
-    assert str(cfg.distributed_type).endswith(kind) and cfg.num_processes > 1 and cfg.num_machines == 1
+    assert str(cfg.distributed_type).endswith(kind) and cfg.num_processes > 1
+    assert cfg.num_machines == machines and cfg.num_processes % machines == 0
     assert str(cfg.mixed_precision).endswith("no")     # train.precision fp32 (bf16 is set by training.py)
-    assert cfg.use_cpu == name.endswith("_cpu.yaml")
+    assert cfg.use_cpu == ("_cpu" in name)
+    if machines > 1:        # a fixed rendezvous every machine can reach (machine_rank: 0 is machine 0's)
+        assert cfg.rdzv_backend == "static" and cfg.main_process_ip and cfg.main_process_port
+        assert cfg.machine_rank == 0
     if kind == "FSDP":
         assert cfg.fsdp_config["fsdp_version"] == 2
         assert cfg.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
