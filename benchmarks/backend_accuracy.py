@@ -12,6 +12,7 @@ likelihood margins. Run from the repository root (tens of minutes on 2 cores wit
 
     PYTHONPATH=tests OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/backend_accuracy.py \
         [--model models/iter_0] [--dtypes bfloat16,float32] [--per-benchmark 0]
+        [--modes free,constrained,likelihood]
 """
 
 import argparse
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from support.repo import ROOT, make_repo
 
-MODES = ("free", "constrained", "likelihood")
+MODES = ("free", "constrained", "likelihood")      # evaluate.modes
 
 
 def run_stage(repo: Path, venv: Path) -> float:
@@ -44,14 +45,15 @@ def run_stage(repo: Path, venv: Path) -> float:
     return time.perf_counter() - t
 
 
-def evaluate(model: Path, backend: str, dtype: str, per_benchmark: int, venv: Path, workdir: Path) -> dict:
+def evaluate(model: Path, backend: str, dtype: str, per_benchmark: int, modes, venv: Path,
+             workdir: Path) -> dict:
     repo = workdir / f"{backend}_{dtype}"
     repo.mkdir()
     gen = {"backend": backend, "dtype": dtype}
     if backend == "vllm":
         gen.update(gpu_memory_utilization=0.1, enforce_eager=True)
     make_repo(repo, model, {"data": {"eval_per_benchmark": per_benchmark}, "generation": gen,
-                            "evaluate": {"likelihood_dtype": dtype, "modes": list(MODES)}})
+                            "evaluate": {"likelihood_dtype": dtype, "modes": list(modes)}})
     seconds = run_stage(repo, venv)
     items = {}
     for line in (repo / "work/eval/iter_0.jsonl").read_text().splitlines():
@@ -80,30 +82,32 @@ def main():
     ap.add_argument("--dtypes", default="bfloat16,float32")
     ap.add_argument("--backends", default="transformers,vllm")
     ap.add_argument("--per-benchmark", type=int, default=0, help="data.eval_per_benchmark; 0 = all pairs")
+    ap.add_argument("--modes", default=",".join(MODES), help="evaluate.modes (free generates: the slowest)")
     ap.add_argument("--venv", default=str(ROOT / ".venv"), help="the transformers backend's venv")
     ap.add_argument("--vllm-venv", default=str(ROOT / ".venv-vllm-cpu"))
     args = ap.parse_args()
     model = Path(args.model).resolve()
     venvs = {"transformers": Path(args.venv).absolute(), "vllm": Path(args.vllm_venv).absolute()}
-    backends = args.backends.split(",")
+    backends, modes = args.backends.split(","), args.modes.split(",")
     print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}\nmodel {args.model}, "
-          f"eval_per_benchmark {args.per_benchmark}, modes {', '.join(MODES)}\n")
+          f"eval_per_benchmark {args.per_benchmark}, modes {', '.join(modes)}\n")
     with tempfile.TemporaryDirectory(prefix="backend-accuracy-") as tmp:
         for dtype in args.dtypes.split(","):
-            runs = {b: evaluate(model, b, dtype, args.per_benchmark, venvs[b], Path(tmp)) for b in backends}
+            runs = {b: evaluate(model, b, dtype, args.per_benchmark, modes, venvs[b], Path(tmp))
+                    for b in backends}
             n = len({k[1:3] for k in next(iter(runs.values()))["items"]}) // 2
             print(f"### {dtype}: {n} pairs, both orders\n")
-            heads = " | ".join(f"{m} acc ± SE (parse)" for m in MODES)
+            heads = " | ".join(f"{m} acc ± SE (parse)" for m in modes)
             print(f"| backend | evaluate stage s | {heads} |")
-            print("| --- | --- | " + " | ".join("---" for _ in MODES) + " |")
+            print("| --- | --- | " + " | ".join("---" for _ in modes) + " |")
             for b, r in runs.items():
                 cells = [f"{r['metrics'][m]['accuracy']:.3f} ± {r['metrics'][m]['accuracy_stderr']:.3f} "
-                         f"({r['metrics'][m]['parse_rate']:.2f})" for m in MODES]
+                         f"({r['metrics'][m]['parse_rate']:.2f})" for m in modes]
                 print(f"| {b} | {r['seconds']:.0f} | " + " | ".join(cells) + " |")
             if len(backends) == 2:
                 a, b = (runs[x]["items"] for x in backends)
                 print(f"\n{backends[0]} against {backends[1]}:\n")
-                for m in MODES:
+                for m in modes:
                     print(f"- {m}: {agreement(a, b, m)}")
             print(flush=True)
 
