@@ -248,7 +248,9 @@ def main():
             err = "; ".join(r["errors"]).replace("|", "/")
             print(f"| {dtype} | {name} | - | - | - | {r['wall']:.0f} | {err} |")
             continue
-        if ref["errors"]:
+        if r is ref:
+            same, identical = {m: "(reference)" for m in MODES}, "-"
+        elif ref["errors"]:
             same = {m: "-" for m in MODES}
             identical = "-"
         else:
