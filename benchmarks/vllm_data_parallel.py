@@ -37,6 +37,7 @@ so the work is under the `__main__` guard.
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +99,9 @@ def worker(spec_path, out_path):
             out[mode] = be.generate([reqs[i] for i in idx], Sampling(spec["max_new_tokens"], temp, top_p))
             out["seconds"][mode] = round(time.perf_counter() - t, 1)
     except BaseException as e:       # noqa: BLE001 -- reported to the driver, which prints it
-        out["error"] = short_error(e)
+        traceback.print_exc()
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        out["error"] = f"{short_error(e)} ({Path(where.filename).name}:{where.lineno} in {where.name})"
     Path(out_path).write_text(json.dumps(out))
     sys.stdout.flush()
     os._exit(0)                      # a data-parallel engine can hang on shutdown; the results are written
@@ -117,10 +121,18 @@ def free_port() -> int:
 
 
 def last_error(log: Path) -> str:
-    """The last line of the log that names an exception (vLLM logs its workers' errors there)."""
-    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines()]
-    hits = [ln for ln in lines if ("Error" in ln or "Exception" in ln) and not ln.startswith("File ")]
-    return hits[-1] if hits else ""
+    """The root cause in a rank's log: the first exception line of a traceback vLLM logged (its engine core
+    and workers log theirs there), with the frame that raised it."""
+    lines = [re.sub(r"^\(.*?\) ERROR .*?\] ", "", ln).rstrip() for ln in log.read_text(errors="replace")
+             .splitlines()]
+    frame = ""
+    for ln in lines:
+        m = re.match(r'\s*File ".*/([^/"]+)", line (\d+), in (\S+)', ln)
+        if m:
+            frame = f"{m[1]}:{m[2]} in {m[3]}"
+        elif re.match(r"^[A-Za-z_.]*(Error|Exception)\b(:|$)", ln):
+            return f"{ln.strip()} ({frame})" if frame else ln.strip()
+    return ""
 
 
 def run_ranks(args, python, dtype, size, mechanism, logs: Path) -> dict:
@@ -167,8 +179,9 @@ def run_ranks(args, python, dtype, size, mechanism, logs: Path) -> dict:
     for r, g in enumerate(got):
         if "error" in g:
             cause = last_error(logs / f"{tag}-rank{r}.log")
-            errors.append(f"rank {r}: {g['error']}" + (f" (log: {cause})" if cause and cause not in g["error"]
-                                                       else ""))
+            kind = re.split(r"[:( ]", cause)[0].rsplit(".", 1)[-1]      # the log's root cause, if another
+            errors.append(f"rank {r}: {g['error']}" + (f"; root cause in its log: {cause}"
+                                                       if cause and kind != g["error"].split(":")[0] else ""))
         elif not g and not any(e.startswith(f"rank {r}:") for e in errors):
             errors.append(f"rank {r}: no result (exit {procs[r].returncode}; "
                           f"log: {last_error(logs / f'{tag}-rank{r}.log')})")
