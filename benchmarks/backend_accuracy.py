@@ -67,7 +67,7 @@ def agreement(a: dict, b: dict, mode: str) -> str:
     keys = sorted(k for k in a if k[0] == mode)
     if sorted(k for k in b if k[0] == mode) != keys:
         return "items differ"
-    same_verdict = sum(a[k]["verdict"] == b[k]["verdict"] for k in keys)
+    same_verdict = sum(a[k].get("verdict") == b[k].get("verdict") for k in keys)   # no verdict: unparsed
     if mode == "free":
         detail = f"identical texts {sum(a[k]['text'] == b[k]['text'] for k in keys)}/{len(keys)}"
     else:
