@@ -16,7 +16,9 @@ model with a head size vLLM's CPU attention takes (32; the default tiny model's 
 - a LoRA adapter served without merging: its margins against transformers with the adapter merged, and the
   likelihood pass refused on the CPU build with the error naming generation.backend;
 - the DAG's generating stages (synthesize, judge, evaluate, evaluate_seed) run by `dvc repro` with
-  generation.backend: vllm, each starting its engine core in a spawned process from a stage script.
+  generation.backend: vllm, each starting its engine core in a spawned process from a stage script: two-step
+  synthesis, adaptive judging, and the evaluation's free, constrained and likelihood modes with a 3-sample
+  vote.
 """
 
 import json
@@ -142,6 +144,7 @@ def test_generating_stages_under_dvc_with_the_vllm_backend(tmp_path, model32):
     make_repo(repo, model32, {**TINY, "generation": {**TINY["generation"], "backend": "vllm", **ENGINE}})
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["iterations"] = {"1": {"prev": 0, "gen": 0}}
+    params["evaluate"]["samples"] = 3          # the vote: 3 seeded samples per pair and order
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     targets = ["synthesize@1", "judge@1", "evaluate_seed@0"]
     p = subprocess.run(f"git commit -qam vllm && {VENV / 'bin' / 'dvc'} repro {' '.join(targets)}",
@@ -156,7 +159,9 @@ def test_generating_stages_under_dvc_with_the_vllm_backend(tmp_path, model32):
     seed = json.loads((repo / "metrics/iter_0.json").read_text())
     pairs = (repo / "work/iter_1/pairs.jsonl").read_text().splitlines()
     assert pairs and synth and judge
-    assert set(seed) >= {"iteration", "free", "constrained", "likelihood"}
+    assert set(seed) >= {"iteration", "free", "constrained", "likelihood", "free_vote", "constrained_vote"}
+    votes = [json.loads(x) for x in (repo / "work/eval/iter_0.jsonl").read_text().splitlines()]
+    assert {r["mode"] for r in votes} >= {"free_vote", "constrained_vote"}
     status = subprocess.run([str(VENV / "bin" / "dvc"), "status", *targets], cwd=repo, env=engine_env(),
                             capture_output=True, text=True)
     assert "up to date" in status.stdout, status.stdout
