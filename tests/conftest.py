@@ -31,3 +31,13 @@ def cli_dir(tmp_path, tiny_model):
     tiny_params(tmp_path / "params.yaml")
     jsonl(tmp_path / "pairs.jsonl", PAIRS)
     return tmp_path, tiny_model
+
+
+@pytest.fixture(autouse=True)
+def _own_temps(tmp_path, monkeypatch):
+    """Temp-folder registrations of code run in this process go to the test's own folder, never to this
+    checkout's .temps (a dep of the summary stage: a killed writer's marker there would make `dvc status`
+    report the pipeline changed)."""
+    import selftaught.core.io as io
+
+    monkeypatch.setattr(io, "TEMPS", tmp_path / ".temps")

@@ -185,7 +185,8 @@ def test_stale_temp_siblings_are_removed_and_live_ones_kept(tmp_path):
         [sys.executable, "-c", "import sys, time; from selftaught.core.io import atomic_path\n"
          "with atomic_path(sys.argv[1]) as t:\n    t.write_text('partial'); "
          "print('ready', flush=True); time.sleep(60)",
-         str(out)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+         str(out)], stdout=subprocess.PIPE, text=True, cwd=tmp_path,   # no .temps there: no marker
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     try:
         assert holder.stdout.readline().strip() == "ready"
         live = [p for p in tmp_path.iterdir() if p.name.startswith(".j.jsonl.")]
