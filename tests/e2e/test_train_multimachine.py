@@ -10,16 +10,13 @@ An audit sitecustomize in every Python process logs who wrote what, with its RAN
 
 import hashlib
 import json
-import os
 import shlex
-import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.repo import ROOT, copy_repo, run
+from support.repo import copy_repo, run, run_env
 from support.train_launch import audit_entries, audit_hook, train_repo
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +44,7 @@ def stage_command(repo: Path, stage: str) -> list[str]:
     return shlex.split(line[2:])
 
 
-def test_train_as_two_machines_writes_once_on_machine_0(tiny_model, tmp_path):
+def test_train_as_two_machines_writes_once_on_machine_0(tiny_model, tmp_path, monkeypatch):
     from selftaught.backends import load_model
 
     repo = train_repo(tmp_path / "machine0", tiny_model, tmp_path, CONFIG)
@@ -61,9 +58,8 @@ def test_train_as_two_machines_writes_once_on_machine_0(tiny_model, tmp_path):
     assert cmd[:2] == ["python", "stages/train.py"], cmd
 
     log = tmp_path / "writes.log"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": f"{audit_hook(tmp_path / 'hook')}{os.pathsep}{ROOT / 'src'}",
-           "WRITE_AUDIT_LOG": str(log), "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    monkeypatch.setenv("PYTHONPATH", str(audit_hook(tmp_path / "hook")))
+    env = {**run_env(), "WRITE_AUDIT_LOG": str(log)}
     machine1 = subprocess.Popen(["accelerate", "launch", "--config_file", CONFIG, "--machine_rank", "1",
                                  *cmd[1:]], cwd=other, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
@@ -99,4 +95,3 @@ def test_train_as_two_machines_writes_once_on_machine_0(tiny_model, tmp_path):
     run(["dvc", "repro", "--single-item", "train@1"], one)
     assert ((one / "models/iter_1/model.safetensors").read_bytes()
             == (repo / "models/iter_1/model.safetensors").read_bytes())
-    shutil.rmtree(other)
