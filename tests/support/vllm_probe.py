@@ -7,7 +7,8 @@ SPEC: {"model": dir, "generation": {Generation keys}, "prompts": [str], "continu
        "sampling": [max_new_tokens, temperature, top_p], "passes": ["generate", "margins", "likelihood"],
        "runs": [call size, ...],   (each run sends every prompt, that many per call; default: one run, all)
        "engine": {extra vllm.LLM keywords}}
-OUT:  {"start_s": engine start, "passes": [{"generate": [texts], "margins": [...], "likelihood": [...],
+OUT:  {"start_s": engine start, "engine_ranks": [[DP rank, DP size] per rank] (data_parallel_size > 1),
+       "passes": [{"generate": [texts], "margins": [...], "likelihood": [...],
        "seconds": {pass: s}, "usage": {...}, "usage_after": {pass: usage}} for each run],
        "error": {"type", "message"} or absent (the passes before an error are kept)}
       (usage: the backend's cumulative counters, after the run and after each pass)
@@ -78,6 +79,7 @@ def main(spec_path, out_path):
         be = make_backend(spec["model"], Generation(**{"backend": "vllm", **spec.get("generation", {})}),
                           max_new_tokens=spec.get("sampling", [16])[0])
         out["start_s"] = round(time.perf_counter() - t0, 1)
+        out["engine_ranks"] = getattr(be, "engine_ranks", None)   # data parallel: each rank's (rank, size)
         prompts, conts = spec["prompts"], spec.get("continuations", [])
         sampling = Sampling(*spec.get("sampling", [16]))
         calls = {"generate": lambda i: be.generate(requests(prompts)[i], sampling),

@@ -20,10 +20,12 @@ One concern per module: `base` (the interface, requests, sampling params, usage)
 determinism), `encoding` (requests as token ids), `sampling` (the seeded sampler), `prompt_cache` (prompt
 states kept for scoring), `hf` (TransformersBackend), `vllm_backend` (VLLMBackend and its mapping functions),
 `synthetic` (SyntheticBackend: deterministic stand-in outputs, no model, for scale measurements and tests),
-`factory` (backends from the params). Everything is re-exported here.
+`data_parallel` (DataParallelBackend: requests split over vLLM data-parallel engines), `factory` (backends
+from the params). Everything is re-exported here.
 """
 
 from .base import GenerationBackend, Request, Sampling, Usage, request_seed
+from .data_parallel import DataParallelBackend
 from .encoding import encode_request, option_token_ids
 from .factory import make_backend, make_judging_backends
 from .hf import TransformersBackend
@@ -40,8 +42,8 @@ from .vllm_backend import (
                            vllm_sampling_kwargs,
 )
 
-__all__ = ["GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler", "SyntheticBackend",
-           "TransformersBackend", "Usage", "VLLMBackend", "VLLM_LORA_RANKS",
+__all__ = ["DataParallelBackend", "GenerationBackend", "PromptCache", "Request", "Sampling", "SeededSampler",
+           "SyntheticBackend", "TransformersBackend", "Usage", "VLLMBackend", "VLLM_LORA_RANKS",
            "adapter_base", "encode_request", "is_adapter", "load_model", "make_backend",
            "make_judging_backends", "option_token_ids", "request_seed", "resolve_dtype", "sample_next",
            "seeded_uniform", "set_determinism", "vllm_continuation_logprob", "vllm_engine_kwargs",

@@ -8,6 +8,7 @@ import torch
 from ..core.config import Generation
 from ..core.metrics import GENERATIVE_MODES
 from .base import GenerationBackend
+from .data_parallel import DataParallelBackend
 from .hf import TransformersBackend
 from .loading import set_determinism
 from .synthetic import SyntheticBackend
@@ -34,6 +35,8 @@ def make_backend(model_dir, gen_params: Generation, trust_remote_code=False,
     g = gen_params
     if g.backend == "synthetic":                  # a stand-in: no model runs (backends/synthetic.py)
         return SyntheticBackend(model_dir, trust_remote_code=trust_remote_code)
+    if g.backend == "vllm" and g.data_parallel_size > 1:
+        return DataParallelBackend(model_dir, g, max_new_tokens, trust_remote_code)
     if g.backend == "vllm":
         return VLLMBackend(model_dir, g, max_new_tokens, trust_remote_code)
     set_determinism(g.threads)

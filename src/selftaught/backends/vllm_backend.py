@@ -42,9 +42,9 @@ def vllm_likelihood_kwargs() -> dict:
 def vllm_engine_kwargs(model_dir, gen: Generation | None = None, max_model_len=4096, trust_remote_code=False,
                        seed=0, cpu=False) -> tuple[dict, dict | None]:
     """(kwargs for vllm.LLM, kwargs for LoRARequest or None), the engine settings from `gen` (dtype,
-    tensor_parallel_size, gpu_memory_utilization, enforce_eager; None: the defaults). A LoRA adapter
-    directory is served over its base model without merging (`enable_lora=True`, a rank bound that fits the
-    adapter's `r`).
+    tensor_parallel_size, gpu_memory_utilization, enforce_eager, data_parallel_size; None: the defaults).
+    A LoRA adapter directory is served over its base model without merging (`enable_lora=True`, a rank bound
+    that fits the adapter's `r`).
     `cpu` (vLLM's CPU build): chunked prefill off; with it on, a seeded request whose prompt is prefilled in
     chunks crashes the engine ("CPU Generator does not use offset")."""
     g = gen or Generation()
@@ -69,6 +69,9 @@ def vllm_engine_kwargs(model_dir, gen: Generation | None = None, max_model_len=4
                   enforce_eager=bool(g.enforce_eager), **kw)
     if cpu:
         engine["enable_chunked_prefill"] = False
+    if g.data_parallel_size > 1:      # one rank of data_parallel.DataParallelBackend, torchrun-style
+        engine.update(data_parallel_size=int(g.data_parallel_size),
+                      distributed_executor_backend="external_launcher")
     return engine, lora
 
 

@@ -167,8 +167,9 @@ class Generation(Section):
     verdict margins + response log-probs, float32 and bfloat16): batch_size changes the bytes (padding changes
     the kernels' reduction shapes), so every generating stage declares it; threads (1 vs 2) does not, so only
     `train` declares it (training with other thread counts was not measured). tensor_parallel_size,
-    gpu_memory_utilization and enforce_eager (vLLM) stay declared: vLLM's outputs are not byte-stable even
-    with them fixed (docs/reproducibility.md), so no measurement can show they leave the bytes alone."""
+    data_parallel_size, gpu_memory_utilization and enforce_eager (vLLM) stay declared: vLLM's outputs are not
+    byte-stable even with them fixed (docs/reproducibility.md), so no measurement can show they leave the
+    bytes alone."""
     backend: Literal["transformers", "vllm", "synthetic"] = Field(
         "transformers", description="vllm: optional extra, own venv (GPU, or vLLM's CPU build); synthetic: a "
                                     "stand-in for measurements and tests, no model (metrics say so)")
@@ -182,6 +183,10 @@ class Generation(Section):
         800, ge=0, description="each judged text (instruction, response) is cut to this; 0 = no cut")
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
+    data_parallel_size: int = Field(
+        1, gt=0, description="vllm only: engines on this machine a stage's requests are split over (rank r "
+                             "takes every N-th request), through vLLM's data parallelism; each engine has "
+                             "tensor_parallel_size devices")
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1,
         description="vllm only: the share of GPU memory for weights and KV cache (vLLM's CPU build: the "
@@ -420,6 +425,10 @@ class Params(Section):
                 section, name = key.split(".")
                 check_under(key, getattr(getattr(self, section), name), under)
         g, lik = self.generation, self.evaluate.likelihood_dtype
+        if g.data_parallel_size > 1 and g.backend != "vllm":
+            raise ParamError("generation.data_parallel_size",
+                             f"splits requests over vLLM engines: needs generation.backend vllm (got "
+                             f"{g.backend!r}); keep 1")
         if g.backend == "vllm" and lik != g.dtype:
             raise ParamError("evaluate.likelihood_dtype",
                              f"with generation.backend vllm it must equal generation.dtype ({g.dtype!r}): a "

@@ -3,10 +3,13 @@
 
 class InputError(Exception):
     def __init__(self, path, message, line=None, field=None):
-        self.path, self.line, self.field = str(path), line, field
+        self.path, self.line, self.field, self.message = str(path), line, field, message
         where = self.path + (f", line {line}" if line is not None else "")
         what = f"field '{field}': " if field else ""
         super().__init__(f"{where}: {what}{message}")
+
+    def __reduce__(self):             # pickled whole: a vLLM data-parallel rank raises it in the stage
+        return InputError, (self.path, self.message, self.line, self.field)
 
 
 class ParamError(Exception):
@@ -14,6 +17,9 @@ class ParamError(Exception):
 
     def __init__(self, key, message, source="params.yaml"):
         self.key, self.message, self.source = key, message, str(source)
+
+    def __reduce__(self):
+        return ParamError, (self.key, self.message, self.source)
 
     def __str__(self):
         return f"{self.source}: {self.key + ': ' if self.key else ''}{self.message}"
