@@ -14,6 +14,7 @@ model with a head size vLLM's CPU attention takes (32; the default tiny model's 
   (the tiny model ranks both options outside the top 20: exact scores, not a top-k bound) and response
   log-probs;
 - two data-parallel engines (generation.data_parallel_size 2): the same three passes, the same answers;
+  and synthesize (rewrite pairs) and judge under `dvc repro` with their requests split over two engines;
 - a LoRA adapter served without merging: its margins against transformers with the adapter merged, and the
   likelihood pass refused on the CPU build with the error naming generation.backend;
 - the DAG's generating stages (synthesize, judge, evaluate, evaluate_seed) run by `dvc repro` with
@@ -151,25 +152,42 @@ def test_lora_adapter_served_without_merging(tmp_path, model32):
     assert vllm["margins"] != pytest.approx(plain["margins"], abs=1e-3)     # the adapter is applied
 
 
-def test_generating_stages_under_dvc_with_the_vllm_backend(tmp_path, model32):
-    """Each generating stage script starts an engine whose core is a spawned process (it imports the stage
-    script again: the __main__ guard keeps it from running the stage twice)."""
-    import subprocess
-
+def vllm_repo(tmp_path, model32, **params_update):
+    """A repository of the tiny DAG on the vLLM backend with one iteration; params_update: sections to
+    update."""
     repo = tmp_path / "repo"
     repo.mkdir()
     make_repo(repo, model32, {**TINY, "generation": {**TINY["generation"], "backend": "vllm", **ENGINE}})
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["iterations"] = {"1": {"prev": 0, "gen": 0}}
-    params["evaluate"]["samples"] = 3          # the vote: 3 seeded samples per pair and order
+    for section, values in params_update.items():
+        params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    targets = ["synthesize@1", "judge@1", "evaluate_seed@0"]
+    return repo
+
+
+def repro(repo, targets):
+    """`dvc repro targets` in the vLLM venv (after committing the params); its log."""
+    import subprocess
+
     p = subprocess.run(f"git commit -qam vllm && {VENV / 'bin' / 'dvc'} repro {' '.join(targets)}",
                        shell=True, cwd=repo, env=engine_env(), capture_output=True, text=True, timeout=1800)
     log = p.stdout + p.stderr
     assert p.returncode == 0, log[-6000:]
-    for stage in ("synthesize", "judge", "evaluate"):
-        assert log.count(f"Running stage '{stage}") == 1, log[-6000:]
+    for stage in targets:
+        assert log.count(f"Running stage '{stage}'") == 1, log[-6000:]
+    status = subprocess.run([str(VENV / "bin" / "dvc"), "status", *targets], cwd=repo, env=engine_env(),
+                            capture_output=True, text=True)
+    assert "up to date" in status.stdout, status.stdout
+    return log
+
+
+def test_generating_stages_under_dvc_with_the_vllm_backend(tmp_path, model32):
+    """Each generating stage script starts an engine whose core is a spawned process (it imports the stage
+    script again: the __main__ guard keeps it from running the stage twice)."""
+    repo = vllm_repo(tmp_path, model32, evaluate={"samples": 3})   # the vote: 3 seeded samples per item
+    targets = ["synthesize@1", "judge@1", "evaluate_seed@0"]
+    log = repro(repo, targets)
     assert "EngineCore" in log                                       # vLLM's engine, not transformers
     synth = json.loads((repo / "metrics/synthesize_1.json").read_text())
     judge = json.loads((repo / "metrics/judge_1.json").read_text())
@@ -179,6 +197,17 @@ def test_generating_stages_under_dvc_with_the_vllm_backend(tmp_path, model32):
     assert set(seed) >= {"iteration", "free", "constrained", "likelihood", "free_vote", "constrained_vote"}
     votes = [json.loads(x) for x in (repo / "work/eval/iter_0.jsonl").read_text().splitlines()]
     assert {r["mode"] for r in votes} >= {"free_vote", "constrained_vote"}
-    status = subprocess.run([str(VENV / "bin" / "dvc"), "status", *targets], cwd=repo, env=engine_env(),
-                            capture_output=True, text=True)
-    assert "up to date" in status.stdout, status.stdout
+
+
+def test_rewrite_pairs_and_adaptive_judging_on_two_data_parallel_engines(tmp_path, model32):
+    """synthesize.pairs rewrite (one call writes x' and its answer) and the adaptive judge, each stage's
+    requests split over two engines of one vLLM data-parallel group."""
+    repo = vllm_repo(tmp_path, model32, synthesize={"pairs": "rewrite"},
+                     generation={"data_parallel_size": 2})
+    log = repro(repo, ["synthesize@1", "judge@1"])
+    ready = "data parallel: 2 vLLM engines, one group, ranks [[0, 2], [1, 2]] ready"
+    assert log.count(ready) == 2, log[-6000:]           # one group per stage
+    synth = json.loads((repo / "metrics/synthesize_1.json").read_text())
+    judge = json.loads((repo / "metrics/judge_1.json").read_text())
+    assert (repo / "work/iter_1/pairs.jsonl").read_text().splitlines() and judge["samples_drawn"] > 0
+    assert {"rewrite_parsed", "rewrite_unparseable"} <= set(synth), synth     # the rewrite call ran

@@ -98,6 +98,8 @@ class DataParallelBackend(GenerationBackend):
         if self.engine_ranks != [[r, self.size] for r in range(self.size)]:
             self._fail(0, f"vLLM did not form one data-parallel group of {self.size}: the engines report "
                           f"[rank, size] {self.engine_ranks}")
+        print(f"data parallel: {self.size} vLLM engines, one group, ranks {self.engine_ranks} ready",
+              file=sys.stderr, flush=True)
 
     def _gather(self) -> list:
         """One answer from every rank, taken as they come: the first error (or a rank that exited) ends all
