@@ -155,6 +155,16 @@ def test_scoring_params(tiny_model):
 ENGINE_FIELDS = {f.name for f in dataclasses.fields(EngineArgs)}
 
 
+def test_data_parallel_engine_kwargs_are_vllms_torchrun_style_ranks(tiny_model):
+    """generation.data_parallel_size > 1 (one rank of DataParallelBackend): vLLM's external launcher."""
+    engine, _ = vb.vllm_engine_kwargs(tiny_model, Generation(data_parallel_size=2), 2112, False, 0, cpu=True)
+    assert set(engine) <= ENGINE_FIELDS, set(engine) - ENGINE_FIELDS
+    args = EngineArgs(**engine)
+    assert args.data_parallel_size == 2 and args.distributed_executor_backend == "external_launcher"
+    plain, _ = vb.vllm_engine_kwargs(tiny_model, Generation(), 2112, False, 0)
+    assert not {"data_parallel_size", "distributed_executor_backend"} & set(plain)
+
+
 @pytest.mark.parametrize("adapter, cpu", [(False, False), (True, False), (False, True)],
                          ids=["full", "lora", "cpu-build"])
 def test_engine_kwargs_are_accepted_by_llm_and_engine_args(tmp_path, tiny_model, adapter, cpu):
