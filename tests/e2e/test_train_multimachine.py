@@ -11,7 +11,6 @@ An audit sitecustomize in every Python process logs who wrote what, with its RAN
 import hashlib
 import json
 import shlex
-import socket
 import subprocess
 from pathlib import Path
 
@@ -19,15 +18,11 @@ import pytest
 from support.repo import copy_repo, run, run_env
 from support.train_launch import audit_entries, audit_hook, train_repo
 
+from selftaught.backends.data_parallel import free_port
+
 pytestmark = pytest.mark.e2e
 
 CONFIG = "configs/accelerate/ddp_cpu_2machines.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def snapshot(folder: Path) -> dict:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.repo import ROOT, make_repo
+from support.repo import ROOT, make_repo, run_env
 from support.tiny_model import TINY, make_tiny_model
 
 from selftaught.backends import Sampling, make_backend
@@ -55,10 +55,9 @@ CONTINUATIONS = ["the answer is good", "it is on topic", "correct", "red, becaus
 
 
 def engine_env():
-    return {**os.environ, "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONPATH": str(ROOT / "src"), "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1",
-            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test",
-            "GIT_COMMITTER_EMAIL": "test@example.com"}
+    """The tests' subprocess environment with the vLLM venv's commands first and only this checkout's src/."""
+    return {**run_env(), "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(ROOT / "src")}
 
 
 def probe(model, passes, sampling=(12, 0.0, 1.0), **extra):
