@@ -126,6 +126,14 @@ def cmd_verify(args) -> int:
     return verify(args.iteration, repo=args.repo, keep=args.keep)
 
 
+def cmd_dp_join(args) -> int:
+    from .backends.dp_rank import join_ranks
+
+    if args.ranks < 1 or not args.wait > 0:
+        raise ParamError("--ranks" if args.ranks < 1 else "--wait", "must be positive", source="dp-join")
+    return join_ranks(args.address, args.ranks, args.wait)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="selftaught", description=__doc__)
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -172,6 +180,14 @@ def main(argv=None) -> int:
     v.add_argument("--repo", default=".", help="the repository whose current commit is verified (default: .)")
     v.add_argument("--keep", action="store_true", help="keep the temporary clone, its cache and repro.log")
     v.set_defaults(func=cmd_verify)
+    d = sub.add_parser("dp-join", help="on another machine: run vLLM data-parallel ranks for the stages of a "
+                                       "machine with SELFTAUGHT_DP_LOCAL below generation.data_parallel_size "
+                                       "(SELFTAUGHT_DP_KEY set alike on both)")
+    d.add_argument("address", metavar="HOST:PORT", help="SELFTAUGHT_DP_ADDR of the stages' machine")
+    d.add_argument("--ranks", type=int, default=1, help="ranks (engines) on this machine")
+    d.add_argument("--wait", type=float, default=600.0,
+                   help="seconds to wait for the next engine group; none within it ends the command")
+    d.set_defaults(func=cmd_dp_join)
     cli_help.document(ap)
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = []

@@ -39,6 +39,11 @@ reports/summary.md and the CSVs that `dvc plots show` draws.""",
 applies it, after validating it against params.yaml; --run runs it.""",
     "verify": """Rebuild iteration K in a fresh clone with an empty DVC cache and compare every output's md5
 with the committed dvc.lock (exit 1 on a mismatch).""",
+    "dp-join": """On another machine: run vLLM data-parallel ranks for the stages of a machine that starts
+fewer ranks than generation.data_parallel_size (SELFTAUGHT_DP_LOCAL there). The ranks connect to HOST:PORT
+(SELFTAUGHT_DP_ADDR there), proving the shared SELFTAUGHT_DP_KEY; a fresh set joins each engine group a stage
+starts, until none comes within --wait seconds. The model path must be the same on both machines (a shared
+file system). Run it in the vLLM venv; docs/scaling.md has the SLURM lines.""",
 }
 
 EXAMPLES = {
@@ -58,6 +63,12 @@ examples:
     "verify": """examples:
   selftaught verify --iteration 1
   selftaught verify --iteration 0 --repo /path/to/clone --keep""",
+    "dp-join": """The stages' machine (node0, 8 GPUs, data_parallel_size 16) runs
+  SELFTAUGHT_DP_LOCAL=8 SELFTAUGHT_DP_ADDR=node0:29600 SELFTAUGHT_DP_KEY=$KEY dvc repro
+
+examples (on node1, 8 GPUs, with the same SELFTAUGHT_DP_KEY exported):
+  selftaught dp-join node0:29600 --ranks 8
+  selftaught dp-join node0:29600 --ranks 8 --wait 1800""",
 }
 
 # Options declared without help text in cli.py, by subcommand and destination.

@@ -13,8 +13,9 @@ model with a head size vLLM's CPU attention takes (32; the default tiny model's 
 - the three passes against the transformers backend on the same float32 model: greedy texts, verdict margins
   (the tiny model ranks both options outside the top 20: exact scores, not a top-k bound) and response
   log-probs;
-- two data-parallel engines (generation.data_parallel_size 2): the same three passes, the same answers;
-  and synthesize (rewrite pairs) and judge under `dvc repro` with their requests split over two engines;
+- two data-parallel engines (generation.data_parallel_size 2), the second joining as another machine's
+  rank (`selftaught dp-join`): the same three passes, the same answers; and synthesize (rewrite pairs) and
+  judge under `dvc repro` with their requests split over two engines of the stage's machine;
 - a LoRA adapter served without merging: its margins against transformers with the adapter merged, and the
   likelihood pass refused on the CPU build with the error naming generation.backend;
 - the DAG's generating stages (synthesize, judge, evaluate, evaluate_seed) run by `dvc repro` with
@@ -25,6 +26,9 @@ model with a head size vLLM's CPU attention takes (32; the default tiny model's 
 
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,7 @@ from support.repo import ROOT, make_repo, run_env
 from support.tiny_model import TINY, make_tiny_model
 
 from selftaught.backends import Sampling, make_backend
+from selftaught.backends.data_parallel import free_port
 from selftaught.core.config import Generation
 
 pytestmark = pytest.mark.e2e
@@ -115,14 +120,32 @@ def test_the_three_passes_agree_with_transformers(model32):
     assert vllm["usage"]["requests"] == 4 and vllm["usage"]["scored"] == 8
 
 
-def test_two_data_parallel_engines_answer_as_one(model32):
+def test_two_data_parallel_engines_answer_as_one(model32, tmp_path, monkeypatch):
     """generation.data_parallel_size 2: two engines of one vLLM data-parallel group (torchrun-style ranks),
-    each given every other request. In float32 their answers are one engine's (and so transformers'), in
-    calls of 4 requests and of 1 (the second rank then runs a copy whose answer is dropped)."""
-    got = probe(model32, ["generate", "margins", "likelihood"], generation={"data_parallel_size": 2},
-                runs=[4, 1])
+    each given every other request; rank 1 joins as another machine would (`selftaught dp-join` on
+    localhost, SELFTAUGHT_DP_LOCAL=1). In float32 their answers are one engine's (and so transformers'), in
+    calls of 4 requests and of 1 (rank 1 then runs a copy whose answer is dropped)."""
+    port = free_port()
+    for name, value in {"SELFTAUGHT_DP_LOCAL": "1", "SELFTAUGHT_DP_ADDR": f"127.0.0.1:{port}",
+                        "SELFTAUGHT_DP_KEY": "e2e", "SELFTAUGHT_DP_WAIT": "600"}.items():
+        monkeypatch.setenv(name, value)
+    log = tmp_path / "dp-join.log"
+    with open(log, "w") as f:
+        other = subprocess.Popen([str(PY), "-m", "selftaught.cli", "dp-join", f"127.0.0.1:{port}", "--wait",
+                                  "600"], env=engine_env(), stdout=f, stderr=f, start_new_session=True)
+    try:
+        got = probe(model32, ["generate", "margins", "likelihood"], generation={"data_parallel_size": 2},
+                    runs=[4, 1])
+        for _ in range(60):                   # the joined rank exits when the stage hangs up
+            if "engine group 1 done" in log.read_text():
+                break
+            time.sleep(1)
+    finally:
+        os.killpg(other.pid, signal.SIGKILL)
+        other.wait()
     assert "error" not in got, got["error"]
     assert got["engine_ranks"] == [[0, 2], [1, 2]]
+    assert "engine group 1 done" in log.read_text(), log.read_text()[-3000:]
     want = transformers_results(model32)
     for run in got["passes"]:
         assert run["generate"] == want["generate"]

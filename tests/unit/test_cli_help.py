@@ -11,7 +11,7 @@ from support.repo import ROOT
 from selftaught import __version__
 from selftaught.cli import main
 
-COMMANDS = ["judge", "report", "profile", "verify"]
+COMMANDS = ["judge", "report", "profile", "verify", "dp-join"]
 
 
 def help_text(capsys, *argv) -> str:
@@ -49,7 +49,7 @@ def test_every_subcommand_has_a_description_and_examples(capsys):
         out = help_text(capsys, cmd)
         usage, _, rest = out.partition("\n\n")
         assert rest.strip() and not rest.startswith("options:"), (cmd, "no description")
-        assert re.search(r"^examples:\n  selftaught " + cmd, out, re.M), (cmd, "no examples")
+        assert re.search(r"^examples( \(.*\))?:\n  selftaught " + cmd, out, re.M), (cmd, "no examples")
 
 
 def test_every_option_has_help_and_shows_its_default(capsys):

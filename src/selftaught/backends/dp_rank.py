@@ -1,20 +1,35 @@
-"""One rank of `DataParallelBackend` (backends/data_parallel.py): a process started by the stage with
-torchrun's variables set, holding one vLLM engine of the data-parallel group; it answers the stage's calls
-over the socket pair it was given until the stage hangs up.
+"""One rank of `DataParallelBackend` (backends/data_parallel.py): a process holding one vLLM engine of the
+data-parallel group. The coordinator's first message names the rank (torchrun's variables), the model and
+the generation params; the rank starts its engine, then answers the coordinator's calls until it hangs up.
+
+    python -m selftaught.backends.dp_rank --fd N          a rank the stage started on its own machine
+    python -m selftaught.backends.dp_rank --join HOST:PORT --local-rank I --local-size K [--wait S]
+                                                          a rank of another machine (SELFTAUGHT_DP_KEY set)
+
+`join_ranks` is `selftaught dp-join`: on another machine, K ranks at a time, a fresh set for every engine
+group a stage starts (each backend of each stage is one group), until no stage comes within `wait` seconds.
 
 Tests only: SELFTAUGHT_DP_STANDIN=1 makes the rank a SyntheticBackend (no vLLM; the splitting, ordering,
-usage and error paths run as they do with engines)."""
+usage, joining and error paths run as they do with engines)."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import socket
+import subprocess
 import sys
-from multiprocessing.connection import Connection
+import time
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection
+from pathlib import Path
 
 from ..core.config import Generation
 from ..core.errors import InputError, ParamError
+from .data_parallel import KEY_ENV, parse_addr
 
 STANDIN_ENV = "SELFTAUGHT_DP_STANDIN"
+NO_STAGE = 3                # a joining rank's exit status when no stage took it within --wait seconds
 
 
 def failure(e: Exception) -> tuple:
@@ -34,12 +49,17 @@ def engine_rank(backend) -> list[int]:
     return [int(cfg.data_parallel_rank), int(cfg.data_parallel_size)]
 
 
-def serve(fd: int, model_dir: str, spec: str, max_new_tokens: int, trust_remote_code: bool):
-    """One rank: start its engine, then answer the coordinator's calls until it hangs up."""
+def serve(conn: Connection):
+    """One rank: start its engine as the coordinator's first message says, then answer its calls until it
+    hangs up."""
     from .synthetic import SyntheticBackend
     from .vllm_backend import VLLMBackend
 
-    conn = Connection(fd)
+    try:
+        _, env, model_dir, spec, max_new_tokens, trust_remote_code = conn.recv()
+    except (EOFError, OSError):
+        return
+    os.environ.update(env)                          # torchrun's variables, read when the engine starts
     try:
         backend = (SyntheticBackend(model_dir, trust_remote_code) if os.environ.get(STANDIN_ENV) == "1" else
                    VLLMBackend(model_dir, Generation.model_validate_json(spec), max_new_tokens,
@@ -50,8 +70,8 @@ def serve(fd: int, model_dir: str, spec: str, max_new_tokens: int, trust_remote_
     conn.send(("ok", engine_rank(backend)))
     while True:
         try:
-            method, share, *args, dummy = conn.recv()
-        except EOFError:
+            method, share, *args = conn.recv()
+        except (EOFError, OSError):
             return
         before = backend.usage.snapshot()
         try:
@@ -60,13 +80,81 @@ def serve(fd: int, model_dir: str, spec: str, max_new_tokens: int, trust_remote_
             conn.send(failure(e))
             return
         after = backend.usage.snapshot()
-        usage = {} if dummy else {k: after[k] - before[k] for k in after}
-        conn.send(("ok", ([] if dummy else answers, usage)))
+        conn.send(("ok", (answers, {k: after[k] - before[k] for k in after})))
+
+
+def connect(addr: str, key: bytes, wait: float) -> Connection | None:
+    """A connection to the stage at `addr`, retried until one listens; None after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return Client(parse_addr(addr, "--join"), authkey=key)
+        except (ConnectionRefusedError, ConnectionResetError, EOFError):   # none listens yet, or closing
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.5)
+
+
+def shared_key() -> bytes:
+    if not os.environ.get(KEY_ENV):
+        raise ParamError(KEY_ENV, "the stage's shared secret: set the same value here and where the stage "
+                                  "runs", source="environment")
+    return os.environ[KEY_ENV].encode()
+
+
+def join_ranks(addr: str, ranks: int, wait: float) -> int:
+    """`selftaught dp-join`: run `ranks` ranks joining the stage at `addr`, a fresh set per engine group,
+    until none is taken within `wait` seconds (exit 0) or a rank fails (exit 1)."""
+    parse_addr(addr, "HOST:PORT")
+    shared_key()
+    src = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    groups = 0
+    while True:
+        procs = [subprocess.Popen([sys.executable, "-m", "selftaught.backends.dp_rank", "--join", addr,
+                                   "--local-rank", str(i), "--local-size", str(ranks), "--wait", str(wait)],
+                                  env=env) for i in range(ranks)]
+        codes = [p.wait() for p in procs]
+        if any(c not in (0, NO_STAGE) for c in codes):
+            print(f"dp-join: a rank failed (exit statuses {codes}; its log is above)", file=sys.stderr)
+            return 1
+        if all(c == NO_STAGE for c in codes):
+            print(f"dp-join: no stage took a rank for {wait:.0f} s; engine groups served: {groups}",
+                  file=sys.stderr)
+            return 0
+        groups += 1
+        print(f"dp-join: engine group {groups} done", file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m selftaught.backends.dp_rank", description=__doc__)
+    ap.add_argument("--fd", type=int, help="the socket pair's end of a rank the stage started")
+    ap.add_argument("--join", metavar="HOST:PORT", help="the stage's address (SELFTAUGHT_DP_ADDR there)")
+    ap.add_argument("--local-rank", type=int, default=0)
+    ap.add_argument("--local-size", type=int, default=1)
+    ap.add_argument("--wait", type=float, default=600.0, help="seconds to wait for a stage")
+    args = ap.parse_args(argv)
+    if args.fd is not None:
+        serve(Connection(args.fd))
+        return 0
+    try:
+        conn = connect(args.join, shared_key(), args.wait)
+    except ParamError as e:
+        print(f"dp_rank: {e}", file=sys.stderr)
+        return 2
+    except AuthenticationError as e:
+        print(f"dp_rank: {args.join} refused this rank ({e}): set the same {KEY_ENV} on both machines",
+              file=sys.stderr)
+        return 2
+    if conn is None:
+        return NO_STAGE
+    conn.send(("join", socket.gethostname(), args.local_rank, args.local_size))
+    serve(conn)
+    return 0
 
 
 if __name__ == "__main__":
-    fd, model, spec, max_new, trc = sys.argv[1:6]
-    serve(int(fd), model, spec, int(max_new), trc == "1")
+    code = main()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)                                     # vLLM's data-parallel engine can hang on shutdown
+    os._exit(code)                                  # vLLM's data-parallel engine can hang on shutdown

@@ -184,9 +184,10 @@ class Generation(Section):
     threads: int = Field(2, ge=0, description="torch CPU threads (0 = torch's default)")
     tensor_parallel_size: int = Field(1, gt=0, description="vllm only")
     data_parallel_size: int = Field(
-        1, gt=0, description="vllm only: engines on this machine a stage's requests are split over (rank r "
-                             "takes every N-th request), through vLLM's data parallelism; each engine has "
-                             "tensor_parallel_size devices")
+        1, gt=0, description="vllm only: engines a stage's requests are split over (rank r takes every N-th "
+                             "request), through vLLM's data parallelism; each engine has "
+                             "tensor_parallel_size devices. All on the stage's machine unless "
+                             "SELFTAUGHT_DP_LOCAL says fewer (the rest join with `selftaught dp-join`)")
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1,
         description="vllm only: the share of GPU memory for weights and KV cache (vLLM's CPU build: the "
