@@ -13,9 +13,9 @@ model with a head size vLLM's CPU attention takes (32; the default tiny model's 
 - the three passes against the transformers backend on the same float32 model: greedy texts, verdict margins
   (the tiny model ranks both options outside the top 20: exact scores, not a top-k bound) and response
   log-probs;
-- two data-parallel engines (generation.data_parallel_size 2), the second joining as another machine's
-  rank (`selftaught dp-join`): the same three passes, the same answers; and synthesize (rewrite pairs) and
-  judge under `dvc repro` with their requests split over two engines of the stage's machine;
+- two data-parallel engines of two tensor-parallel ranks each, the second engine joining as another
+  machine's (`selftaught dp-join`): the same three passes, the same answers; and synthesize (rewrite
+  pairs) and judge under `dvc repro` with their requests split over two engines of the stage's machine;
 - a LoRA adapter served without merging: its margins against transformers with the adapter merged, and the
   likelihood pass refused on the CPU build with the error naming generation.backend;
 - the DAG's generating stages (synthesize, judge, evaluate, evaluate_seed) run by `dvc repro` with
@@ -121,21 +121,25 @@ def test_the_three_passes_agree_with_transformers(model32):
 
 
 def test_two_data_parallel_engines_answer_as_one(model32, tmp_path, monkeypatch):
-    """generation.data_parallel_size 2: two engines of one vLLM data-parallel group (torchrun-style ranks),
-    each given every other request; rank 1 joins as another machine would (`selftaught dp-join` on
-    localhost, SELFTAUGHT_DP_LOCAL=1). In float32 their answers are one engine's (and so transformers'), in
-    calls of 4 requests and of 1 (rank 1 then runs a copy whose answer is dropped)."""
+    """generation.data_parallel_size 2 x tensor_parallel_size 2: two engines of one vLLM data-parallel group,
+    each of two torchrun-style ranks, each engine given every other request; engine 1 (ranks 2 and 3) joins
+    as another machine would (`selftaught dp-join --ranks 2` on localhost, SELFTAUGHT_DP_LOCAL=2). In float32
+    their answers are one engine's (and so transformers'), in calls of 4 requests and of 1 (engine 1 then
+    runs a copy whose answer is dropped)."""
+    stale = sorted(str(f) for f in Path("/dev/shm").glob("*cpushm*"))
+    assert not stale, f"vLLM CPU tensor-parallel segments left by a killed engine: {stale}; remove them"
     port = free_port()
-    for name, value in {"SELFTAUGHT_DP_LOCAL": "1", "SELFTAUGHT_DP_ADDR": f"127.0.0.1:{port}",
+    for name, value in {"SELFTAUGHT_DP_LOCAL": "2", "SELFTAUGHT_DP_ADDR": f"127.0.0.1:{port}",
                         "SELFTAUGHT_DP_KEY": "e2e", "SELFTAUGHT_DP_WAIT": "600"}.items():
         monkeypatch.setenv(name, value)
     log = tmp_path / "dp-join.log"
     with open(log, "w") as f:
-        other = subprocess.Popen([str(PY), "-m", "selftaught.cli", "dp-join", f"127.0.0.1:{port}", "--wait",
-                                  "600"], env=engine_env(), stdout=f, stderr=f, start_new_session=True)
+        other = subprocess.Popen([str(PY), "-m", "selftaught.cli", "dp-join", f"127.0.0.1:{port}", "--ranks",
+                                  "2", "--wait", "600"], env=engine_env(), stdout=f, stderr=f,
+                                 start_new_session=True)
     try:
-        got = probe(model32, ["generate", "margins", "likelihood"], generation={"data_parallel_size": 2},
-                    runs=[4, 1])
+        got = probe(model32, ["generate", "margins", "likelihood"], runs=[4, 1],
+                    generation={"data_parallel_size": 2, "tensor_parallel_size": 2})
         for _ in range(60):                   # the joined rank exits when the stage hangs up
             if "engine group 1 done" in log.read_text():
                 break
@@ -144,8 +148,10 @@ def test_two_data_parallel_engines_answer_as_one(model32, tmp_path, monkeypatch)
         os.killpg(other.pid, signal.SIGKILL)
         other.wait()
     assert "error" not in got, got["error"]
-    assert got["engine_ranks"] == [[0, 2], [1, 2]]
+    assert got["engine_ranks"] == [[0, 2], [0, 2], [1, 2], [1, 2]]     # [engine, engines] of each rank
     assert "engine group 1 done" in log.read_text(), log.read_text()[-3000:]
+    # every rank exited normally, so vLLM freed its shared memory (killed, they leave it behind)
+    assert not list(Path("/dev/shm").glob("*cpushm*"))
     want = transformers_results(model32)
     for run in got["passes"]:
         assert run["generate"] == want["generate"]
@@ -227,7 +233,7 @@ def test_rewrite_pairs_and_adaptive_judging_on_two_data_parallel_engines(tmp_pat
     repo = vllm_repo(tmp_path, model32, synthesize={"pairs": "rewrite"},
                      generation={"data_parallel_size": 2})
     log = repro(repo, ["synthesize@1", "judge@1"])
-    ready = "data parallel: 2 vLLM engines, one group, ranks [[0, 2], [1, 2]] ready"
+    ready = "data parallel: 2 vLLM engines of 1 ranks, one group, [engine, engines] [[0, 2], [1, 2]] ready"
     assert log.count(ready) == 2, log[-6000:]           # one group per stage
     synth = json.loads((repo / "metrics/synthesize_1.json").read_text())
     judge = json.loads((repo / "metrics/judge_1.json").read_text())

@@ -68,6 +68,21 @@ def test_two_or_more_ranks_answer_as_one_backend(dp, tiny_model):
         assert getattr(dp.usage, counter) == getattr(one.usage, counter) > 0, counter
 
 
+def test_tensor_parallel_engines_are_tp_ranks_that_take_the_same_share(monkeypatch, tiny_model):
+    """data_parallel_size 2 x tensor_parallel_size 2: 4 ranks, engine e = ranks 2e and 2e+1 (vLLM's
+    RANK // tensor_parallel_size); one answer and one usage count per engine."""
+    monkeypatch.setenv(STANDIN_ENV, "1")
+    dp = make_backend(tiny_model, Generation(backend="vllm", data_parallel_size=2, tensor_parallel_size=2))
+    try:
+        assert len(dp.procs) == 4 and dp.engine_ranks == [[0, 2], [0, 2], [1, 2], [1, 2]]
+        one, reqs, s = SyntheticBackend(tiny_model), requests(5), Sampling(24, 0.7, 0.9)
+        assert dp.generate(reqs, s) == one.generate(reqs, s)
+        assert dp.usage.requests == one.usage.requests == 5
+    finally:
+        dp.close()
+    assert [p.returncode for p in dp.procs] == [0, 0, 0, 0]     # hung up on, they exit normally: not killed
+
+
 def test_a_rank_that_dies_ends_the_call_with_its_rank_not_a_hang(dp):
     dp.procs[1].kill()
     dp.procs[1].wait()

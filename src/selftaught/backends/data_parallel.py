@@ -1,26 +1,29 @@
 """`DataParallelBackend`: a stage's requests split over `generation.data_parallel_size` vLLM engines, with
 vLLM's own data parallelism, on the stage's machine or across several.
 
-vLLM runs data parallelism for a dense model one way offline: one process per rank, each holding its own
-engine created with `data_parallel_size=N` and `distributed_executor_backend="external_launcher"`, the ranks
-named by torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); across machines
-MASTER_ADDR is the first machine's, as with torchrun. Its other ways (VLLM_DP_* or `data_parallel_rank`) are
-refused for dense models (docs/scaling.md, "Data parallelism on the CPU build"). The ranks are collective:
-each generate call all-reduces "anything left?" every step, a rank that is done steps dummy batches until
-every rank is, so every rank must take part in every call.
+vLLM runs data parallelism for a dense model one way offline: SPMD, torchrun-style. Every rank is a process
+(one device) holding its part of an engine created with `data_parallel_size=N` and
+`distributed_executor_backend="external_launcher"`; the ranks are named by torchrun's variables (RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), N x tensor_parallel_size (T) of them, engine e being
+ranks e*T .. e*T+T-1, which all take the same calls. Across machines MASTER_ADDR is the first machine's, as
+with torchrun. vLLM's other ways (VLLM_DP_* or `data_parallel_rank`) are refused for dense models
+(docs/scaling.md, "Data parallelism on the CPU build"). The engines are collective: each generate call
+all-reduces "anything left?" every step, an engine that is done steps dummy batches until every engine is,
+so every rank must take part in every call.
 
 Here the stage process is the coordinator and holds no engine. Ranks 0..L-1 are processes it starts (`python
--m selftaught.backends.dp_rank`, connected by a socket pair); with SELFTAUGHT_DP_LOCAL=L below N, ranks L..N-1
-are processes on other machines that connect to SELFTAUGHT_DP_ADDR (`selftaught dp-join`), authenticated by
-SELFTAUGHT_DP_KEY (multiprocessing's HMAC challenge: no call is unpickled from a peer without the key).
-Where ranks run is a property of the machines, not of the outputs, so it is environment, not params.
-Every backend call sends rank r the requests r, r+N, r+2N, ... and puts the answers back in request order;
-a rank whose share is empty gets a copy of the first request and its answer is dropped, so every rank takes
-part in every call. A rank that dies is an end of file on its connection: the call fails naming it, no hang.
-The stage's code, resume chunks and writes are those of one process, untouched.
+-m selftaught.backends.dp_rank`, connected by a socket pair); with SELFTAUGHT_DP_LOCAL=L below N x T, the
+other ranks are processes on other machines that connect to SELFTAUGHT_DP_ADDR (`selftaught dp-join`),
+authenticated by SELFTAUGHT_DP_KEY (multiprocessing's HMAC challenge: nothing is unpickled from a peer
+without the key). Where ranks run is a property of the machines, not of the outputs, so it is environment,
+not params. Every backend call sends engine e the requests e, e+N, e+2N, ... and puts the first rank's
+answers back in request order; an engine whose share is empty gets a copy of the first request and its
+answer is dropped, so every rank takes part in every call. A rank that dies is an end of file on its
+connection: the call fails naming it, no hang. The stage's code, resume chunks and writes are those of one
+process, untouched.
 
-Bytes: in float32 two ranks gave the texts of one engine byte for byte; in bfloat16 they did not (a rank
-batches other requests together).
+Bytes: in float32 two engines gave the texts of one engine byte for byte; in bfloat16 they did not (an
+engine batches other requests together).
 
 A rank is backends/dp_rank.py.
 """
@@ -46,6 +49,7 @@ from .loading import adapter_base, is_adapter
 
 LOCAL_ENV, ADDR_ENV, KEY_ENV, WAIT_ENV = ("SELFTAUGHT_DP_LOCAL", "SELFTAUGHT_DP_ADDR", "SELFTAUGHT_DP_KEY",
                                           "SELFTAUGHT_DP_WAIT")
+EXIT_GRACE = 60.0       # seconds a rank has to exit normally once the stage hangs up (then it ends itself)
 
 
 def shares(n: int, size: int) -> list[list[int]]:
@@ -86,13 +90,14 @@ class Placement:
 
 
 def placement(size: int, environ=os.environ) -> Placement:
-    """The placement of `size` ranks from the environment (all on this machine unless SELFTAUGHT_DP_LOCAL
-    says fewer); a bad value raises naming the variable."""
+    """The placement of `size` ranks (processes: data_parallel_size x tensor_parallel_size) from the
+    environment (all on this machine unless SELFTAUGHT_DP_LOCAL says fewer); a bad value raises naming the
+    variable."""
     text = environ.get(LOCAL_ENV, str(size))
     if not text.isdigit() or not 1 <= int(text) <= size:
-        raise ParamError(LOCAL_ENV, f"the ranks this machine starts: 1 to generation.data_parallel_size "
-                                    f"({size}); rank 0 holds the group's rendezvous (got {text!r})",
-                         source="environment")
+        raise ParamError(LOCAL_ENV, f"the ranks (processes, one per device) this machine starts: 1 to "
+                                    f"generation.data_parallel_size x tensor_parallel_size ({size}); rank 0 "
+                                    f"holds the group's rendezvous (got {text!r})", source="environment")
     local = int(text)
     if local == size:
         return Placement(local)
@@ -164,7 +169,8 @@ class DataParallelBackend(GenerationBackend):
         super().__init__()
         from transformers import AutoTokenizer
 
-        self.size = int(gen.data_parallel_size)
+        self.engines, self.tp = int(gen.data_parallel_size), int(gen.tensor_parallel_size)
+        self.size = self.engines * self.tp          # ranks: engine e is ranks e*tp .. e*tp+tp-1
         place = placement(self.size)
         base = adapter_base(model_dir) if is_adapter(model_dir) else model_dir
         self.tok = AutoTokenizer.from_pretrained(str(base), trust_remote_code=trust_remote_code)
@@ -193,12 +199,12 @@ class DataParallelBackend(GenerationBackend):
         for r, start in enumerate(starts):
             self._send(r, ("start", start, str(model_dir), spec, int(max_new_tokens), trust_remote_code))
         self.engine_ranks = self._gather()      # each rank's engine: [DP rank, DP size], or its start error
-        if self.engine_ranks != [[r, self.size] for r in range(self.size)]:
-            self._fail(0, f"vLLM did not form one data-parallel group of {self.size}: the engines report "
-                          f"[rank, size] {self.engine_ranks}")
+        if self.engine_ranks != [[r // self.tp, self.engines] for r in range(self.size)]:
+            self._fail(0, f"vLLM did not form one data-parallel group of {self.engines} engines x "
+                          f"{self.tp} ranks: the ranks report [engine, engines] {self.engine_ranks}")
         where = f", ranks {place.local}.. on {sorted(set(self.hosts[place.local:]))}" if remote else ""
-        print(f"data parallel: {self.size} vLLM engines, one group, ranks {self.engine_ranks} ready{where}",
-              file=sys.stderr, flush=True)
+        print(f"data parallel: {self.engines} vLLM engines of {self.tp} ranks, one group, [engine, engines] "
+              f"{self.engine_ranks} ready{where}", file=sys.stderr, flush=True)
 
     def _lost(self, rank: int) -> str:
         host = self.hosts[rank]
@@ -229,23 +235,26 @@ class DataParallelBackend(GenerationBackend):
         return [got[r] for r in range(self.size)]
 
     def _fail(self, rank: int, what):
-        """End every rank, then raise: bad input or params as one process raises them, else the rank's
-        error."""
+        """End every rank at once (the others may be waiting in a collective step for the failed one), then
+        raise: bad input or params as one process raises them, else the rank's error."""
+        _kill(self.procs)
         self.close()
         if isinstance(what, Exception):
             raise what
         raise RuntimeError(f"vLLM data-parallel rank {rank} of {self.size}: {what}")
 
     def _call(self, method: str, requests, *extra):
-        """Each rank runs `method` on its share; answers in request order, usage summed over the ranks with a
-        share (a rank without one answers a copy of request 0, dropped with its usage)."""
-        idx = shares(len(requests), self.size)
+        """Each engine runs `method` on its share (every rank of an engine on the same share, as vLLM's
+        external launcher needs); answers in request order from each engine's first rank, usage summed over
+        the engines with a share (an engine without one answers a copy of request 0, dropped with its
+        usage)."""
+        idx = shares(len(requests), self.engines)
         for r in range(self.size):
-            mine = idx[r] or [0]
+            mine = idx[r // self.tp] or [0]
             args = [[x[i] for i in mine] if isinstance(x, list) else x for x in extra]
             self._send(r, (method, [requests[i] for i in mine], *args))
         parts = []
-        for (answers, usage), share in zip(self._gather(), idx):
+        for (answers, usage), share in zip(self._gather()[::self.tp], idx):
             parts.append(answers)
             for k, v in usage.items() if share else ():
                 setattr(self.usage, k, getattr(self.usage, k) + v)
@@ -265,16 +274,26 @@ class DataParallelBackend(GenerationBackend):
         self._finalizer()
 
 
-def _stop(procs, conns):
-    """End every rank: hang up on each (a rank of another machine then exits), and kill this machine's
-    ranks' process groups (vLLM's helpers too): a data-parallel engine can hang on shutdown, and its
-    answers are in hand."""
+def _stop(procs, conns, grace=EXIT_GRACE + 5):
+    """End every rank: hang up on each, which makes it exit (a rank of another machine too), and give this
+    machine's ranks `grace` seconds to exit normally, so that vLLM frees its shared memory (its CPU build
+    leaves the /dev/shm segments of a killed tensor-parallel rank behind, and the next group on the machine
+    cannot create its own); then kill what is left, process groups whole (vLLM's helpers too)."""
     for conn in conns:
         conn.close()
+    deadline = time.monotonic() + grace
     for p in procs:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    _kill(procs)
+
+
+def _kill(procs):
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         p.wait()

@@ -1,6 +1,7 @@
-"""One rank of `DataParallelBackend` (backends/data_parallel.py): a process holding one vLLM engine of the
-data-parallel group. The coordinator's first message names the rank (torchrun's variables), the model and
-the generation params; the rank starts its engine, then answers the coordinator's calls until it hangs up.
+"""One rank of `DataParallelBackend` (backends/data_parallel.py): a process (one device) holding one vLLM
+engine of the data-parallel group, or its part of one with tensor parallelism. The coordinator's first
+message names the rank (torchrun's variables), the model and the generation params; the rank starts its
+engine, then answers the coordinator's calls until it hangs up.
 
     python -m selftaught.backends.dp_rank --fd N          a rank the stage started on its own machine
     python -m selftaught.backends.dp_rank --join HOST:PORT --local-rank I --local-size K [--wait S]
@@ -19,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from ..core.config import Generation
 from ..core.errors import InputError, ParamError
-from .data_parallel import KEY_ENV, parse_addr
+from .data_parallel import EXIT_GRACE, KEY_ENV, parse_addr
 
 STANDIN_ENV = "SELFTAUGHT_DP_STANDIN"
 NO_STAGE = 3                # a joining rank's exit status when no stage took it within --wait seconds
@@ -40,11 +42,13 @@ def failure(e: Exception) -> tuple:
     return "error", f"{type(e).__name__}: {e}"
 
 
-def engine_rank(backend) -> list[int]:
-    """[data-parallel rank, size] as this rank's engine was configured (the stand-in: torchrun's values)."""
+def engine_rank(backend, tensor_parallel_size: int) -> list[int]:
+    """[data-parallel rank, size] as this rank's engine was configured (the stand-in: what torchrun's values
+    make of them, as vLLM does)."""
     llm = getattr(backend, "llm", None)
     if llm is None:
-        return [int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])]
+        t = tensor_parallel_size
+        return [int(os.environ["RANK"]) // t, int(os.environ["WORLD_SIZE"]) // t]
     cfg = llm.llm_engine.vllm_config.parallel_config
     return [int(cfg.data_parallel_rank), int(cfg.data_parallel_size)]
 
@@ -60,14 +64,14 @@ def serve(conn: Connection):
     except (EOFError, OSError):
         return
     os.environ.update(env)                          # torchrun's variables, read when the engine starts
+    gen = Generation.model_validate_json(spec)
     try:
         backend = (SyntheticBackend(model_dir, trust_remote_code) if os.environ.get(STANDIN_ENV) == "1" else
-                   VLLMBackend(model_dir, Generation.model_validate_json(spec), max_new_tokens,
-                               trust_remote_code))
+                   VLLMBackend(model_dir, gen, max_new_tokens, trust_remote_code))
     except Exception as e:                          # noqa: BLE001 -- the coordinator raises it
         conn.send(failure(e))
         return
-    conn.send(("ok", engine_rank(backend)))
+    conn.send(("ok", engine_rank(backend, gen.tensor_parallel_size)))
     while True:
         try:
             method, share, *args = conn.recv()
@@ -155,6 +159,8 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)                                  # vLLM's data-parallel engine can hang on shutdown
+    # a normal exit, so that vLLM's exit handlers free the engine's shared memory; cut short if it hangs
+    watchdog = threading.Timer(EXIT_GRACE, os._exit, [code])
+    watchdog.daemon = True
+    watchdog.start()
+    sys.exit(code)
