@@ -156,6 +156,15 @@ def accept_ranks(place: Placement, n: int) -> list[tuple[Connection, str, int, i
     return sorted(got, key=lambda g: g[1:3])
 
 
+def start_rank(args: list[str], **popen) -> subprocess.Popen:
+    """A rank process, `python -m selftaught.backends.dp_rank ARGS`, running this checkout's src/ (the code
+    of the process that starts it)."""
+    src = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.Popen([sys.executable, "-m", "selftaught.backends.dp_rank", *args], env=env, **popen)
+
+
 def rank_env(rank: int, size: int, local_rank: int, local_size: int, master: tuple[str, int]) -> dict:
     """torchrun's variables for one rank, which vLLM's external_launcher reads."""
     return dict(RANK=str(rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(size),
@@ -178,15 +187,11 @@ class DataParallelBackend(GenerationBackend):
         self._finalizer = weakref.finalize(self, _stop, self.procs, self.conns)
         remote = accept_ranks(place, self.size - place.local) if place.local < self.size else []
         master = (place.addr[0] if remote else "127.0.0.1", free_port())
-        src = str(Path(__file__).resolve().parents[2])      # this checkout's src/: the ranks run this code
-        env = {**os.environ,
-               "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
         starts = []
         for r in range(place.local):
             mine, theirs = Pipe()
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "selftaught.backends.dp_rank", "--fd", str(theirs.fileno())],
-                env=env, pass_fds=[theirs.fileno()], start_new_session=True))
+            self.procs.append(start_rank(["--fd", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                                         start_new_session=True))
             theirs.close()                                    # the rank's end lives in the rank only
             self.conns.append(mine)
             self.hosts.append("this machine")

@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
-from pathlib import Path
 
 from ..core.config import Generation
 from ..core.errors import InputError, ParamError
-from .data_parallel import EXIT_GRACE, KEY_ENV, parse_addr
+from .data_parallel import EXIT_GRACE, KEY_ENV, parse_addr, start_rank
 
 STANDIN_ENV = "SELFTAUGHT_DP_STANDIN"
 NO_STAGE = 3                # a joining rank's exit status when no stage took it within --wait seconds
@@ -89,10 +87,10 @@ def serve(conn: Connection):
 
 def connect(addr: str, key: bytes, wait: float) -> Connection | None:
     """A connection to the stage at `addr`, retried until one listens; None after `wait` seconds."""
-    deadline = time.monotonic() + wait
+    address, deadline = parse_addr(addr, "--join"), time.monotonic() + wait
     while True:
         try:
-            return Client(parse_addr(addr, "--join"), authkey=key)
+            return Client(address, authkey=key)
         except (ConnectionRefusedError, ConnectionResetError, EOFError):   # none listens yet, or closing
             if time.monotonic() >= deadline:
                 return None
@@ -111,13 +109,10 @@ def join_ranks(addr: str, ranks: int, wait: float) -> int:
     until none is taken within `wait` seconds (exit 0) or a rank fails (exit 1)."""
     parse_addr(addr, "HOST:PORT")
     shared_key()
-    src = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
     groups = 0
     while True:
-        procs = [subprocess.Popen([sys.executable, "-m", "selftaught.backends.dp_rank", "--join", addr,
-                                   "--local-rank", str(i), "--local-size", str(ranks), "--wait", str(wait)],
-                                  env=env) for i in range(ranks)]
+        procs = [start_rank(["--join", addr, "--local-rank", str(i), "--local-size", str(ranks), "--wait",
+                             str(wait)]) for i in range(ranks)]
         codes = [p.wait() for p in procs]
         if any(c not in (0, NO_STAGE) for c in codes):
             print(f"dp-join: a rank failed (exit statuses {codes}; its log is above)", file=sys.stderr)
